@@ -1,0 +1,258 @@
+"""Cached PyG datasets of CLRS splits.
+
+A split is built once (sampled with dm-clrs, processed, converted) and written to
+``<cache>/<task>/<protocol>-<split>-<fingerprint[:16]>.pt``. The fingerprint hashes everything
+that defines the data: the task (spec, sampler, reference implementation, processing), the split
+configuration (sizes, counts, seeds, sampler kwargs, random pos), the dm-clrs version and this
+package's storage format version. Files carry a header with the sha256 of their payload and the
+full fingerprint, so a truncated, corrupt or stale file is detected, reported with a warning and
+rebuilt, never used. Writes go to a temporary file renamed into place, under a file lock, so an
+interrupted build leaves nothing half-written and two processes building the same split at once
+build it once.
+
+The cache directory is, in order: the ``root`` argument, the ``CLRS_TASKS_CACHE`` environment
+variable, ``~/.cache/clrs_tasks``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from filelock import FileLock
+from torch_geometric.data import Dataset
+
+from clrs_tasks import sampling
+from clrs_tasks._clrs import clrs_version
+from clrs_tasks.convert import FORMAT_VERSION, ClrsData, GraphSpec, GraphStore, encode
+from clrs_tasks.protocols import SplitConfig, split_config
+from clrs_tasks.registry import EDGE_POLICIES, Task, get_task
+
+_MAGIC = b"CLRS_TASKS_CACHE\n"
+CACHE_ENV = "CLRS_TASKS_CACHE"
+
+
+class CacheWarning(UserWarning):
+    """A cached split was unusable (corrupt, truncated, stale) and is being rebuilt."""
+
+
+class _BadCache(Exception):
+    pass
+
+
+def default_cache_dir() -> Path:
+    """``$CLRS_TASKS_CACHE`` if set, else ``~/.cache/clrs_tasks``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "clrs_tasks"
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def fingerprint_payload(task: Task, cfg: SplitConfig) -> dict[str, Any]:
+    """The JSON-able description the fingerprint hashes (also stored in results files)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "dm_clrs": clrs_version(),
+        "task": {
+            "name": task.name,
+            "spec": {k: list(v) for k, v in task.spec.items()},
+            "sampler": _qualname(task.sampler_class),
+            "algorithm": _qualname(task.algorithm),
+            "origin": task.origin,
+        },
+        "split": cfg.as_dict(),
+    }
+
+
+def fingerprint(task: Task, cfg: SplitConfig) -> str:
+    """sha256 over :func:`fingerprint_payload`; equal fingerprints mean identical data."""
+    blob = json.dumps(fingerprint_payload(task, cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cache_path(root: Path, cfg: SplitConfig, fp: str) -> Path:
+    return root / cfg.task / f"{cfg.protocol}-{cfg.split}-{fp[:16]}.pt"
+
+
+# --------------------------------------------------------------------------- file format
+
+
+def _write(path: Path, fp: str, payload: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    body = buf.getvalue()
+    header = _MAGIC + fp.encode() + b"\n" + hashlib.sha256(body).hexdigest().encode() + b"\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header)
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read(path: Path, fp: str) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise _BadCache(f"cannot read: {e}") from None
+    if not raw.startswith(_MAGIC):
+        raise _BadCache("not a clrs_tasks cache file")
+    parts = raw[len(_MAGIC):].split(b"\n", 2)
+    if len(parts) != 3:
+        raise _BadCache("truncated header")
+    file_fp, digest, body = parts
+    if file_fp.decode(errors="replace") != fp:
+        raise _BadCache("stale: its fingerprint differs from this split's")
+    if hashlib.sha256(body).hexdigest().encode() != digest:
+        raise _BadCache("corrupt or truncated: checksum mismatch")
+    try:
+        return torch.load(io.BytesIO(body), weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise _BadCache(f"unreadable payload: {e}") from None
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+def _build(task: Task, cfg: SplitConfig, fp: str, progress: bool) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    _, feedbacks = sampling.sample_split(task, cfg, progress=progress)
+    t1 = time.perf_counter()
+    enc = encode(task.name, feedbacks)
+    t2 = time.perf_counter()
+    return {
+        "fingerprint": fp,
+        "fingerprint_payload": fingerprint_payload(task, cfg),
+        "spec": enc.spec.to_dict(),
+        "num_nodes": torch.from_numpy(enc.num_nodes),
+        "lengths": torch.from_numpy(enc.lengths),
+        "tensors": {k: torch.from_numpy(v) for k, v in enc.arrays.items()},
+        "timing": {"sample_seconds": t1 - t0, "convert_seconds": t2 - t1},
+    }
+
+
+class ClrsDataset(Dataset):
+    """One split of one CLRS task as a PyG dataset (a sequence of :class:`ClrsData`).
+
+    Built on first use and cached (see the module docstring); later loads read the cache.
+    Attributes: ``task``, ``config`` (:class:`SplitConfig`), ``fingerprint``, ``spec``
+    (:class:`GraphSpec`), ``path``, ``edge_policy``, ``built`` (whether this call sampled it),
+    ``timing`` (seconds spent sampling/converting when built, loading when read).
+    """
+
+    def __init__(
+        self,
+        task: str,
+        split: str,
+        protocol: str = "official",
+        root: str | os.PathLike[str] | None = None,
+        edge_policy: str | None = None,
+        include_hints: bool = True,
+        transform: Callable[[ClrsData], ClrsData] | None = None,
+        progress: bool = True,
+        rebuild: bool = False,
+        **overrides: Any,
+    ):
+        self.task = get_task(task)
+        self.config = split_config(self.task, split, protocol, **overrides)
+        policy = self.task.edge_policy if edge_policy is None else edge_policy
+        if policy not in EDGE_POLICIES:
+            raise ValueError(f"unknown edge policy {policy!r}; valid: {', '.join(EDGE_POLICIES)}")
+        self.edge_policy = policy
+        self.include_hints = include_hints
+        self.fingerprint = fingerprint(self.task, self.config)
+        self.path = cache_path(Path(root).expanduser() if root else default_cache_dir(), self.config, self.fingerprint)
+        payload, self.built, self.timing = self._load_or_build(progress, rebuild)
+        self.spec = GraphSpec.from_dict(payload["spec"])
+        tensors = payload["tensors"]
+        if not include_hints:
+            tensors = {k: v for k, v in tensors.items() if not k.startswith("hint_")}
+            self.spec = GraphSpec(self.spec.task, tuple(f for f in self.spec.fields if not f.is_hint))
+        self.store = GraphStore(self.spec, payload["num_nodes"], payload["lengths"], tensors,
+                                edge_policy=policy, undirected=self.task.undirected)
+        super().__init__(root=None, transform=transform)
+
+    def _load_or_build(self, progress: bool, rebuild: bool) -> tuple[dict[str, Any], bool, dict[str, float]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.path) + ".lock"):
+            if self.path.exists() and not rebuild:
+                t0 = time.perf_counter()
+                try:
+                    payload = _read(self.path, self.fingerprint)
+                    return payload, False, {"load_seconds": time.perf_counter() - t0}
+                except _BadCache as e:
+                    warnings.warn(f"cached split {self.path} is unusable ({e}); rebuilding it", CacheWarning,
+                                  stacklevel=3)
+            payload = _build(self.task, self.config, self.fingerprint, progress)
+            _write(self.path, self.fingerprint, payload)
+            return payload, True, dict(payload["timing"])
+
+    # PyG Dataset interface
+    def len(self) -> int:
+        return len(self.store)
+
+    def get(self, idx: int) -> ClrsData:
+        return self.store[idx]
+
+    @property
+    def num_nodes_per_graph(self) -> torch.Tensor:
+        return self.store.num_nodes
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """True trace length of every graph (dm-clrs's ``lengths``)."""
+        return self.store.lengths
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, sizes and trace lengths, for the CLI and results files."""
+        n, t = self.store.num_nodes.float(), self.store.lengths.float()
+        return {
+            "task": self.task.name,
+            "protocol": self.config.protocol,
+            "split": self.config.split,
+            "fingerprint": self.fingerprint,
+            "dm_clrs": clrs_version(),
+            "num_graphs": len(self.store),
+            "nodes": {"min": int(n.min()), "max": int(n.max()), "mean": round(float(n.mean()), 3)},
+            "trace_length": {"min": int(t.min()), "max": int(t.max()), "mean": round(float(t.mean()), 3)},
+            "edge_policy": self.edge_policy,
+            "bytes": sum(v.numel() * v.element_size() for v in self.store.tensors.values()),
+            "path": str(self.path),
+        }
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"ClrsDataset({c.task!r}, {c.split!r}, protocol={c.protocol!r}, graphs={len(self)})"
+
+
+def load_split(
+    task: str,
+    split: str,
+    protocol: str = "official",
+    root: str | os.PathLike[str] | None = None,
+    edge_policy: str | None = None,
+    **overrides: Any,
+) -> ClrsDataset:
+    """Load (building and caching on first use) one split of a task as a PyG dataset.
+
+    ``overrides``: ``sizes``, ``num_samples``, ``seed``, ``sampler_kwargs``, ``random_pos``,
+    ``pred_as_input``, ``enforce_permutations`` change the split's definition (and so its
+    fingerprint); ``include_hints``, ``transform``, ``progress``, ``rebuild`` do not.
+    """
+    return ClrsDataset(task, split, protocol, root=root, edge_policy=edge_policy, **overrides)
