@@ -17,7 +17,6 @@ variable, ``~/.cache/clrs_tasks``.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -26,6 +25,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from filelock import FileLock
 from torch_geometric.data import Dataset
@@ -85,19 +85,42 @@ def cache_path(root: Path, cfg: SplitConfig, fp: str) -> Path:
 
 
 # --------------------------------------------------------------------------- file format
+#
+# header:  MAGIC, the full fingerprint, the sha256 of the body (one line each)
+# body:    8-byte little-endian length L, L bytes of JSON ({"meta": ..., "arrays": [{key, dtype,
+#          shape, offset}]}), then the raw array bytes, each 64-byte aligned.
+# No pickle: loading is a read, a hash and zero-copy views into one buffer.
+
+_ALIGN = 64
 
 
-def _write(path: Path, fp: str, payload: dict[str, Any]) -> None:
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    body = buf.getvalue()
-    header = _MAGIC + fp.encode() + b"\n" + hashlib.sha256(body).hexdigest().encode() + b"\n"
+def _encode_body(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> list[bytes | memoryview]:
+    table, chunks, offset = [], [], 0
+    for key, arr in arrays.items():
+        arr = np.ascontiguousarray(arr)
+        table.append({"key": key, "dtype": arr.dtype.str, "shape": list(arr.shape), "offset": offset})
+        chunks.append(memoryview(arr).cast("B") if arr.size else b"")
+        pad = -arr.nbytes % _ALIGN
+        offset += arr.nbytes + pad
+        chunks.append(b"\0" * pad)
+    head = json.dumps({"meta": meta, "arrays": table}).encode()
+    head += b" " * (-(8 + len(head)) % _ALIGN)
+    return [len(head).to_bytes(8, "little"), head, *chunks]
+
+
+def _write(path: Path, fp: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    body = _encode_body(meta, arrays)
+    digest = hashlib.sha256()
+    for chunk in body:
+        digest.update(chunk)
+    header = _MAGIC + fp.encode() + b"\n" + digest.hexdigest().encode() + b"\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(header)
-            f.write(body)
+            for chunk in body:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -106,45 +129,57 @@ def _write(path: Path, fp: str, payload: dict[str, Any]) -> None:
         raise
 
 
-def _read(path: Path, fp: str) -> dict[str, Any]:
+def _read(path: Path, fp: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = bytearray(os.fstat(f.fileno()).st_size)
+            f.readinto(raw)
     except OSError as e:
         raise _BadCache(f"cannot read: {e}") from None
     if not raw.startswith(_MAGIC):
         raise _BadCache("not a clrs_tasks cache file")
-    parts = raw[len(_MAGIC):].split(b"\n", 2)
-    if len(parts) != 3:
+    view = memoryview(raw)
+    first = raw.find(b"\n", len(_MAGIC))
+    second = raw.find(b"\n", first + 1)
+    if first < 0 or second < 0:
         raise _BadCache("truncated header")
-    file_fp, digest, body = parts
-    if file_fp.decode(errors="replace") != fp:
+    if bytes(view[len(_MAGIC): first]).decode(errors="replace") != fp:
         raise _BadCache("stale: its fingerprint differs from this split's")
-    if hashlib.sha256(body).hexdigest().encode() != digest:
+    body = view[second + 1:]
+    if hashlib.sha256(body).hexdigest().encode() != bytes(view[first + 1: second]):
         raise _BadCache("corrupt or truncated: checksum mismatch")
     try:
-        return torch.load(io.BytesIO(body), weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise _BadCache(f"unreadable payload: {e}") from None
+        head_len = int.from_bytes(body[:8], "little")
+        head = json.loads(bytes(body[8: 8 + head_len]))
+        data = body[8 + head_len:]
+        arrays = {}
+        for entry in head["arrays"]:
+            dtype = np.dtype(entry["dtype"])
+            count = int(np.prod(entry["shape"], dtype=np.int64))
+            arr = np.frombuffer(data, dtype=dtype, count=count, offset=entry["offset"]).reshape(entry["shape"])
+            arrays[entry["key"]] = torch.from_numpy(arr)
+        return head["meta"], arrays
+    except (ValueError, KeyError, TypeError) as e:
+        raise _BadCache(f"unreadable body: {e}") from None
 
 
 # --------------------------------------------------------------------------- dataset
 
 
-def _build(task: Task, cfg: SplitConfig, fp: str, progress: bool) -> dict[str, Any]:
+def _build(task: Task, cfg: SplitConfig, fp: str, progress: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     t0 = time.perf_counter()
     _, feedbacks = sampling.sample_split(task, cfg, progress=progress)
     t1 = time.perf_counter()
     enc = encode(task.name, feedbacks)
     t2 = time.perf_counter()
-    return {
+    meta = {
         "fingerprint": fp,
         "fingerprint_payload": fingerprint_payload(task, cfg),
         "spec": enc.spec.to_dict(),
-        "num_nodes": torch.from_numpy(enc.num_nodes),
-        "lengths": torch.from_numpy(enc.lengths),
-        "tensors": {k: torch.from_numpy(v) for k, v in enc.arrays.items()},
         "timing": {"sample_seconds": t1 - t0, "convert_seconds": t2 - t1},
     }
+    arrays = {"__num_nodes": enc.num_nodes, "__lengths": enc.lengths, **enc.arrays}
+    return meta, arrays
 
 
 class ClrsDataset(Dataset):
@@ -178,30 +213,44 @@ class ClrsDataset(Dataset):
         self.include_hints = include_hints
         self.fingerprint = fingerprint(self.task, self.config)
         self.path = cache_path(Path(root).expanduser() if root else default_cache_dir(), self.config, self.fingerprint)
-        payload, self.built, self.timing = self._load_or_build(progress, rebuild)
-        self.spec = GraphSpec.from_dict(payload["spec"])
-        tensors = payload["tensors"]
+        meta, tensors, self.built, self.timing = self._load_or_build(progress, rebuild)
+        self.spec = GraphSpec.from_dict(meta["spec"])
+        num_nodes, lengths = tensors.pop("__num_nodes"), tensors.pop("__lengths")
         if not include_hints:
             tensors = {k: v for k, v in tensors.items() if not k.startswith("hint_")}
             self.spec = GraphSpec(self.spec.task, tuple(f for f in self.spec.fields if not f.is_hint))
-        self.store = GraphStore(self.spec, payload["num_nodes"], payload["lengths"], tensors,
+        self.store = GraphStore(self.spec, num_nodes, lengths, tensors,
                                 edge_policy=policy, undirected=self.task.undirected)
         super().__init__(root=None, transform=transform)
 
-    def _load_or_build(self, progress: bool, rebuild: bool) -> tuple[dict[str, Any], bool, dict[str, float]]:
+    def _load_or_build(self, progress: bool, rebuild: bool):
+        """(meta, tensors, built, timing). Files are only ever renamed into place whole, so a
+        valid file is read without the lock; the lock serialises building (a second builder
+        waits, then reads the first one's file)."""
+        if not rebuild and self.path.exists():
+            found = self._try_read(warn=False)
+            if found is not None:
+                return found
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock"):
             if self.path.exists() and not rebuild:
-                t0 = time.perf_counter()
-                try:
-                    payload = _read(self.path, self.fingerprint)
-                    return payload, False, {"load_seconds": time.perf_counter() - t0}
-                except _BadCache as e:
-                    warnings.warn(f"cached split {self.path} is unusable ({e}); rebuilding it", CacheWarning,
-                                  stacklevel=3)
-            payload = _build(self.task, self.config, self.fingerprint, progress)
-            _write(self.path, self.fingerprint, payload)
-            return payload, True, dict(payload["timing"])
+                found = self._try_read(warn=True)
+                if found is not None:
+                    return found
+            meta, arrays = _build(self.task, self.config, self.fingerprint, progress)
+            _write(self.path, self.fingerprint, meta, arrays)
+            tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+            return meta, tensors, True, dict(meta["timing"])
+
+    def _try_read(self, warn: bool):
+        t0 = time.perf_counter()
+        try:
+            meta, tensors = _read(self.path, self.fingerprint)
+        except _BadCache as e:
+            if warn:
+                warnings.warn(f"cached split {self.path} is unusable ({e}); rebuilding it", CacheWarning, stacklevel=4)
+            return None
+        return meta, tensors, False, {"load_seconds": time.perf_counter() - t0}
 
     # PyG Dataset interface
     def len(self) -> int:
