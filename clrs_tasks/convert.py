@@ -143,7 +143,7 @@ def _rows(dp, stage: str, n: int, lengths: np.ndarray) -> np.ndarray:
     past_end = np.arange(t_max)[:, None] >= steps[None, :]  # [T, B]
     if np.any(data[past_end] != 0):
         raise ConversionError(f"hint {dp.name!r} is non-zero past a trace's length; it would not round-trip")
-    # [T, B, *loc, *tr] -> [B, prod(loc), T, *tr]
+    # [T, B, *loc, *tr] -> [B, prod(loc), T, *tr] (a view), then each graph's first steps
     trailing = data.shape[2 + loc_dims:]
     moved = np.moveaxis(data.reshape((t_max, b, n**loc_dims) + trailing), 0, 2)
     if np.all(steps == t_max):
