@@ -1,32 +1,181 @@
-"""The ``dear`` command. Subcommands are added as the engine, reasoners and leaderboards land."""
+"""The ``dear`` command: train, evaluate and compare reasoners on CLRS tasks; a demo.
+
+User mistakes (unknown algorithm, bad option, missing run directory) print one ``error:`` line
+and exit with status 2. Ctrl-C during training saves a checkpoint; the same command resumes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+from typing import Sequence
+
+from dear.config import BACKWARDS, MODELS, PROCESSORS, PROFILES
+
+
+def _csv(kind):
+    def parse(text: str):
+        try:
+            return [kind(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}") from None
+    return parse
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protocol", default=None, choices=("official", "dear"), help="data protocol (default: the profile's)")
+    p.add_argument("--profile", default="quick", choices=PROFILES,
+                   help="quick: one algorithm in minutes on a CPU; paper: the DEAR paper's settings (for a GPU)")
+    p.add_argument("--processor", default=None, choices=PROCESSORS)
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--hidden", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--num-train", type=int, default=None, help="training samples")
+    p.add_argument("--solver", default=None, help="root finder for dear (see dear.solvers.available())")
+    p.add_argument("--tol", type=float, default=None, help="relative residual tolerance for dear")
+    p.add_argument("--max-iter", type=int, default=None, help="solver iteration cap in training (dear)")
+    p.add_argument("--max-iter-test", type=int, default=None, help="solver iteration cap at test (dear)")
+    p.add_argument("--backward", default=None, choices=BACKWARDS, help="gradient through the equilibrium (dear)")
+    p.add_argument("--eval-every", type=int, default=None)
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
+
+
+def _config_from(args: argparse.Namespace, **fixed):
+    from dear.config import profile_config  # noqa: PLC0415
+
+    return profile_config(
+        args.profile, protocol=args.protocol, processor=args.processor, steps=args.steps, batch_size=args.batch_size,
+        hidden=args.hidden, lr=args.lr, num_train=args.num_train, solver=args.solver, tol=args.tol,
+        max_iter=args.max_iter, max_iter_test=args.max_iter_test, backward=args.backward,
+        eval_every=args.eval_every, device=args.device, **fixed,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dear.training import train  # noqa: PLC0415
+
+    cfg = _config_from(args, algorithm=args.algorithm, model=args.model, seed=args.seed)
+    res = train(cfg, Path(args.out), progress=not args.quiet)
+    print(f"{cfg.algorithm}/{cfg.model} seed {cfg.seed}: {res.steps} steps; best validation at step {res.best_step}: "
+          f"loss {res.best_val['loss']:.4f}, score {res.best_val['score']:.3f}; run in {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from dear.evaluate import evaluate_run, format_results  # noqa: PLC0415
+
+    res = evaluate_run(Path(args.run_dir), sizes=args.sizes, tol=args.tol, device=args.device or "auto",
+                       repeats=args.repeats)
+    print(format_results(res))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from dear.compare import compare, format_table  # noqa: PLC0415
+
+    base = _config_from(args)
+    res = compare(base, args.algorithms, args.models, args.seeds, Path(args.out), sizes=args.sizes,
+                  tol_sweep=args.tol_sweep, progress=not args.quiet)
+    print(format_table(res))
+    print(f"wrote {Path(args.out) / 'compare.json'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dear.compare import compare, format_table  # noqa: PLC0415
+    from dear.config import profile_config  # noqa: PLC0415
+
+    base = profile_config("quick", steps=args.steps, num_train=args.num_train, eval_every=max(1, args.steps // 4))
+    print(f"demo: DEAR vs NAR on {args.algorithm} ({args.steps} steps each, {args.num_train} training graphs, "
+          f"DEAR protocol; test at n=64)")
+    res = compare(base, [args.algorithm], ["dear", "nar"], 1, Path(args.out), tol_sweep=(0.3, 0.1, 0.03))
+    print(format_table(res))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dear",
-        description="Deep Equilibrium Algorithmic Reasoners: train, evaluate and compare "
-        "equilibrium and unrolled reasoners on CLRS-30 (data: see `clrs-tasks`).",
+        description="Deep Equilibrium Algorithmic Reasoners: train, evaluate and compare equilibrium and "
+        "unrolled reasoners on CLRS-30 (data: see `clrs-tasks`).",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train one model on one algorithm (resumable)")
+    p.add_argument("--algorithm", required=True)
+    p.add_argument("--model", required=True, choices=MODELS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--quiet", action="store_true")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run; writes RUN_DIR/results.json")
+    p.add_argument("run_dir")
+    p.add_argument("--sizes", type=_csv(int), default=None, help="test sizes, e.g. 64,128 (default: the protocol's)")
+    p.add_argument("--tol", type=float, default=None, help="override DEAR's solver tolerance")
+    p.add_argument("--repeats", type=int, default=5, help="timed passes (median reported)")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="DEAR vs NAR side by side (trains what is missing)")
+    p.add_argument("--algorithms", type=_csv(str), required=True)
+    p.add_argument("--models", type=_csv(str), default=["dear", "nar"])
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--sizes", type=_csv(int), default=None)
+    p.add_argument("--tol-sweep", type=_csv(float), default=[0.5, 0.2, 0.1, 0.05])
+    p.add_argument("--out", default="runs/compare")
+    p.add_argument("--quiet", action="store_true")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("demo", help="a small DEAR vs NAR comparison on one algorithm (minutes on a CPU)")
+    p.add_argument("--algorithm", default="bfs")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--num-train", type=int, default=500)
+    p.add_argument("--out", default="runs/demo")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from dear import __version__
+        from dear import __version__  # noqa: PLC0415
 
         print(__version__)
         return 0
-    parser.print_help()
-    return 0
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    if getattr(args, "command", None) == "compare":
+        from clrs_tasks import get_task  # noqa: PLC0415
+        from dear.config import ConfigError  # noqa: PLC0415
+
+        try:
+            for a in args.algorithms:
+                get_task(a)
+            bad = [m for m in args.models if m not in MODELS]
+            if bad:
+                raise ConfigError(f"unknown model {bad[0]!r}; valid: {', '.join(MODELS)}")
+        except (KeyError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:  # our errors (config, run, task) are ValueErrors
+        if os.environ.get("DEAR_DEBUG"):
+            raise
+        print(f"error: {e} (set DEAR_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is saved, run the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
