@@ -134,6 +134,9 @@ def _rows(dp, stage: str, n: int, lengths: np.ndarray) -> np.ndarray:
         if not np.array_equal(np.eye(n, dtype=data.dtype)[idx], data):
             raise ConversionError(f"permutation pointer {dp.name!r} is not one-hot; cannot store it as indices")
         data = idx
+    elif dp.type_ == "pointer" and not np.array_equal(data, np.trunc(data)):
+        raise ConversionError(f"pointer {dp.name!r} holds non-integer node indices")
+    data = _compact(data, dp.type_)
     loc_dims = {"node": 1, "edge": 2, "graph": 0}[dp.location]
     if stage != "hint":
         # [B, *loc, *tr] -> [B * prod(loc), *tr]
@@ -151,23 +154,26 @@ def _rows(dp, stage: str, n: int, lengths: np.ndarray) -> np.ndarray:
     return np.concatenate([moved[i, :, : steps[i]].reshape((-1,) + trailing) for i in range(b)])
 
 
-def _storage_dtype(arr: np.ndarray, field_type: str) -> np.dtype:
-    """Smallest exact storage: int64 for pointers, small ints for integer-valued data."""
+def _compact(arr: np.ndarray, field_type: str) -> np.ndarray:
+    """``arr`` in its smallest exact storage type: int64 for pointers, small ints for
+    integer-valued data, else unchanged. Casting first makes the layout pass move less memory."""
     if field_type in _POINTERS:
-        return np.dtype(np.int64)
-    if arr.size == 0:
-        return arr.dtype
+        return arr.astype(np.int64, copy=False)
+    if arr.size == 0 or arr.dtype.kind not in "fiub":
+        return arr
     if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.trunc(arr)):
-            return arr.dtype
-    elif arr.dtype.kind not in "iub":
-        return arr.dtype
-    lo, hi = arr.min(), arr.max()
+        with np.errstate(invalid="ignore", over="ignore"):
+            ints = arr.astype(np.int64)
+        if not np.array_equal(ints, arr):  # non-integral, non-finite or out of range: keep as is
+            return arr
+    else:
+        ints = arr
+    lo, hi = ints.min(), ints.max()
     for t in _INT_TYPES:
         info = np.iinfo(t)
         if info.min <= lo and hi <= info.max:
-            return np.dtype(t)
-    return arr.dtype
+            return ints.astype(t)
+    return arr
 
 
 @dataclass
@@ -216,9 +222,9 @@ def encode(task: str, feedbacks: Sequence[Any]) -> Encoded:
         trailing = {p.shape[1:] for p in parts}
         if len(trailing) != 1:
             raise ConversionError(f"probe {dp.name!r} changes its trailing shape across sizes: {sorted(trailing)}")
-        flat = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        stored = _storage_dtype(flat, dp.type_)
-        arrays[key] = np.ascontiguousarray(flat.astype(stored, copy=False))
+        stored = np.result_type(*[p.dtype for p in parts])  # groups may have compacted differently
+        flat = np.concatenate([p.astype(stored, copy=False) for p in parts]) if len(parts) > 1 else parts[0]
+        arrays[key] = np.ascontiguousarray(flat)
         fields.append(Field(dp.name, stage, dp.location, dp.type_, dtypes.pop(), stored.name, trailing.pop()))
     return Encoded(GraphSpec(task, tuple(fields)), np.concatenate(nodes), np.concatenate(lengths), arrays)
 

@@ -1,0 +1,95 @@
+"""Training runs: resumable to the same weights, validated configs, results files, the CLI."""
+
+import json
+
+import pytest
+import torch
+
+from dear.cli import main
+from dear.config import ConfigError, TrainConfig, profile_config
+from dear.evaluate import SCHEMA_VERSION, evaluate_run
+from dear.training import RunError, batch_indices, is_complete, train
+
+
+def tiny(model="dear", **kw):
+    base = dict(algorithm="minimum", model=model, num_train=16, num_val=8, num_test=6, steps=6, batch_size=4,
+                hidden=16, eval_every=3, device="cpu")
+    base.update(kw)
+    return profile_config("quick", **base)
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    a = [batch_indices(20, 4, 0, s).tolist() for s in range(10)]
+    assert a == [batch_indices(20, 4, 0, s).tolist() for s in range(10)]
+    assert sorted(sum(a[:5], [])) == list(range(20))  # an epoch covers every graph once
+    assert a[:5] != a[5:10]  # epochs are shuffled differently
+    assert a != [batch_indices(20, 4, 1, s).tolist() for s in range(10)]
+
+
+@pytest.mark.parametrize("model", ["dear", "nar"])
+def test_resume_gives_the_same_weights(tmp_path, model):
+    cfg = tiny(model)
+    train(cfg, tmp_path / "whole", progress=False)
+    part = train(cfg, tmp_path / "split", progress=False, stop_after=4)
+    assert part.steps == 4 and not is_complete(tmp_path / "split")
+    rest = train(cfg, tmp_path / "split", progress=False)
+    assert rest.resumed_from == 4 and is_complete(tmp_path / "split")
+    a = torch.load(tmp_path / "whole" / "checkpoint_last.pt", weights_only=False)
+    b = torch.load(tmp_path / "split" / "checkpoint_last.pt", weights_only=False)
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    ha = json.loads((tmp_path / "whole" / "history.json").read_text())
+    hb = json.loads((tmp_path / "split" / "history.json").read_text())
+    assert [h["val_loss"] for h in ha["history"]] == [h["val_loss"] for h in hb["history"]]
+
+
+def test_a_run_dir_refuses_a_different_config(tmp_path):
+    train(tiny(steps=3), tmp_path, progress=False)
+    with pytest.raises(RunError, match="different config.*lr"):
+        train(tiny(steps=3, lr=0.5), tmp_path, progress=False)
+
+
+def test_config_errors_name_the_choices():
+    with pytest.raises(ConfigError, match="unknown model 'deer'; valid: dear, nar, nar-hints, nar-lt"):
+        tiny(model="deer")
+    with pytest.raises(ConfigError, match="unknown processor"):
+        tiny(processor="gcn")
+    with pytest.raises(ConfigError, match="steps must be >= 1"):
+        tiny(steps=0)
+    with pytest.raises(ConfigError, match="unknown config keys"):
+        TrainConfig.from_dict({"algo": "bfs"})
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        tiny(algorithm="bfz")
+
+
+def test_evaluate_writes_the_documented_schema(tmp_path):
+    cfg = tiny("dear")
+    train(cfg, tmp_path, progress=False)
+    res = evaluate_run(tmp_path, sizes=[8], repeats=2)
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert on_disk["schema_version"] == SCHEMA_VERSION
+    for key in ("algorithm", "model", "seed", "protocol", "results", "fingerprints", "versions", "hardware", "config"):
+        assert key in on_disk
+    r = on_disk["results"]["8"]
+    assert 0.0 <= r["score"] <= 1.0 and "min" in r["outputs"]
+    assert r["seconds_per_sample"] > 0 and len(r["timing"]["seconds"]) == 2
+    assert r["iterations"]["max"] <= cfg.max_iter_test and r["true_steps"]["mean"] == 8.0
+    assert res["fingerprints"]["8"] == on_disk["fingerprints"]["8"]
+    # a looser tolerance takes no more solver iterations
+    loose = evaluate_run(tmp_path, sizes=[8], tol=0.9, repeats=1)
+    assert loose["results"]["8"]["iterations"]["mean"] <= r["iterations"]["mean"]
+    assert (tmp_path / "results_tol0.9.json").exists()
+
+
+def test_cli_train_evaluate_and_errors(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--algorithm", "minimum", "--model", "nar", "--out", str(out), "--steps", "3", "--batch-size", "4",
+            "--hidden", "16", "--num-train", "8", "--eval-every", "3", "--device", "cpu", "--quiet"]
+    assert main(args) == 0
+    assert main(["evaluate", str(out), "--sizes", "6", "--repeats", "1"]) == 0
+    assert "minimum / nar" in capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert main(["train", "--algorithm", "bfz", "--model", "dear", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown algorithm 'bfz'" in err
