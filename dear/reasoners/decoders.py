@@ -1,0 +1,209 @@
+r"""Decoders: one per probe, chosen by its (location, type); plus the scoring adapter.
+
+A decoder reads the node representation :math:`z_i = [x_i \,\|\, h_i]` (encoded inputs and
+processor state, width ``2H``), the encoded edge features (on message-passing edges, or on all
+pairs for edge-located probes) and the graph features. Its raw output is what the losses and
+:func:`clrs_tasks.evaluate` consume:
+
+===========  ====================  ===================================  ======================
+location     type                  computation                          raw output
+===========  ====================  ===================================  ======================
+node         scalar/mask/mask_one  ``Linear(2H, 1)(z)``                 ``[N]`` value / logit
+node         categorical           ``Linear(2H, C)(z)``                 ``[N, C]`` logits
+node         pointer               :math:`s_{ij} = w^\top \max(A z_i,   ``[E]`` log-probs on
+                                   B z_j + C e_{ij})`, log-softmax      ``edge_index``,
+                                   over each node's out-edges           normalised per source
+node         permutation_pointer   the same scores, then log-space      ``[E]`` log doubly-
+                                   Sinkhorn per graph                   stochastic matrix
+edge         scalar/mask           ``A z_i + B z_j + C e_ij`` on        ``[P]`` (all pairs)
+                                   all pairs
+edge         categorical           the same with ``C`` outputs          ``[P, C]``
+edge         pointer               :math:`s_{ijk} = w^\top \max(A z_i   ``[sum n^3]`` log-probs
+                                   + B z_j + C e_{ij}, D z_k)`,         over ``k`` per pair
+                                   log-softmax over ``k``
+graph        scalar/mask           ``A max_i z_i + B g``                ``[B]``
+graph        categorical           the same with ``C`` outputs          ``[B, C]``
+===========  ====================  ===================================  ======================
+
+Pointer scores follow dm-clrs's ``_decode_node_fts`` / ``_decode_edge_fts`` (max of two
+projections, then a linear read-out). Node pointers are scored on the message-passing edges:
+"``i`` points to ``j``" can only be predicted along an edge ``(i, j)`` of the batch, which
+under the ``adjacency`` policy is the input graph plus self loops (DEAR's choice), under
+``complete`` all pairs (CLRS's). Permutation pointers need every pair of a graph (the Sinkhorn
+operator is defined on square matrices); CLRS's permutation outputs are on arrays, whose graphs
+are complete under both policies, and anything else raises ``ValueError``.
+
+Edge-located probes are decoded on all ``n * n`` pairs directly (their data live there), with
+the pair features the encoders computed on all pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.utils import scatter
+
+from clrs_tasks import Field
+
+from .encoders import POINTERS, Encoding, _width, check_supported
+from .layout import BatchLayout, grouped_log_softmax
+
+__all__ = ["FieldDecoder", "ProbeDecoder", "log_sinkhorn", "predictions_for_scoring"]
+
+# Triples processed at once by the edge-pointer read-out when no gradient is needed; bounds
+# the [triples, H] intermediate at test sizes (n = 64: 262,144 triples per graph).
+_TRIPLE_CHUNK = 1 << 18
+
+
+def log_sinkhorn(scores: Tensor, src: Tensor, dst: Tensor, num_nodes: int, steps: int = 10,
+                 temperature: float = 0.1, zero_diagonal: bool = True,
+                 gumbel: bool = False) -> Tensor:
+    r"""Log-space Sinkhorn normalisation of per-edge scores, every graph at once.
+
+    ``scores[e]`` is entry ``(src[e], dst[e])`` of each graph's square score matrix (the edge
+    set must contain every ordered pair of each graph). Alternating log-softmax over rows
+    (grouped by ``src``) and columns (grouped by ``dst``) is dm-clrs's ``log_sinkhorn``
+    (temperature ``0.1``, ``10`` steps, diagonal pushed to :math:`-10^6`, Gumbel noise while
+    training) written with grouped reductions, so graphs of different sizes need no padding.
+    Returns the log of a (nearly) doubly-stochastic matrix per graph, on the same edges.
+    """
+    x = scores
+    if gumbel:
+        u = torch.rand_like(x)
+        x = x - torch.log(-torch.log(u + 1e-12) + 1e-12)
+    x = x / temperature
+    if zero_diagonal:
+        x = x - 1e6 * (src == dst).to(x.dtype)
+    for _ in range(steps):
+        x = grouped_log_softmax(x, src, num_nodes)
+        x = grouped_log_softmax(x, dst, num_nodes)
+    return x
+
+
+class FieldDecoder(nn.Module):
+    """The decoder of one probe (see the module table).
+
+    Args:
+        field: the probe.
+        hidden: ``H``; node representations are ``2H`` wide, edge and graph features ``H``.
+        sinkhorn_steps, sinkhorn_temperature, gumbel: Sinkhorn settings for permutation
+            pointers (dm-clrs: ``10``, ``0.1``, Gumbel noise in training).
+    """
+
+    def __init__(self, field: Field, hidden: int, sinkhorn_steps: int = 10, sinkhorn_temperature: float = 0.1,
+                 gumbel: bool = True) -> None:
+        super().__init__()
+        check_supported(field)
+        self.field = field
+        self.sinkhorn_steps = sinkhorn_steps
+        self.sinkhorn_temperature = sinkhorn_temperature
+        self.gumbel = gumbel
+        z_dim = 2 * hidden
+        loc, t = field.location, field.type_
+        out = _width(field)
+        if loc == "node" and t in POINTERS:
+            self.src = nn.Linear(z_dim, hidden)
+            self.dst = nn.Linear(z_dim, hidden)
+            self.edge = nn.Linear(hidden, hidden, bias=False)
+            self.out = nn.Linear(hidden, 1)
+        elif loc == "node":
+            self.out = nn.Linear(z_dim, out)
+        elif loc == "edge":
+            width = hidden if t == "pointer" else out
+            self.src = nn.Linear(z_dim, width)
+            self.dst = nn.Linear(z_dim, width, bias=False)
+            self.edge = nn.Linear(hidden, width, bias=False)
+            if t == "pointer":
+                self.node = nn.Linear(z_dim, hidden)
+                self.out = nn.Linear(hidden, 1)
+        else:  # graph
+            self.pool = nn.Linear(z_dim, out)
+            self.graph = nn.Linear(hidden, out, bias=False)
+
+    @property
+    def needs_pairs(self) -> bool:
+        """Whether this decoder reads pair features (edge-located probes)."""
+        return self.field.location == "edge"
+
+    def forward(self, z: Tensor, enc: Encoding, layout: BatchLayout) -> Tensor:
+        f = self.field
+        loc, t = f.location, f.type_
+        if loc == "node" and t in POINTERS:
+            src, dst = layout.edge_index
+            m = torch.maximum(self.src(z).index_select(0, src), self.dst(z).index_select(0, dst) + self.edge(enc.edge))
+            scores = self.out(m).squeeze(-1)
+            if t == "pointer":
+                return grouped_log_softmax(scores, src, layout.num_nodes)
+            if not layout.edges_complete:
+                raise ValueError(
+                    f"permutation pointer {f.key!r} needs every ordered pair of each graph as a message-passing "
+                    f"edge ({layout.num_edges} edges for {layout.num_pairs} pairs); load the split with "
+                    "edge_policy='complete'"
+                )
+            return log_sinkhorn(scores, src, dst, layout.num_nodes, self.sinkhorn_steps, self.sinkhorn_temperature,
+                                zero_diagonal=True, gumbel=self.gumbel and self.training)
+        if loc == "node":
+            out = self.out(z)
+            return out if t == "categorical" else out.squeeze(-1)
+        if loc == "edge":
+            if enc.pair is None:
+                raise ValueError(f"edge probe {f.key!r} needs pair features; encode with with_pairs=True")
+            pred = (self.src(z).index_select(0, layout.pair_src) + self.dst(z).index_select(0, layout.pair_dst)
+                    + self.edge(enc.pair))
+            if t == "pointer":
+                return self._edge_pointer(pred, self.node(z), layout)
+            return pred if t == "categorical" else pred.squeeze(-1)
+        pooled = scatter(z, layout.batch, dim=0, dim_size=layout.num_graphs, reduce="max")
+        out = self.pool(pooled) + self.graph(enc.graph)
+        return out if t == "categorical" else out.squeeze(-1)
+
+    def _edge_pointer(self, pair_pred: Tensor, node_pred: Tensor, layout: BatchLayout) -> Tensor:
+        tp, tk = layout.triple_pair, layout.triple_node
+        if torch.is_grad_enabled() or tp.numel() <= _TRIPLE_CHUNK:
+            logits = self.out(torch.maximum(pair_pred.index_select(0, tp), node_pred.index_select(0, tk))).squeeze(-1)
+        else:
+            logits = torch.cat([
+                self.out(torch.maximum(pair_pred.index_select(0, tp[s:s + _TRIPLE_CHUNK]),
+                                       node_pred.index_select(0, tk[s:s + _TRIPLE_CHUNK]))).squeeze(-1)
+                for s in range(0, tp.numel(), _TRIPLE_CHUNK)
+            ])
+        return grouped_log_softmax(logits, tp, layout.num_pairs)
+
+
+class ProbeDecoder(nn.Module):
+    """Decoders of a set of probes; ``forward`` returns ``{probe key: raw output}``."""
+
+    def __init__(self, fields: tuple[Field, ...], hidden: int, **options: Any) -> None:
+        super().__init__()
+        self.fields = tuple(fields)
+        self.decoders = nn.ModuleDict({f.key: FieldDecoder(f, hidden, **options) for f in self.fields})
+
+    @property
+    def needs_pairs(self) -> bool:
+        return any(d.needs_pairs for d in self.decoders.values())
+
+    def forward(self, z: Tensor, enc: Encoding, layout: BatchLayout) -> dict[str, Tensor]:
+        return {f.key: self.decoders[f.key](z, enc, layout) for f in self.fields}
+
+
+def predictions_for_scoring(batch_or_outputs: Any, outputs: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """Decoder outputs -> the prediction dict :func:`clrs_tasks.evaluate` accepts.
+
+    Call as ``predictions_for_scoring(batch, outputs)`` or ``predictions_for_scoring(outputs)``
+    (the batch is not needed: every raw output is already in an accepted format). Keeps the
+    ``output_*`` entries, named by probe (``"pi"``), detached:
+
+    * node pointers and permutation pointers: ``[E]`` float log-probabilities on
+      ``edge_index`` (scoring takes the argmax over each node's out-edges; permutation
+      pointers are Sinkhorn-normalised already, as dm-clrs requires);
+    * edge pointers: ``[sum n^3]`` float log-probabilities per pair over the graph's nodes;
+    * masks: logits (the default ``mask_format="logits"``); mask_one, categorical: logits;
+      scalars: values; edge probes on all ``sum n^2`` pairs; graph probes ``[B]`` / ``[B, C]``.
+    """
+    if outputs is None:
+        outputs = batch_or_outputs
+    if not isinstance(outputs, Mapping):
+        raise TypeError(f"outputs must be the dict a reasoner returns, got {type(outputs).__name__}")
+    return {k[len("output_"):]: v.detach() for k, v in outputs.items() if k.startswith("output_")}
