@@ -1,0 +1,126 @@
+"""Graph-batched root finders for ``z = f(z)`` on PyG node states.
+
+Quick use::
+
+    from dear.solvers import solve
+    res = solve(f, z0, batch, method="anderson", tol=1e-4, max_iter=50, stop_mode="rel")
+    res.z, res.nfe, res.iterations, res.residual, res.converged   # last three: per graph
+
+``z0`` is ``[num_rows, ...]`` whose rows are nodes; ``batch[i]`` is the graph of row ``i``
+(``None``: a single graph). Extra per-graph or per-edge state can ride along as extra rows
+with their own graph ids (see ``docs/engine.md``). Solvers: ``picard``, ``anderson``,
+``broyden`` (``available()`` lists what is registered); a new one subclasses :class:`Solver`
+and calls :func:`register_solver`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import Tensor
+
+from .base import (
+    Solver,
+    SolverError,
+    SolverResult,
+    available,
+    get_solver,
+    graph_norm,
+    graph_residual,
+    graph_sq_norm,
+    make_solver,
+    register_solver,
+    run_solver,
+)
+from .picard import Picard
+from .anderson import Anderson
+from .broyden import Broyden
+
+__all__ = [
+    "Anderson",
+    "Broyden",
+    "Picard",
+    "Solver",
+    "SolverError",
+    "SolverResult",
+    "available",
+    "get_solver",
+    "graph_norm",
+    "graph_residual",
+    "graph_sq_norm",
+    "make_solver",
+    "register_solver",
+    "solve",
+]
+
+
+def solve(
+    f: Callable[[Tensor], Tensor],
+    z0: Tensor,
+    batch: Tensor | None = None,
+    method: str | Solver = "anderson",
+    *,
+    tol: float = 1e-4,
+    max_iter: int = 50,
+    stop_mode: str = "rel",
+    first_hit: bool = False,
+    num_graphs: int | None = None,
+    check_every: int = 1,
+    return_trace: bool = False,
+    return_trajectory: bool = False,
+    raise_on_failure: bool = False,
+    **solver_options: Any,
+) -> SolverResult:
+    r"""Find ``z = f(z)`` for every graph of a PyG batch, stopping each graph on its own.
+
+    Runs without building an autograd graph (use :class:`dear.implicit.Equilibrium` for
+    gradients). Each evaluation of ``f`` is on the whole batch; per graph ``g`` the residual is
+
+    * ``"abs"``: :math:`\|f(z) - z\|_g` (2-norm over the graph's rows and features),
+    * ``"rel"``: :math:`\|f(z) - z\|_g / (\|f(z)\|_g + 10^{-9})`.
+
+    A graph whose residual goes under ``tol`` is *converged* and frozen: later steps never
+    change its rows. A graph whose state or residual becomes NaN/Inf is *diverged* and frozen
+    at the iterate that failed. The loop ends when no graph is active (checked every
+    ``check_every`` evaluations) or after ``max_iter`` evaluations.
+
+    Args:
+        f: maps a tensor shaped like ``z0`` to one of the same shape; must treat graphs
+            independently.
+        z0: initial state ``[num_rows, ...]`` (float; CPU or CUDA, the solve follows it).
+        batch: ``[num_rows]`` graph id per row, or ``None`` for a single graph.
+        method: a registered solver name or a :class:`Solver` instance. (default: ``"anderson"``)
+        tol: tolerance, ``>= 0`` (``0``: run to ``max_iter``). (default: ``1e-4``)
+        max_iter: maximum evaluations of ``f``. (default: ``50``)
+        stop_mode: ``"rel"`` or ``"abs"``. (default: ``"rel"``)
+        first_hit: return each converged graph's first iterate under tolerance itself, instead
+            of its image ``f(x)`` (one free step further). (default: ``False``)
+        num_graphs: number of graphs; computed from ``batch`` if omitted (one host sync).
+        check_every: test "all graphs done?" every this many evaluations; that test is the
+            loop's only host synchronisation on CUDA. (default: ``1``)
+        return_trace: keep the per-graph residual of every evaluation (``result.trace``).
+        return_trajectory: keep every evaluated iterate (``result.trajectory``).
+        raise_on_failure: raise :class:`SolverError` if any graph did not converge or diverged.
+        **solver_options: options of the chosen solver (e.g. Anderson's ``m``, ``lam``,
+            ``beta``); unknown ones raise ``ValueError`` listing the valid ones.
+
+    Returns:
+        :class:`SolverResult` with ``z``, ``nfe``, per-graph ``iterations``, ``residual``,
+        ``converged`` and ``diverged``, and on request ``trace`` and ``trajectory``.
+    """
+    solver = make_solver(method, **solver_options)
+    return run_solver(
+        solver,
+        f,
+        z0,
+        batch,
+        tol=tol,
+        max_iter=max_iter,
+        stop_mode=stop_mode,
+        first_hit=first_hit,
+        num_graphs=num_graphs,
+        check_every=check_every,
+        return_trace=return_trace,
+        return_trajectory=return_trajectory,
+        raise_on_failure=raise_on_failure,
+    )

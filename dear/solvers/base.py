@@ -1,0 +1,451 @@
+"""Graph-batched root finding: the solver base class, the result object, the stopping loop
+and the registry.
+
+Every solver here finds a fixed point ``z = f(z)`` of a map on a *node-state* tensor: a tensor
+whose rows are nodes (``[num_nodes, ...]``) and whose membership in graphs is given by PyG's
+``batch`` vector. Graphs are the unit of everything:
+
+* residual norms are taken per graph (2-norm over the graph's rows and features);
+* a graph stops when *its* residual is under tolerance, and its rows are frozen from then on;
+* solvers that mix or model history (Anderson, Broyden) do so with per-graph inner products,
+  so one graph never influences another's update.
+
+The loop in :func:`run_solver` owns stopping, freezing, failure detection and statistics; a
+solver (:class:`Solver`) only proposes the next iterate. A new solver is therefore one class
+with two methods and one :func:`register_solver` call.
+
+The map ``f`` must treat graphs independently (no coupling between graphs, e.g. no batch-level
+normalisation): per-graph stopping and per-graph independence rely on it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Solver",
+    "SolverError",
+    "SolverResult",
+    "available",
+    "get_solver",
+    "graph_norm",
+    "graph_residual",
+    "graph_sq_norm",
+    "make_solver",
+    "prepare_batch",
+    "register_solver",
+    "run_solver",
+]
+
+STOP_MODES = ("abs", "rel")
+
+# Added to the denominator of the relative residual so that a graph whose image f(z) is
+# exactly zero has a finite residual (0 / eps = 0 when the residual is zero too).
+REL_EPS = 1e-9
+
+
+class SolverError(RuntimeError):
+    """A solve failed (non-convergence or NaN/Inf) and the caller asked for an exception.
+
+    The full :class:`SolverResult` is attached as ``.result`` so the caller can still inspect
+    which graphs failed and how far they got.
+    """
+
+    def __init__(self, message: str, result: "SolverResult") -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass
+class SolverResult:
+    """What a solve returns. Per-graph fields have one entry per graph (``[num_graphs]``).
+
+    Attributes:
+        z: the solution, same shape, dtype and device as ``z0``. For a converged graph it is
+            ``f(x)`` for the first iterate ``x`` whose residual passed the test (one free
+            Picard step past it), or ``x`` itself with ``first_hit=True``. For a graph that
+            hit ``max_iter`` it is ``f(x)`` (resp. ``x``) of the last iterate; for a graph whose
+            state or residual became NaN/Inf it is the last iterate evaluated.
+        nfe: number of evaluations of ``f`` on the whole batch.
+        iterations: ``[num_graphs]`` int64, evaluations each graph used until it converged,
+            diverged or hit the cap.
+        residual: ``[num_graphs]`` the residual (in ``stop_mode``) of the accepted iterate.
+        converged: ``[num_graphs]`` bool, residual went under ``tol``.
+        diverged: ``[num_graphs]`` bool, state or residual became NaN/Inf (never converged).
+        method, tol, max_iter, stop_mode: the settings used, so a result explains itself.
+        trace: ``[T, num_graphs]`` residual at every evaluation (``return_trace=True``); a graph
+            that is done repeats its accepted residual.
+        trajectory: the ``T`` iterates at which ``f`` was evaluated, each shaped like ``z0``
+            (``return_trajectory=True``). Memory grows with ``T``; for analysis only.
+    """
+
+    z: Tensor
+    nfe: int
+    iterations: Tensor
+    residual: Tensor
+    converged: Tensor
+    diverged: Tensor
+    method: str
+    tol: float
+    max_iter: int
+    stop_mode: str
+    trace: Tensor | None = None
+    trajectory: list[Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def num_graphs(self) -> int:
+        return int(self.converged.numel())
+
+    @property
+    def all_converged(self) -> bool:
+        """True when every graph converged (a host synchronisation on CUDA)."""
+        return bool(self.converged.all())
+
+    def failure_message(self) -> str | None:
+        """A one-paragraph description of what failed, or ``None`` when every graph converged."""
+        if self.all_converged:
+            return None
+        n_div = int(self.diverged.sum())
+        n_cap = int((~self.converged & ~self.diverged).sum())
+        parts = []
+        if n_div:
+            first = int(self.iterations[self.diverged].min())
+            parts.append(
+                f"{n_div} of {self.num_graphs} graph(s) produced NaN/Inf in the state or residual "
+                f"(first at evaluation {first})"
+            )
+        if n_cap:
+            worst = float(self.residual[~self.converged & ~self.diverged].max())
+            parts.append(
+                f"{n_cap} of {self.num_graphs} graph(s) did not reach {self.stop_mode} tolerance "
+                f"{self.tol:g} within max_iter={self.max_iter} (worst residual {worst:.3g})"
+            )
+        return (
+            f"solver '{self.method}' failed: " + "; ".join(parts) + ". Raise max_iter, relax tol, "
+            "try another method, or make the map more contractive."
+        )
+
+    def raise_if_failed(self) -> "SolverResult":
+        """Raise :class:`SolverError` if any graph failed; return ``self`` otherwise."""
+        message = self.failure_message()
+        if message is not None:
+            raise SolverError(message, self)
+        return self
+
+    def summary(self) -> dict[str, float]:
+        """Plain floats for logging (one host synchronisation)."""
+        it = self.iterations.to(torch.float64)
+        res = self.residual.to(torch.float64)
+        return {
+            "nfe": float(self.nfe),
+            "iterations_mean": float(it.mean()) if it.numel() else 0.0,
+            "iterations_max": float(it.max()) if it.numel() else 0.0,
+            "residual_max": float(res.max()) if res.numel() else 0.0,
+            "converged_frac": float(self.converged.to(torch.float64).mean()) if it.numel() else 1.0,
+            "diverged": float(self.diverged.sum()),
+        }
+
+
+def graph_sq_norm(t: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+    """Squared 2-norm of each graph's rows: ``[N, D] -> [num_graphs]`` (index_add over rows)."""
+    row = torch.linalg.vecdot(t, t)
+    return row.new_zeros(num_graphs).index_add_(0, batch, row)
+
+
+def graph_norm(t: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+    """2-norm of each graph's rows: ``[N, D] -> [num_graphs]``."""
+    return graph_sq_norm(t, batch, num_graphs).sqrt()
+
+
+def graph_residual(r: Tensor, fx: Tensor, batch: Tensor, num_graphs: int, stop_mode: str) -> Tensor:
+    """Per-graph residual from ``r = f(x) - x`` and ``f(x)`` (both ``[N, D]``).
+
+    ``"abs"``: ``||r||_g``; ``"rel"``: ``||r||_g / (||f(x)||_g + REL_EPS)``. NaN/Inf anywhere in
+    a graph's rows makes its entry non-finite, which is how divergence is detected.
+    """
+    res = graph_norm(r, batch, num_graphs)
+    if stop_mode == "rel":
+        res = res / (graph_norm(fx, batch, num_graphs) + REL_EPS)
+    return res
+
+
+class Solver:
+    """Base class of a graph-batched fixed-point solver.
+
+    The loop (:func:`run_solver`) evaluates ``f``, measures per-graph residuals, freezes
+    converged graphs and decides when to stop; a solver only turns the current iterate and its
+    image into the next iterate. Subclasses implement:
+
+    * :meth:`reset` -- allocate per-solve buffers (called once per solve, before iterating);
+    * :meth:`update` -- propose the next iterate ``[N, D]`` for every row. Rows of graphs that
+      are no longer active are discarded by the loop, so ``update`` need not mask them, but it
+      must not raise on them (their history may be degenerate).
+
+    Helpers :meth:`graph_dot` and :meth:`to_nodes` give per-graph inner products and broadcast
+    per-graph coefficients back to rows. Options are constructor keyword arguments; validate
+    them there with a ``ValueError`` that names the option and the accepted range.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self.batch: Tensor | None = None
+        self.num_graphs: int = 0
+
+    def reset(self, x0: Tensor, batch: Tensor, num_graphs: int) -> None:
+        """Start a new solve. ``x0`` is ``[N, D]`` (the loop flattens trailing dimensions)."""
+        self.batch = batch
+        self.num_graphs = num_graphs
+
+    def update(self, x: Tensor, fx: Tensor, r: Tensor, step: int) -> Tensor:
+        """Next iterate from the current one. ``r = fx - x``; ``step`` counts from 0."""
+        raise NotImplementedError
+
+    def graph_dot(self, a: Tensor, b: Tensor) -> Tensor:
+        """Per-graph inner product of two ``[N, D]`` tensors -> ``[num_graphs]``."""
+        if self.batch is None:
+            raise RuntimeError(f"{type(self).__name__}.reset() must be called before graph_dot()")
+        row = torch.linalg.vecdot(a, b)
+        return row.new_zeros(self.num_graphs).index_add_(0, self.batch, row)
+
+    def to_nodes(self, per_graph: Tensor) -> Tensor:
+        """Broadcast a ``[num_graphs, ...]`` tensor to rows: ``[N, ...]``."""
+        if self.batch is None:
+            raise RuntimeError(f"{type(self).__name__}.reset() must be called before to_nodes()")
+        return per_graph.index_select(0, self.batch)
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in _RUNTIME_ATTRS
+                         and not k.startswith("_"))
+        return f"{type(self).__name__}({opts})"
+
+
+_RUNTIME_ATTRS = {"batch", "num_graphs"}
+
+_REGISTRY: dict[str, type[Solver]] = {}
+
+
+def register_solver(
+    name: str, cls: type[Solver] | None = None, *, overwrite: bool = False
+) -> Any:
+    """Register a solver class under ``name``; usable as ``@register_solver("name")``.
+
+    Raises ``ValueError`` if the name is taken (pass ``overwrite=True`` to replace it) and
+    ``TypeError`` if ``cls`` is not a :class:`Solver` subclass.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"solver name must be a non-empty string, got {name!r}")
+
+    def _register(solver_cls: type[Solver]) -> type[Solver]:
+        if not (isinstance(solver_cls, type) and issubclass(solver_cls, Solver)):
+            raise TypeError(
+                f"register_solver('{name}', ...) needs a subclass of dear.solvers.Solver, "
+                f"got {solver_cls!r}"
+            )
+        if name in _REGISTRY and _REGISTRY[name] is not solver_cls and not overwrite:
+            raise ValueError(
+                f"a solver named '{name}' is already registered ({_REGISTRY[name].__name__}); "
+                "choose another name or pass overwrite=True"
+            )
+        solver_cls.name = name
+        _REGISTRY[name] = solver_cls
+        return solver_cls
+
+    if cls is None:
+        return _register
+    return _register(cls)
+
+
+def available() -> list[str]:
+    """Names of the registered solvers, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_solver(name: str) -> type[Solver]:
+    """The solver class registered under ``name``; ``ValueError`` listing valid names if unknown."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown solver {name!r}; available solvers: {', '.join(available())}"
+        ) from None
+
+
+def make_solver(method: str | Solver, **options: Any) -> Solver:
+    """Instantiate ``method`` with ``options``, or pass an instance through (then no options).
+
+    Unknown options raise a ``ValueError`` naming the solver's valid options.
+    """
+    if isinstance(method, Solver):
+        if options:
+            raise ValueError(
+                f"options {sorted(options)} were given with a ready solver instance "
+                f"{type(method).__name__}; set them when constructing it"
+            )
+        return method
+    cls = get_solver(method)
+    params = inspect.signature(cls.__init__).parameters
+    valid = [p for p in params if p != "self"]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"solver '{method}' has no option(s) {', '.join(unknown)}; "
+            f"valid options: {', '.join(valid) or '(none)'}"
+        )
+    return cls(**options)
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def prepare_batch(
+    batch: Tensor | None, num_rows: int, device: torch.device, num_graphs: int | None
+) -> tuple[Tensor, int]:
+    """Validate ``batch`` and find ``num_graphs`` (one host sync if it has to be computed)."""
+    if batch is None:
+        if num_graphs not in (None, 1):
+            raise ValueError(f"num_graphs={num_graphs} was given without a batch vector")
+        return torch.zeros(num_rows, dtype=torch.long, device=device), 1
+    if not isinstance(batch, Tensor) or batch.dim() != 1 or batch.numel() != num_rows:
+        shape = tuple(batch.shape) if isinstance(batch, Tensor) else type(batch).__name__
+        raise ValueError(
+            f"batch must be a 1-D tensor with one graph id per row of z0 ({num_rows} rows), "
+            f"got {shape}"
+        )
+    if batch.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"batch must hold integer graph ids, got dtype {batch.dtype}")
+    if batch.device != device:
+        raise ValueError(f"batch is on {batch.device} but z0 is on {device}; move one of them")
+    batch = batch.long()
+    if num_graphs is None:
+        num_graphs = int(batch.max()) + 1 if num_rows else 0
+    elif isinstance(num_graphs, bool) or not isinstance(num_graphs, int) or num_graphs < 0:
+        raise ValueError(f"num_graphs must be a non-negative integer, got {num_graphs!r}")
+    if device.type == "cpu" and num_rows:  # free on CPU; on CUDA it would cost a sync
+        lo, hi = int(batch.min()), int(batch.max())
+        if lo < 0 or hi >= num_graphs:
+            raise ValueError(
+                f"batch ids must lie in [0, num_graphs={num_graphs}), found range [{lo}, {hi}]"
+            )
+    return batch, num_graphs
+
+
+def _rows(per_graph: Tensor, batch: Tensor) -> Tensor:
+    """A per-graph boolean mask broadcast to rows, shaped ``[N, 1]`` for ``torch.where``."""
+    return per_graph.index_select(0, batch).unsqueeze(1)
+
+
+def run_solver(
+    solver: Solver,
+    f: Callable[[Tensor], Tensor],
+    z0: Tensor,
+    batch: Tensor | None = None,
+    *,
+    tol: float = 1e-4,
+    max_iter: int = 50,
+    stop_mode: str = "rel",
+    first_hit: bool = False,
+    num_graphs: int | None = None,
+    check_every: int = 1,
+    return_trace: bool = False,
+    return_trajectory: bool = False,
+    raise_on_failure: bool = False,
+) -> SolverResult:
+    """The per-graph stopping loop shared by every solver (see :func:`dear.solvers.solve`)."""
+    if not isinstance(z0, Tensor) or z0.dim() < 1:
+        raise ValueError("z0 must be a tensor whose first dimension indexes rows (nodes)")
+    if not z0.is_floating_point():
+        raise ValueError(f"z0 must be a floating-point tensor, got dtype {z0.dtype}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0 or math.isinf(tol):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    _check_positive_int("max_iter", max_iter)
+    _check_positive_int("check_every", check_every)
+    if stop_mode not in STOP_MODES:
+        raise ValueError(f"stop_mode must be one of {', '.join(STOP_MODES)}, got {stop_mode!r}")
+
+    shape = z0.shape
+    n_rows = shape[0]
+    batch, n_graphs = prepare_batch(batch, n_rows, z0.device, num_graphs)
+
+    def F(x: Tensor) -> Tensor:
+        out = f(x.view(shape))
+        if not isinstance(out, Tensor) or out.shape != shape:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(f"f must return a tensor shaped like z0 {tuple(shape)}, got {got}")
+        return out.reshape(n_rows, -1)
+
+    with torch.no_grad():
+        # A copy: the result must never alias the caller's z0.
+        x = z0.detach().reshape(n_rows, -1).clone()
+        solver.reset(x, batch, n_graphs)
+
+        dev = z0.device
+        active = torch.ones(n_graphs, dtype=torch.bool, device=dev)
+        converged = torch.zeros(n_graphs, dtype=torch.bool, device=dev)
+        diverged = torch.zeros(n_graphs, dtype=torch.bool, device=dev)
+        iterations = torch.zeros(n_graphs, dtype=torch.long, device=dev)
+        residual = torch.full((n_graphs,), float("inf"), dtype=z0.dtype, device=dev)
+        z_img = torch.empty_like(x) if not first_hit else x
+        trace: list[Tensor] = []
+        trajectory: list[Tensor] = []
+        nfe = 0
+        fx = x
+        for k in range(max_iter):
+            fx = F(x)
+            nfe += 1
+            r = fx - x
+            res = graph_residual(r, fx, batch, n_graphs, stop_mode)
+            bad = active & ~torch.isfinite(res)
+            hit = active & (res < tol)  # NaN < tol is False
+            residual = torch.where(active, res, residual)
+            iterations.masked_fill_(active, k + 1)
+            if not first_hit:  # keep the image f(x) of each graph's accepted iterate
+                z_img = torch.where(_rows(hit, batch), fx, z_img)
+            converged |= hit
+            diverged |= bad
+            active &= ~(hit | bad)
+            if return_trace:
+                trace.append(residual.clone())
+            if return_trajectory:
+                trajectory.append(x.clone().view(shape))
+            if k == max_iter - 1:
+                break
+            # The one host synchronisation of the loop (every `check_every` evaluations).
+            if (k + 1) % check_every == 0 and not bool(active.any()):
+                break
+            x_next = solver.update(x, fx, r, k)
+            # Done graphs are frozen: their rows of x keep the accepted (or last finite) iterate.
+            x = torch.where(_rows(active, batch), x_next, x)
+        # Frozen rows of x hold each graph's accepted iterate (diverged: the iterate that
+        # failed); rows still active hold the last evaluated iterate.
+        z_out = x
+        if not first_hit:
+            z_out = torch.where(_rows(converged, batch), z_img, z_out)
+            z_out = torch.where(_rows(active, batch), fx, z_out)
+
+    result = SolverResult(
+        z=z_out.view(shape),
+        nfe=nfe,
+        iterations=iterations,
+        residual=residual,
+        converged=converged,
+        diverged=diverged,
+        method=solver.name or type(solver).__name__,
+        tol=float(tol),
+        max_iter=max_iter,
+        stop_mode=stop_mode,
+        trace=torch.stack(trace) if return_trace else None,
+        trajectory=trajectory if return_trajectory else None,
+    )
+    if raise_on_failure:
+        result.raise_if_failed()
+    return result
