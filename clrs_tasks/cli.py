@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Sequence
 
 from clrs_tasks.protocols import PROTOCOLS, SPLITS
-from clrs_tasks.registry import DEAR_TASKS, EDGE_POLICIES, UnknownTaskError, get_task, list_tasks
+from clrs_tasks.registry import DEAR_TASKS, UnknownTaskError, get_task, list_tasks
 
 
 class CliError(Exception):

@@ -278,7 +278,7 @@ def _binary_search_dear_sampler() -> type:
     some targets lie above every key and the expected output is ill-posed; DEAR draws it below the
     largest key instead. Draw order (sorted keys, then target) follows dm-clrs's sampler.
     """
-    c = clrs()
+    clrs()
     from clrs._src import samplers as clrs_samplers  # noqa: PLC0415
 
     class DearSearchSampler(clrs_samplers.SearchSampler):
@@ -290,7 +290,6 @@ def _binary_search_dear_sampler() -> type:
             x = self._rng.uniform(low=low, high=arr[-1])
             return [x, arr]
 
-    del c
     return DearSearchSampler
 
 
@@ -298,7 +297,7 @@ def _load_builtins() -> None:
     global _BUILTINS_LOADED
     if _BUILTINS_LOADED:
         return
-    c = clrs()
+    clrs()
     from clrs._src import algorithms, samplers as clrs_samplers, specs  # noqa: PLC0415
 
     for name in sorted(specs.SPECS):
@@ -321,5 +320,4 @@ def _load_builtins() -> None:
         description="DEAR's binary search: target drawn below the largest key (not CLRS-30)",
         origin="dm-clrs",
     )
-    del c
     _BUILTINS_LOADED = True

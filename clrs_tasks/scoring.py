@@ -36,11 +36,11 @@ argmax of the mask, fused into one node pointer.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import torch
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Data
 
 from clrs_tasks._clrs import clrs
 from clrs_tasks.convert import Field, GraphSpec, _decode_field, graph_sizes, spec_of

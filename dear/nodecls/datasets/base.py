@@ -28,6 +28,8 @@ import torch
 from filelock import FileLock
 from torch import Tensor
 
+from dear.io import atomic_torch_save
+
 log = logging.getLogger(__name__)
 
 #: Environment variable naming the data directory (the folder holding ``amgcn/``, ...).
@@ -173,22 +175,6 @@ def _tensor_checksum(tensors: Mapping[str, Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file in the same folder, then ``os.replace``: an interrupted
-    write never leaves a half-written cache file under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_cache(path: Path, key: str) -> Parsed:
     """Load and verify one cache file; raise ``ValueError`` describing any problem."""
     try:
@@ -252,10 +238,10 @@ def cached(
         parsed = build()
         parsed.sources = {name: sha256_file(p) for name, p in sources.items()}
         tensors = {k: v.contiguous() for k, v in parsed.tensors.items()}
-        _atomic_save(
+        atomic_torch_save(
+            path,
             {"format_version": FORMAT_VERSION, "key": key, "tensors": tensors,
              "checksum": _tensor_checksum(tensors), "sources": parsed.sources},
-            path,
         )
         return parsed
 
