@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-train", type=int, default=500)
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(func=cmd_demo)
+
+    from dear.nodecls.cli import register_cli  # noqa: PLC0415
+
+    register_cli(sub)
     return parser
 
 

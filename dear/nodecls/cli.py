@@ -1,0 +1,123 @@
+"""The ``dear nodecls`` command: ``dear nodecls train --dataset NAME --model MODEL --out DIR``.
+
+:func:`register_cli` adds the command to the main ``dear`` parser. Building the parser imports
+nothing heavy (no torch, no PyG); the handler imports what it needs. User mistakes raise
+``ValueError`` subclasses (or ``DatasetNotFoundError``) whose message is one line, which the
+main CLI prints as ``error: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MODEL_CHOICES", "SOLVER_CHOICES", "build_config", "cmd_train", "register_cli"]
+
+# Listed here (not imported) so that building the parser stays cheap; a test checks they match
+# the registries.
+MODEL_CHOICES = ("ignn", "gcn", "gat", "sgc", "appnp", "jknet", "gcnii", "mlp")
+SOLVER_CHOICES = ("picard", "anderson", "broyden")
+
+
+def _split(text: str) -> int | float | str:
+    """``60`` -> 60, ``0.06`` -> 0.06, ``public`` -> "public"."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, true/false, lists)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip().replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip().replace("-", "_"), value
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``nodecls`` (with its ``train`` subcommand) to ``subparsers``; returns its parser."""
+    nodecls = subparsers.add_parser(
+        "nodecls", help="node classification: IGNN and explicit GNN baselines",
+        description="Node classification with the implicit IGNN (solved by the dear engine) and "
+        "PyG baselines. See docs/nodecls.md.",
+    )
+    sub = nodecls.add_subparsers(dest="nodecls_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    p = sub.add_parser(
+        "train", help="train one model on one dataset for several seeds; writes OUT/results.json",
+        description="Full-batch training with early stopping on validation accuracy; the best "
+        "validation checkpoint is tested. Finished seeds in OUT are skipped on rerun.",
+    )
+    p.add_argument("--dataset", required=True, help="e.g. amgcn:citeseer (see dear.nodecls.available_datasets())")
+    p.add_argument("--model", default="ignn", choices=MODEL_CHOICES)
+    p.add_argument("--solver", default=None, choices=SOLVER_CHOICES, help="ignn forward/adjoint solver (default: picard)")
+    p.add_argument("--seeds", type=int, default=5, help="number of model seeds (default: 5)")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output directory (results.json, seeds/)")
+    p.add_argument("--split", type=_split, default=None, help="dataset split (default: the dataset's standard one)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the validation draw (default: 0)")
+    p.add_argument("--data-root", default=None, help="data directory (default: $DEAR_DATA)")
+    p.add_argument("--cache-dir", default=None, help="dataset cache (default: $DEAR_CACHE or ~/.cache/dear)")
+    p.add_argument("--data-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option, repeatable (e.g. num_nodes=1000 for sbm)")
+    p.add_argument("--epochs", type=int, default=500, help="maximum epochs (default: 500)")
+    p.add_argument("--patience", type=int, default=100, help="early-stopping patience in epochs (default: 100)")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: 0.01)")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay (default: 5e-4)")
+    p.add_argument("--normalize-features", default="auto", choices=("auto", "yes", "no"),
+                   help="row-normalise features; auto: only non-negative ones (default: auto)")
+    p.add_argument("--hidden", type=int, default=None, help="hidden width (default: the model's)")
+    p.add_argument("--dropout", type=float, default=None, help="dropout (default: the model's)")
+    p.add_argument("--num-layers", type=int, default=None, help="layers; implicit layers for ignn")
+    p.add_argument("--kappa", type=float, default=None, help="ignn: ||W||_inf <= kappa/lambda_pf; 0 = off (default: 0.9)")
+    p.add_argument("--tol", type=float, default=None, help="ignn: relative residual tolerance (default: 3e-6)")
+    p.add_argument("--max-iter", type=int, default=None, help="ignn: solver iteration cap (default: 300)")
+    p.add_argument("--model-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="any other model option, repeatable (e.g. heads=4 for gat)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--timing-repeats", type=int, default=10, help="timed inference passes (median)")
+    p.add_argument("--timing-warmup", type=int, default=3, help="untimed passes before timing")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+    return nodecls
+
+
+def build_config(args: argparse.Namespace):
+    """The :class:`~dear.nodecls.train.NodeClsConfig` described by parsed arguments."""
+    from dear.nodecls.train import NodeClsConfig  # noqa: PLC0415
+
+    return NodeClsConfig(
+        dataset=args.dataset, model=args.model, split=args.split, data_seed=args.data_seed,
+        data_root=args.data_root, cache_dir=args.cache_dir, dataset_options=dict(args.data_opt),
+        seeds=args.seeds, first_seed=args.first_seed, epochs=args.epochs, patience=args.patience,
+        lr=args.lr, weight_decay=args.weight_decay, normalize_features=args.normalize_features,
+        hidden=args.hidden, dropout=args.dropout, num_layers=args.num_layers, solver=args.solver,
+        tol=args.tol, max_iter=args.max_iter, kappa=args.kappa, model_options=dict(args.model_opt),
+        device=args.device, timing_warmup=args.timing_warmup, timing_repeats=args.timing_repeats,
+    ).validate()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Handler of ``dear nodecls train``: run, then print a one-line summary."""
+    from dear.nodecls.train import run  # noqa: PLC0415
+
+    cfg = build_config(args)
+    res = run(cfg, Path(args.out), progress=not args.quiet)
+    acc, secs = res["test_accuracy"], res["inference_seconds"]["median"]
+    line = (f"{res['dataset']} (split {res['split']}) {res['model']}"
+            f"{' [' + res['solver'] + ']' if res['solver'] else ''}: test {res['metric']} "
+            f"{acc['mean']:.2f} +- {acc['std']:.2f} over {len(res['seeds'])} seed(s); "
+            f"inference {secs * 1e3:.2f} ms")
+    if res["iterations"] is not None:
+        line += f", {res['iterations']['mean']:.1f} solver iterations"
+    print(line + f"; wrote {Path(args.out) / 'results.json'}")
+    return 0
