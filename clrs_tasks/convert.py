@@ -35,7 +35,7 @@ from torch_geometric.data import Batch, Data
 
 from clrs_tasks._clrs import clrs
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: hints stored time-major per graph
 _POINTERS = ("pointer", "permutation_pointer")
 _INT_TYPES = (np.int8, np.int16, np.int32, np.int64)
 
@@ -146,12 +146,13 @@ def _rows(dp, stage: str, n: int, lengths: np.ndarray) -> np.ndarray:
     past_end = np.arange(t_max)[:, None] >= steps[None, :]  # [T, B]
     if np.any(data[past_end] != 0):
         raise ConversionError(f"hint {dp.name!r} is non-zero past a trace's length; it would not round-trip")
-    # [T, B, *loc, *tr] -> [B, prod(loc), T, *tr] (a view), then each graph's first steps
+    # Stored time-major per graph ([T_b, prod(loc), *tr] blocks): copying whole rows of the
+    # [T, B, ...] array is cache-friendly, unlike a full transpose; graphs get [rows, T] views.
     trailing = data.shape[2 + loc_dims:]
-    moved = np.moveaxis(data.reshape((t_max, b, n**loc_dims) + trailing), 0, 2)
+    blocks = data.reshape((t_max, b, n**loc_dims) + trailing)
     if np.all(steps == t_max):
-        return moved.reshape((-1,) + trailing)
-    return np.concatenate([moved[i, :, : steps[i]].reshape((-1,) + trailing) for i in range(b)])
+        return np.swapaxes(blocks, 0, 1).reshape((-1,) + trailing)
+    return np.concatenate([blocks[: steps[i], i].reshape((-1,) + trailing) for i in range(b)])
 
 
 def _compact(arr: np.ndarray, field_type: str) -> np.ndarray:
@@ -161,6 +162,11 @@ def _compact(arr: np.ndarray, field_type: str) -> np.ndarray:
         return arr.astype(np.int64, copy=False)
     if arr.size == 0 or arr.dtype.kind not in "fiub":
         return arr
+    if arr.dtype.itemsize > 1:  # masks and most hints fit int8: try the cheapest exact cast first
+        with np.errstate(invalid="ignore", over="ignore"):
+            small = arr.astype(np.int8)
+        if np.array_equal(small, arr):
+            return small
     if arr.dtype.kind == "f":
         with np.errstate(invalid="ignore", over="ignore"):
             ints = arr.astype(np.int64)
@@ -305,7 +311,7 @@ class GraphStore:
         for f in self.spec.fields:
             off = self._offsets[(f.location, f.is_hint)]
             rows = self.tensors[f.key][off[i]: off[i + 1]]
-            out[f.key] = rows.view((-1, t) + f.trailing) if f.is_hint else rows
+            out[f.key] = rows.view((t, -1) + f.trailing).transpose(0, 1).contiguous() if f.is_hint else rows
         adj = out.get("input_adj")
         edge_index = message_edges(adj, n, self.edge_policy, self.undirected)
         return ClrsData(
