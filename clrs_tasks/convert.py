@@ -35,7 +35,7 @@ from torch_geometric.data import Batch, Data
 
 from clrs_tasks._clrs import clrs
 
-FORMAT_VERSION = 2  # 2: hints stored time-major per graph
+FORMAT_VERSION = 3  # 2: hints stored time-major per graph; 3: pointers stored compactly
 _POINTERS = ("pointer", "permutation_pointer")
 _INT_TYPES = (np.int8, np.int16, np.int32, np.int64)
 
@@ -156,10 +156,8 @@ def _rows(dp, stage: str, n: int, lengths: np.ndarray) -> np.ndarray:
 
 
 def _compact(arr: np.ndarray, field_type: str) -> np.ndarray:
-    """``arr`` in its smallest exact storage type: int64 for pointers, small ints for
-    integer-valued data, else unchanged. Casting first makes the layout pass move less memory."""
-    if field_type in _POINTERS:
-        return arr.astype(np.int64, copy=False)
+    """``arr`` in its smallest exact storage type: small ints for integer-valued data (pointers
+    included; graphs widen them to int64), else unchanged. Casting first makes the layout pass move less memory."""
     if arr.size == 0 or arr.dtype.kind not in "fiub":
         return arr
     if arr.dtype.itemsize > 1:  # masks and most hints fit int8: try the cheapest exact cast first
@@ -311,7 +309,10 @@ class GraphStore:
         for f in self.spec.fields:
             off = self._offsets[(f.location, f.is_hint)]
             rows = self.tensors[f.key][off[i]: off[i + 1]]
-            out[f.key] = rows.view((t, -1) + f.trailing).transpose(0, 1).contiguous() if f.is_hint else rows
+            if f.is_hint:
+                rows = rows.view((t, -1) + f.trailing).transpose(0, 1).contiguous()
+            # pointers are stored compactly; graphs carry int64 so PyG can offset them
+            out[f.key] = rows.long() if f.is_pointer else rows
         adj = out.get("input_adj")
         edge_index = message_edges(adj, n, self.edge_policy, self.undirected)
         return ClrsData(
