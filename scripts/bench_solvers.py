@@ -20,14 +20,17 @@ layouts and each row says which:
   halving (search not timed) until the worst graph meets tol -- an oracle setting in
   torchdeq's favour.
 
-For each: function evaluations (counted by wrapping f), wall-clock (median of repeats after
-warm-up, CUDA synchronised), and the worst per-graph relative residual of the returned state
-(measured afterwards with one more evaluation, the same way for every solver).
+For each: function evaluations (counted by wrapping f), wall-clock and process CPU time (median
+of repeats after warm-up; each repeat is a round over all solvers, so load changes on a shared
+machine hit all of them alike; CUDA synchronised), and the worst per-graph relative residual of
+the returned state (measured afterwards with one more evaluation, the same way for every
+solver). On a CPU shared with other jobs, ``--threads 1`` avoids intra-op thread contention,
+which otherwise inflates every small operation unpredictably.
 
 Memory: peak memory of a training step (forward + backward) of dear.implicit.Equilibrium with
 ``ift`` and ``phantom`` backward at 10 and 100 solver iterations (tol=0, so exactly that many;
-the ift adjoint runs as many). On CUDA: torch.cuda.max_memory_allocated; on CPU: the peak of
-live tensor memory in torch.profiler's memory timeline (profile_memory + export_memory_timeline).
+the ift adjoint runs as many), and ``unroll`` over 10 and 100 steps as the contrast. On CUDA: torch.cuda.max_memory_allocated; on CPU: the peak of
+live tensor storage created during the step, tracked by a TorchDispatchMode (LiveTensorBytes).
 
     python scripts/bench_solvers.py                      # CPU-sized default (64 graphs)
     python scripts/bench_solvers.py --graphs 256 --label full   # the issue's configuration
@@ -46,18 +49,22 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from torch_geometric.utils import scatter  # noqa: E402
+
 from dear.implicit import Equilibrium  # noqa: E402
-from dear.solvers import graph_norm, solve  # noqa: E402
+from dear.solvers import graph_residual, solve  # noqa: E402
 
 
 # --------------------------------------------------------------------------- the step map
@@ -113,8 +120,7 @@ class GatedMaxMPNN(nn.Module):
     def forward(self, h: Tensor) -> Tensor:
         msg = torch.relu((h @ self.W_s.T)[self.src] + (h @ self.W_t.T)[self.dst]
                          + self.edge_attr @ self.w_e + self.b)
-        # relu >= 0 and every node has a self loop, so a zero-initialised amax is exact
-        m = h.new_zeros(h.shape).index_reduce_(0, self.dst, msg, "amax", include_self=True)
+        m = scatter(msg, self.dst, dim=0, dim_size=h.shape[0], reduce="max")
         gate = torch.sigmoid(h @ self.G_h.T + m @ self.G_m.T + self.c)
         cand = torch.tanh(h @ self.U.T + m @ self.V.T + self.u)
         return gate * cand + (1.0 - gate) * h
@@ -135,8 +141,7 @@ class Counted:
 def worst_graph_residual(step: nn.Module, z: Tensor, graphs: dict[str, Any]) -> float:
     with torch.no_grad():
         fz = step(z)
-        b, n = graphs["batch"], graphs["num_graphs"]
-        rel = graph_norm(fz - z, b, n) / (graph_norm(fz, b, n) + 1e-9)
+        rel = graph_residual(fz - z, fz, graphs["batch"], graphs["num_graphs"], "rel")
     return float(rel.max())
 
 
@@ -164,9 +169,16 @@ def make_runners(step: nn.Module, graphs: dict[str, Any], args: argparse.Namespa
 
     from torch_geometric.utils import to_dense_batch
 
-    def td(name: str, layout: str) -> Callable:
+    def td(name: str, layout: str, lam: float = 1e-4) -> Callable:
         solver = td_get(name)
-        opts = {"m": 6, "lam": 1e-4} if name == "anderson" else {}
+        opts = {"m": 6, "lam": lam} if name == "anderson" else {}
+        dense0, mask = to_dense_batch(torch.zeros_like(step.u), batch, batch_size=num_graphs)
+        rows = mask.view(-1).nonzero().squeeze(1)  # padded position of every node, computed once
+
+        def f_dense(f: Callable, zd: Tensor) -> Tensor:
+            flat = zd.reshape(-1, zd.shape[-1])
+            out = torch.zeros_like(flat).index_copy_(0, rows, f(flat.index_select(0, rows)))
+            return out.view_as(zd)
 
         def run(f: Callable, z0: Tensor, _tol: float = tol) -> Tensor:
             with torch.no_grad():
@@ -178,20 +190,20 @@ def make_runners(step: nn.Module, graphs: dict[str, Any], args: argparse.Namespa
                     z, _, _ = solver(lambda y: f(y.view(shape)).view(1, -1), z0.reshape(1, -1),
                                      max_iter=max_iter, tol=_tol, stop_mode="rel", **opts)
                     return z.view(shape)
-                dense0, mask = to_dense_batch(z0, batch, batch_size=num_graphs)
-
-                def f_dense(zd: Tensor) -> Tensor:
-                    out = torch.zeros_like(zd)
-                    out[mask] = f(zd[mask])
-                    return out
-
-                z, _, _ = solver(f_dense, dense0, max_iter=max_iter, tol=_tol, stop_mode="rel", **opts)
-                return z[mask]
+                zd0 = torch.zeros_like(dense0).view(-1, z0.shape[-1]).index_copy_(0, rows, z0).view_as(dense0)
+                z, _, _ = solver(lambda zd: f_dense(f, zd), zd0, max_iter=max_iter, tol=_tol,
+                                 stop_mode="rel", **opts)
+                return z.reshape(-1, z0.shape[-1]).index_select(0, rows)
         return run
 
-    for name, label in (("anderson", "anderson"), ("fixed_point_iter", "fixed_point_iter")):
-        for layout in ("nodes", "dense", "flat"):
-            runners[f"torchdeq {label} [{layout}]"] = td(name, layout)
+    for layout in ("nodes", "dense", "flat"):
+        runners[f"torchdeq anderson [{layout}]"] = td("anderson", layout)
+    # torchdeq's absolute lambda=1e-4 swamps small residuals; a tuned lambda isolates the
+    # per-iteration cost from that algorithmic difference.
+    for layout in ("nodes", "dense"):
+        runners[f"torchdeq anderson [{layout}, lam={args.tuned_lam:g}]"] = td("anderson", layout, args.tuned_lam)
+    for layout in ("nodes", "dense", "flat"):
+        runners[f"torchdeq fixed_point_iter [{layout}]"] = td("fixed_point_iter", layout)
     return runners
 
 
@@ -200,48 +212,118 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def time_f(step: nn.Module, z: Tensor, device: torch.device, repeats: int = 20) -> float:
+    """Median seconds of one evaluation of the map: the floor under every solver's cost."""
+    times = []
+    for _ in range(repeats + 2):
+        sync(device)
+        t0 = time.perf_counter()
+        step(z)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[2:])
+
+
 def bench_solvers(step: nn.Module, graphs: dict[str, Any], args: argparse.Namespace,
-                  device: torch.device) -> list[dict[str, Any]]:
+                  device: torch.device) -> tuple[list[dict[str, Any]], float]:
+    """Warm-up, then ``repeats`` rounds; each round runs every solver once (interleaved, so
+    load changes on a shared machine hit all solvers alike). Wall-clock and process CPU time."""
     z0 = torch.zeros(graphs["num_nodes"], args.hidden, device=device)
-    rows = []
-    for name, run in make_runners(step, graphs, args).items():
-        tol_used = args.tol
-        if name.endswith("[flat]"):  # oracle: tighten the global tol until every graph meets tol
+    runners = {name: run for name, run in make_runners(step, graphs, args).items()
+               if not args.solvers or any(key in name for key in args.solvers.split(","))}
+    tols = {}
+    for name, run in runners.items():
+        tols[name] = args.tol
+        if "[flat" in name:  # oracle: tighten the global tol until every graph meets tol
             for _ in range(30):
-                z = run(step, z0, tol_used)
+                z = run(step, z0, tols[name])
                 if worst_graph_residual(step, z, graphs) < args.tol:
                     break
-                tol_used /= 2
+                tols[name] /= 2
         for _ in range(args.warmup):
-            run(step, z0, tol_used)
-        times, nfe = [], 0
-        for _ in range(args.repeats):
+            run(step, z0, tols[name])
+    f_seconds = time_f(step, z0, device)
+    times = {name: [] for name in runners}
+    cpu = {name: [] for name in runners}
+    nfe, worst = {}, {}
+    for _ in range(args.repeats):
+        for name, run in runners.items():
             f = Counted(step)
             sync(device)
-            t0 = time.perf_counter()
-            z = run(f, z0, tol_used)
+            t0, c0 = time.perf_counter(), time.process_time()
+            z = run(f, z0, tols[name])
             sync(device)
-            times.append(time.perf_counter() - t0)
-            nfe = f.calls
-        worst = worst_graph_residual(step, z, graphs)
+            times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+            nfe[name] = f.calls
+            worst[name] = worst_graph_residual(step, z, graphs)
+    rows = []
+    for name in runners:
+        wall = statistics.median(times[name])
         row = {
-            "solver": name, "nfe": nfe, "seconds_median": statistics.median(times),
-            "seconds_all": [round(t, 4) for t in times], "worst_graph_rel_residual": worst,
-            "every_graph_under_tol": worst < args.tol,
+            "solver": name, "nfe": nfe[name], "seconds_median": wall,
+            "cpu_seconds_median": statistics.median(cpu[name]),
+            "ms_per_evaluation": 1000 * wall / nfe[name],
+            "seconds_all": [round(t, 4) for t in times[name]],
+            "worst_graph_rel_residual": worst[name],
+            "every_graph_under_tol": worst[name] < args.tol,
+            "hit_max_iter": nfe[name] >= args.max_iter,
         }
-        if tol_used != args.tol:
-            row["global_tol_needed"] = tol_used
+        if tols[name] != args.tol:
+            row["global_tol_needed"] = tols[name]
         rows.append(row)
-        print(f"  {name:<34} nfe {nfe:4d}  {1000 * row['seconds_median']:9.1f} ms  "
-              f"worst graph rel residual {worst:.2e}{'' if row['every_graph_under_tol'] else '  (NOT under tol)'}"
-              + (f"  [global tol {tol_used:.1e}]" if "global_tol_needed" in row else ""), flush=True)
     base = next((r for r in rows if r["solver"] == "dear anderson"), None)
+    print(f"  one evaluation of f: {1000 * f_seconds:.1f} ms (median)")
     for r in rows:
-        r["seconds_over_dear_anderson"] = r["seconds_median"] / base["seconds_median"]
-    return rows
+        if base is not None:
+            r["seconds_over_dear_anderson"] = r["seconds_median"] / base["seconds_median"]
+            r["cpu_seconds_over_dear_anderson"] = r["cpu_seconds_median"] / base["cpu_seconds_median"]
+        print(f"  {r['solver']:<38} nfe {r['nfe']:4d}  {1000 * r['seconds_median']:9.1f} ms "
+              f"({r['ms_per_evaluation']:6.1f} ms/eval)  x{r.get('seconds_over_dear_anderson', 1.0):5.2f}  "
+              f"worst graph {r['worst_graph_rel_residual']:.2e}"
+              + ("" if r["every_graph_under_tol"] else "  (NOT under tol)")
+              + ("  [hit max_iter]" if r["hit_max_iter"] else "")
+              + (f"  [global tol {r['global_tol_needed']:.1e}]" if "global_tol_needed" in r else ""),
+              flush=True)
+    return rows, f_seconds
 
 
 # --------------------------------------------------------------------------- memory
+class LiveTensorBytes(TorchDispatchMode):
+    """Peak bytes of live CPU tensor storage created inside the ``with`` block.
+
+    Every operator output passes through ``__torch_dispatch__`` (backward included: the
+    autograd engine runs CPU work under the caller's dispatch modes); each new storage is
+    counted once and uncounted when it is freed (a weakref callback). Storages that existed
+    before the block (weights, inputs) are not counted. Checked against torch.profiler's memory
+    timeline on small cases (identical peaks); used because that timeline takes many minutes to
+    build for a long profile.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current = 0
+        self.peak = 0
+        self._live: dict[int, weakref.ref] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, Tensor) and t.device.type == "cpu":
+                storage = t.untyped_storage()
+                key = id(storage)
+                if key not in self._live:
+                    nbytes = storage.nbytes()
+                    self.current += nbytes
+                    self.peak = max(self.peak, self.current)
+                    self._live[key] = weakref.ref(storage, lambda _, k=key, n=nbytes: self._free(k, n))
+        return out
+
+    def _free(self, key: int, nbytes: int) -> None:
+        if self._live.pop(key, None) is not None:
+            self.current -= nbytes
+
+
 def peak_memory_bytes(fn: Callable[[], None], device: torch.device) -> tuple[int, str]:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -249,23 +331,15 @@ def peak_memory_bytes(fn: Callable[[], None], device: torch.device) -> tuple[int
         before = torch.cuda.memory_allocated(device)
         fn()
         torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before, "torch.cuda.max_memory_allocated minus allocated before the step"
-    import warnings
-
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
-                 with_stack=True) as prof:
+        return (torch.cuda.max_memory_allocated(device) - before,
+                "torch.cuda.max_memory_allocated minus memory allocated before the step")
+    with LiveTensorBytes() as tracker:
         fn()
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        path = os.path.join(tmp, "timeline.json")
-        prof.export_memory_timeline(path, device="cpu")
-        _, sizes = json.loads(Path(path).read_text())
-    peak = max(sum(s) for s in sizes) if sizes else 0
-    return int(peak), ("peak of live CPU tensor memory allocated during the step, from torch.profiler "
-                       "(profile_memory=True, export_memory_timeline); tensors alive before the step "
-                       "(weights, inputs) are not counted")
+    return tracker.peak, (
+        "CPU: peak bytes of live tensor storage allocated during the step (forward + backward), "
+        "tracked by a TorchDispatchMode with weakref frees (LiveTensorBytes in this script; "
+        "identical to torch.profiler's memory timeline on small checks); weights and inputs "
+        "allocated before the step are not counted")
 
 
 def bench_memory(step: nn.Module, graphs: dict[str, Any], args: argparse.Namespace,
@@ -273,11 +347,12 @@ def bench_memory(step: nn.Module, graphs: dict[str, Any], args: argparse.Namespa
     z0 = torch.zeros(graphs["num_nodes"], args.hidden, device=device)
     target = torch.randn(graphs["num_nodes"], args.hidden, generator=torch.Generator().manual_seed(1)).to(device)
     rows, method = [], ""
-    for backward in ("ift", "phantom"):
+    # unroll (backprop through the iterations) is the contrast that shows the tracker sees growth
+    for backward in ("ift", "phantom", "unroll"):
         peaks = {}
         for iters in (10, 100):
             layer = Equilibrium(step, method="anderson", tol=0.0, max_iter=iters, backward=backward,
-                                phantom_steps=args.phantom_steps)
+                                phantom_steps=args.phantom_steps, unroll_steps=iters)
 
             def train_step() -> None:
                 step.zero_grad(set_to_none=True)
@@ -296,12 +371,15 @@ def bench_memory(step: nn.Module, graphs: dict[str, Any], args: argparse.Namespa
 
 
 # --------------------------------------------------------------------------- main
-def git_commit() -> str | None:
+def git_state() -> dict[str, Any]:
+    root = Path(__file__).resolve().parents[1]
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+        def git(*cmd: str) -> str:
+            return subprocess.run(["git", *cmd], capture_output=True, text=True, check=True,
+                                  cwd=root).stdout.strip()
+        return {"git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain"))}
     except (OSError, subprocess.CalledProcessError):
-        return None
+        return {"git_commit": None, "git_dirty": None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,7 +397,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--phantom-steps", type=int, default=1)
-    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--tuned-lam", type=float, default=1e-8,
+                    help="lambda of the extra, tuned torchdeq Anderson rows")
+    ap.add_argument("--solvers", default="",
+                    help="comma-separated substrings: run only the solvers whose name contains one")
+    ap.add_argument("--skip-solvers", action="store_true", help="only the memory benchmark")
+    ap.add_argument("--skip-memory", action="store_true", help="only the solver benchmark")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--label", default=None, help="key of this run in the JSON (default: graphs<N>_<device>)")
     ap.add_argument("--out", default="leaderboards/runs/engine/bench_solvers.json")
@@ -329,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     label = args.label or f"graphs{args.graphs}_{device.type}"
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     graphs = random_graph_batch(args.graphs, args.min_size, args.max_size, args.p_min, args.p_max,
                                 args.seed, device)
@@ -337,51 +423,63 @@ def main(argv: list[str] | None = None) -> int:
           f"{graphs['edge_index'].shape[1]} edges (self loops included), hidden {args.hidden}, "
           f"rel tol {args.tol:g}, device {device}, {torch.get_num_threads()} threads", flush=True)
 
-    print("solvers (every graph to the same relative tolerance):")
-    with torch.no_grad():
-        solver_rows = bench_solvers(step, graphs, args, device)
-    run: dict[str, Any] = {
-        "config": {k: v for k, v in vars(args).items() if k not in ("out", "label")},
-        "graph_stats": {"num_graphs": args.graphs, "num_nodes": graphs["num_nodes"],
-                        "num_edges": int(graphs["edge_index"].shape[1]),
-                        "max_nodes_per_graph": int(graphs["sizes"].max())},
-        "solvers": solver_rows,
-    }
-    td_anderson = [r for r in solver_rows if r["solver"].startswith("torchdeq anderson")]
-    if td_anderson:
-        run["speedup_dear_anderson_vs_torchdeq_anderson"] = {
-            r["solver"]: r["seconds_over_dear_anderson"] for r in td_anderson}
+    out = Path(args.out)
+    graph_stats = {"num_graphs": args.graphs, "num_nodes": graphs["num_nodes"],
+                   "num_edges": int(graphs["edge_index"].shape[1]),
+                   "max_nodes_per_graph": int(graphs["sizes"].max())}
+    if not args.skip_solvers:
+        print("solvers (every graph to the same relative tolerance):")
+        with torch.no_grad():
+            solver_rows, f_seconds = bench_solvers(step, graphs, args, device)
+        speed: dict[str, Any] = {
+            "timing": "wall-clock (perf_counter) and process CPU time per solve, median of --repeats "
+                      "rounds after --warmup; rounds interleave the solvers; CUDA synchronised",
+            "f_ms_median": 1000 * f_seconds,
+            "solvers": solver_rows,
+        }
+        td_anderson = [r for r in solver_rows if r["solver"].startswith("torchdeq anderson")]
+        if td_anderson and "seconds_over_dear_anderson" in td_anderson[0]:
+            speed["speedup_dear_anderson_vs_torchdeq_anderson"] = {
+                r["solver"]: r["seconds_over_dear_anderson"] for r in td_anderson}
+        save(out, label, "speed", speed, args, graph_stats, device)
     if not args.skip_memory:
         print("memory of a training step (forward + backward):")
-        run["memory"] = bench_memory(step, graphs, args, device)
+        save(out, label, "memory", bench_memory(step, graphs, args, device), args, graph_stats, device)
+    return 0
 
+
+def environment(device: torch.device) -> dict[str, Any]:
     try:
-        import torchdeq
-        td_version = getattr(torchdeq, "__version__", None)
-        if td_version is None:
-            from importlib.metadata import version
-            td_version = version("torchdeq")
-    except ImportError:
+        from importlib.metadata import version
+
+        td_version = version("torchdeq")
+    except Exception:  # not installed
         td_version = None
-    run["environment"] = {
+    return {
         "torch": torch.__version__, "torchdeq": td_version, "python": platform.python_version(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine()),
-        "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "git_commit": git_commit(),
+        "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), **git_state(),
+        "load_average_1_5_15_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
-    out = Path(args.out)
+
+def save(out: Path, label: str, section: str, data: dict[str, Any], args: argparse.Namespace,
+         graph_stats: dict[str, Any], device: torch.device) -> None:
+    """Merge one section of one run into the JSON file, atomically (temp file + rename)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = json.loads(out.read_text()) if out.exists() else {}
     doc["benchmark"] = ("dear.solvers vs torchdeq on a contractive gated max-aggregation MPNN step; "
                         "time to bring every graph under the relative tolerance; peak memory of an "
                         "Equilibrium training step")
-    doc.setdefault("runs", {})[label] = run
+    run = doc.setdefault("runs", {}).setdefault(label, {})
+    run["graph_stats"] = graph_stats
+    run[section] = {"config": {k: v for k, v in vars(args).items() if k not in ("out", "label")},
+                    **data, "environment": environment(device)}
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1))
     os.replace(tmp, out)
-    print(f"wrote {out} [{label}]")
-    return 0
+    print(f"wrote {out} [{label}/{section}]", flush=True)
 
 
 if __name__ == "__main__":
