@@ -230,7 +230,7 @@ def bench_solvers(step: nn.Module, graphs: dict[str, Any], args: argparse.Namesp
     load changes on a shared machine hit all solvers alike). Wall-clock and process CPU time."""
     z0 = torch.zeros(graphs["num_nodes"], args.hidden, device=device)
     runners = {name: run for name, run in make_runners(step, graphs, args).items()
-               if not args.solvers or any(key in name for key in args.solvers.split(","))}
+               if not args.solvers or any(key and key in name for key in args.solvers.split(";"))}
     tols = {}
     for name, run in runners.items():
         tols[name] = args.tol
@@ -400,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tuned-lam", type=float, default=1e-8,
                     help="lambda of the extra, tuned torchdeq Anderson rows")
     ap.add_argument("--solvers", default="",
-                    help="comma-separated substrings: run only the solvers whose name contains one")
+                    help="semicolon-separated substrings (names contain commas): run only the solvers "
+                         "whose name contains one, e.g. 'dear anderson;torchdeq anderson [dense]'")
     ap.add_argument("--skip-solvers", action="store_true", help="only the memory benchmark")
     ap.add_argument("--skip-memory", action="store_true", help="only the solver benchmark")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
