@@ -140,6 +140,9 @@ class Equilibrium(nn.Module):
 
     After each call, :attr:`last_stats` (:class:`EquilibriumStats`) holds the solver results
     and the Jacobian regulariser; the ``ift`` adjoint statistics appear there after backward.
+    A training loop should take them with :meth:`pop_stats`: while ``last_stats.jac_loss`` is
+    held by the module it keeps that step's autograd graph alive and makes the module
+    impossible to deep-copy or pickle.
     """
 
     def __init__(
@@ -211,6 +214,11 @@ class Equilibrium(nn.Module):
         make_solver(method, **self.solver_options)
         if backward == "ift":
             make_solver(backward_method, **self.backward_options)
+
+    def pop_stats(self) -> EquilibriumStats | None:
+        """The last call's statistics, handed over: the module keeps no reference to them."""
+        stats, self.last_stats = self.last_stats, None
+        return stats
 
     def extra_repr(self) -> str:
         return (f"method={self.method!r}, tol={self.tol:g}, max_iter={self.max_iter}, "

@@ -158,6 +158,20 @@ def test_layer_jac_loss_and_stats(mode: str) -> None:
         assert "backward_nfe" in logged
 
 
+def test_pop_stats_hands_over_and_frees_the_module() -> None:
+    import copy
+
+    torch.manual_seed(0)
+    step, x = Step(), _inputs()
+    layer = Equilibrium(step, tol=1e-8, max_iter=100, backward="phantom", jac_reg_samples=1)
+    layer(torch.zeros(N, HIDDEN, dtype=torch.float64), x, batch=_batch())
+    with pytest.raises(RuntimeError):  # a non-leaf tensor in module state cannot be deep-copied
+        copy.deepcopy(layer)
+    stats = layer.pop_stats()
+    assert stats is not None and stats.jac_loss.requires_grad and layer.last_stats is None
+    copy.deepcopy(layer)
+
+
 def test_no_grad_and_eval_use_solver_output() -> None:
     step, x = Step(), _inputs()
     layer = Equilibrium(step, tol=1e-10, max_iter=100, eval_max_iter=3, backward="phantom")

@@ -511,11 +511,9 @@ class DEAR(Reasoner):
         h = self.equilibrium(self.initial_state(layout), enc.node, layout.edge_index, enc.edge, enc.graph,
                              layout.batch, batch=layout.batch, num_graphs=layout.num_graphs)
         outputs = self.decode(h, enc, layout)
-        st = self.equilibrium.last_stats
-        # Everything is returned below; dropping the layer's reference frees the autograd graph
-        # of the Jacobian term with the step and keeps the model deep-copyable and picklable
-        # (a non-leaf tensor in module state breaks both).
-        self.equilibrium.last_stats = None
+        # Everything is returned below; taking the stats out of the layer frees the autograd
+        # graph of the Jacobian term with the step and keeps the model deep-copyable.
+        st = self.equilibrium.pop_stats()
         if st.jac_loss is not None:
             outputs["aux_jacobian"] = st.jac_loss
         fwd = st.forward
