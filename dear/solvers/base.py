@@ -23,7 +23,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 from torch import Tensor
@@ -153,7 +153,13 @@ class SolverResult:
 
 
 def graph_sq_norm(t: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
-    """Squared 2-norm of each graph's rows: ``[N, D] -> [num_graphs]`` (index_add over rows)."""
+    """Squared 2-norm of each graph's rows: ``[N, D] -> [num_graphs]`` (index_add over rows).
+
+    One graph (node classification, a single large graph) takes a plain BLAS norm: no
+    ``[N, D]`` temporary and no scatter, which matters when ``f`` itself is cheap.
+    """
+    if num_graphs == 1:
+        return torch.linalg.vector_norm(t).square().reshape(1)
     row = torch.linalg.vecdot(t, t)
     return row.new_zeros(num_graphs).index_add_(0, batch, row)
 
@@ -209,10 +215,31 @@ class Solver:
 
     def graph_dot(self, a: Tensor, b: Tensor) -> Tensor:
         """Per-graph inner product of two ``[N, D]`` tensors -> ``[num_graphs]``."""
+        return self.graph_dots([a], b)[:, 0]
+
+    def graph_dots(self, vectors: Sequence[Tensor], b: Tensor) -> Tensor:
+        """Per-graph inner products of each of ``n`` ``[N, D]`` tensors with ``b`` -> ``[num_graphs, n]``.
+
+        A single graph uses BLAS dot products (no ``[N, D]`` temporaries, no scatter).
+        """
         if self.batch is None:
-            raise RuntimeError(f"{type(self).__name__}.reset() must be called before graph_dot()")
-        row = torch.linalg.vecdot(a, b)
-        return row.new_zeros(self.num_graphs).index_add_(0, self.batch, row)
+            raise RuntimeError(f"{type(self).__name__}.reset() must be called before graph_dots()")
+        if self.num_graphs == 1:
+            flat = b.reshape(-1)
+            return torch.stack([torch.dot(v.reshape(-1), flat) for v in vectors]).unsqueeze(0)
+        rows = torch.stack([torch.linalg.vecdot(v, b) for v in vectors], dim=1)
+        return rows.new_zeros(self.num_graphs, len(vectors)).index_add_(0, self.batch, rows)
+
+    def combine(self, weights: Tensor, vectors: Sequence[Tensor]) -> Tensor:
+        """``sum_j weights[g, j] * vectors[j]`` on each graph's rows: ``[num_graphs, n]`` weights,
+        ``n`` tensors ``[N, D]`` -> ``[N, D]``. Accumulates in place (no ``[N, n, D]`` temporary)."""
+        if self.batch is None:
+            raise RuntimeError(f"{type(self).__name__}.reset() must be called before combine()")
+        w = weights[0] if self.num_graphs == 1 else self.to_nodes(weights).unsqueeze(-1)  # [n] or [N, n, 1]
+        out = vectors[0] * w[0] if self.num_graphs == 1 else vectors[0] * w[:, 0]
+        for j in range(1, len(vectors)):
+            out.addcmul_(vectors[j], w[j] if self.num_graphs == 1 else w[:, j])
+        return out
 
     def to_nodes(self, per_graph: Tensor) -> Tensor:
         """Broadcast a ``[num_graphs, ...]`` tensor to rows: ``[N, ...]``."""
@@ -399,6 +426,11 @@ def run_solver(
         trajectory: list[Tensor] = []
         nfe = 0
         fx = x
+        # Reading counts on the host is free on CPU (and on CUDA when we synchronise every
+        # step anyway): it lets a step skip the row masking while no graph has stopped, which
+        # is most steps and, for a single graph, every step but the last.
+        counts_on_host = dev.type == "cpu" or check_every == 1
+        n_active = n_graphs
         for k in range(max_iter):
             fx = F(x)
             nfe += 1
@@ -408,23 +440,26 @@ def run_solver(
             hit = active & (res < tol)  # NaN < tol is False
             residual = torch.where(active, res, residual)
             iterations.masked_fill_(active, k + 1)
-            if not first_hit:  # keep the image f(x) of each graph's accepted iterate
-                z_img = torch.where(_rows(hit, batch), fx, z_img)
             converged |= hit
             diverged |= bad
             active &= ~(hit | bad)
+            n_hit = 1
+            if counts_on_host:  # one host synchronisation for both counts
+                n_hit, n_active = torch.stack([hit.sum(), active.sum()]).tolist()
+            if not first_hit and n_hit:  # keep the image f(x) of each graph's accepted iterate
+                z_img = torch.where(_rows(hit, batch), fx, z_img)
             if return_trace:
                 trace.append(residual.clone())
             if return_trajectory:
                 trajectory.append(x.clone().view(shape))
             if k == max_iter - 1:
                 break
-            # The one host synchronisation of the loop (every `check_every` evaluations).
-            if (k + 1) % check_every == 0 and not bool(active.any()):
+            # The loop's host synchronisation (every `check_every` evaluations).
+            if (k + 1) % check_every == 0 and not (n_active if counts_on_host else bool(active.any())):
                 break
             x_next = solver.update(x, fx, r, k)
             # Done graphs are frozen: their rows of x keep the accepted (or last finite) iterate.
-            x = torch.where(_rows(active, batch), x_next, x)
+            x = x_next if counts_on_host and n_active == n_graphs else torch.where(_rows(active, batch), x_next, x)
         # Frozen rows of x hold each graph's accepted iterate (diverged: the iterate that
         # failed); rows still active hold the last evaluated iterate.
         z_out = x

@@ -59,14 +59,9 @@ class Broyden(Solver):
 
     def _low_rank(self, coef_from: list[Tensor], combine: list[Tensor], y: Tensor) -> Tensor:
         """``sum_i combine_i <coef_from_i, y>_g`` over the stored terms (zero if none)."""
-        out = torch.zeros_like(y)
         if not coef_from:
-            return out
-        rows = torch.stack([torch.linalg.vecdot(a, y) for a in coef_from], dim=1)
-        coef = self.to_nodes(rows.new_zeros(self.num_graphs, len(coef_from)).index_add_(0, self.batch, rows))
-        for j, c in enumerate(combine):
-            out.addcmul_(coef[:, j : j + 1], c)
-        return out
+            return torch.zeros_like(y)
+        return self.combine(self.graph_dots(coef_from, y), combine)
 
     def _matvec(self, y: Tensor) -> Tensor:  # B y
         return self._low_rank(self._vs, self._us, y) - y

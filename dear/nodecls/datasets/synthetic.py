@@ -116,6 +116,10 @@ def sbm_edges(block_sizes: Tensor, avg_degree: float, homophily: float,
     return edge_index
 
 
+#: Offset of the seed of the graph/feature-noise stream from that of the class means.
+_GRAPH_STREAM = 7919
+
+
 @register_dataset(
     "sbm",
     description="stochastic block model with a size knob (num_nodes), for scaling studies",
@@ -151,7 +155,11 @@ def load_sbm(
         raise ValueError("sbm: need num_classes >= 2 and num_nodes >= num_classes")
     if not 0.0 <= homophily <= 1.0 or avg_degree < 0:
         raise ValueError("sbm: need 0 <= homophily <= 1 and avg_degree >= 0")
-    gen = generator(ctx.seed)
+    # Class means come from their own generator, drawn before anything that depends on the
+    # size: graphs of different ``num_nodes`` with one seed then share one feature model, so a
+    # model trained on a small graph is meaningful on a large one (scaling studies).
+    means = torch.randn(num_classes, num_features, generator=generator(ctx.seed))
+    gen = generator(ctx.seed + _GRAPH_STREAM)
     sizes = torch.full((num_classes,), num_nodes // num_classes)
     sizes[: num_nodes % num_classes] += 1
     edges_by_block = sbm_edges(sizes, avg_degree, homophily, gen)
@@ -159,13 +167,12 @@ def load_sbm(
     y = torch.empty(num_nodes, dtype=torch.long)
     y[node_of] = torch.repeat_interleave(torch.arange(num_classes), sizes)
     edge_index = to_undirected(node_of[edges_by_block], num_nodes=num_nodes)
-    means = torch.randn(num_classes, num_features, generator=gen)
     x = feature_signal * means[y] + torch.randn(num_nodes, num_features, generator=gen)
     train = per_class(y, torch.ones(num_nodes, dtype=torch.bool), int(ctx.split), gen)
     val = draw(~train, val_size, gen)
     params = {"split": ctx.split, "seed": ctx.seed, "num_nodes": num_nodes,
               "num_classes": num_classes, "avg_degree": avg_degree, "homophily": homophily,
               "num_features": num_features, "feature_signal": feature_signal,
-              "val_size": val_size}
+              "val_size": val_size, "generator": 2}
     return assemble(ctx.name, params, {}, x=x, edge_index=edge_index, y=y,
                     train_mask=train, val_mask=val, test_mask=~(train | val))
