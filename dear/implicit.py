@@ -7,6 +7,7 @@ DEAR on CLRS and IGNN on node classification both wrap their processor step in
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -259,7 +260,7 @@ class Equilibrium(nn.Module):
             if self.jac_reg_samples:
                 stats.jac_loss = jacobian_frobenius(z_out, z_star, self.jac_reg_samples)
             if z_out.requires_grad:
-                self._attach_adjoint(z_out, z_star, batch, num_graphs, stats)
+                self._attach_adjoint(step, z_out, z_star, batch, num_graphs, stats)
             return z_out
 
         # phantom: k damped steps from the (detached) equilibrium, with grad.
@@ -273,10 +274,19 @@ class Equilibrium(nn.Module):
         return z
 
     def _attach_adjoint(
-        self, z_out: Tensor, z_star: Tensor, batch: Tensor, num_graphs: int, stats: EquilibriumStats
+        self, step: Callable[[Tensor], Tensor], z_out: Tensor, z_star: Tensor, batch: Tensor,
+        num_graphs: int, stats: EquilibriumStats
     ) -> None:
-        """Replace the gradient arriving at ``f(z*)`` by the per-graph adjoint solution."""
+        """Replace the gradient arriving at ``f(z*)`` by the per-graph adjoint solution.
+
+        The hook lives on ``z_out``'s autograd node, so it must not hold ``z_out`` itself: that
+        would be a reference cycle through C++ (node -> hook -> tensor -> node) that Python's
+        garbage collector cannot see, leaking every training step's graph. It holds a weak
+        reference instead and, if the tensor is gone by backward time, re-evaluates
+        ``f(z*)`` once (with grad) for the vector-Jacobian products of the adjoint solve.
+        """
         in_hook = False
+        z_out_ref = weakref.ref(z_out)
 
         def hook(grad: Tensor) -> Tensor | None:
             nonlocal in_hook
@@ -284,8 +294,14 @@ class Equilibrium(nn.Module):
                 return None
             in_hook = True
             try:
+                out = z_out_ref()
+                if out is None:
+                    with torch.enable_grad():
+                        out = step(z_star)
+                    stats.extra_nfe += 1
+
                 def adjoint_map(g: Tensor) -> Tensor:
-                    (vjp,) = torch.autograd.grad(z_out, z_star, g, retain_graph=True)
+                    (vjp,) = torch.autograd.grad(out, z_star, g, retain_graph=True)
                     return vjp + grad
 
                 res = run_solver(

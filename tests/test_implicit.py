@@ -238,3 +238,29 @@ def test_module_registration_and_bad_options() -> None:
             Equilibrium(step, **kwargs)
     with pytest.raises(ValueError, match="callable"):
         Equilibrium(3)
+
+
+def test_ift_backward_leaks_nothing_and_needs_no_live_output() -> None:
+    import gc
+
+    torch.manual_seed(0)
+    step, x = Step(), _inputs()
+    layer = Equilibrium(step, tol=1e-10, max_iter=200, backward="ift")
+    z0 = torch.zeros(N, HIDDEN, dtype=torch.float64)
+
+    def grads(keep_output: bool) -> torch.Tensor:
+        step.zero_grad()
+        if keep_output:
+            z = layer(z0, x, batch=_batch())
+            _loss(z).backward()
+        else:  # the layer's output tensor object is gone before backward: f(z*) is re-evaluated
+            _loss(layer(z0, x, batch=_batch())).backward()
+        return step.W.grad.clone()
+
+    torch.testing.assert_close(grads(False), grads(True), rtol=1e-7, atol=1e-10)
+    counts = []
+    for _ in range(4):
+        grads(True)
+        gc.collect()
+        counts.append(sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor)))
+    assert counts[-1] <= counts[1], counts  # no graph kept alive per step (a hook cycle did that)
