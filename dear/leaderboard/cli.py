@@ -1,0 +1,115 @@
+"""The ``dear leaderboard`` command: ``submit``, ``validate``, ``render``.
+
+:func:`register_cli` adds it to the main ``dear`` parser. Building the parser imports nothing
+heavy; handlers import what they need. A rejected entry raises
+:class:`~dear.leaderboard.schema.EntryRejected` (a ``ValueError``) whose one-line message the
+main CLI prints as ``error: rejected (<reason>): ...`` with exit status 2. ``validate`` prints one
+line per problem, then fails the same way with a count.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register_cli", "cmd_submit", "cmd_validate", "cmd_render"]
+
+TRACK_CHOICES = ("clrs-ood", "nodecls", "user-tasks")  # a test checks this equals tracks.TRACKS
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from dear.leaderboard.submit import submit  # noqa: PLC0415
+
+    res = submit([Path(p) for p in args.results], model_name=args.model_name, variant=args.variant, track=args.track,
+                 submitter=args.submitter, date=args.date, link=args.link, size=args.size,
+                 task_module=args.task_module, verify=[Path(p) for p in args.verify], tolerance=args.tolerance,
+                 device=args.device, root=args.root, base=args.repo, replace=args.replace,
+                 dry_run=args.dry_run)
+    e = res.entry
+    s = e["scores"]
+    ver = e.get("verification")
+    line = (f"{e['track']}: {e['model']['name']} / {e['model']['variant']} on {e['task']}: "
+            f"mean {s['mean']:.4g} (std {s['std']:.2g}, {len(s['per_seed'])} seeds)")
+    if ver:
+        line += f"; verified {len(ver['seeds'])} seed(s) within {ver['tolerance']:g}"
+    print(line)
+    print("dry run: nothing written" if res.path is None else f"wrote {res.path} and re-rendered {res.path.parent / 'README.md'}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from dear.leaderboard.board import Board  # noqa: PLC0415
+
+    board = Board(args.root, args.repo)
+    report = board.validate(args.track or None)
+    for problem in report.problems:
+        print(problem)
+    counts = ", ".join(f"{t}: {n}" for t, n in report.checked.items())
+    if not report.ok:
+        raise ValueError(f"{len(report.problems)} problem(s) in {board.root} (entries checked: {counts})")
+    print(f"ok: {sum(report.checked.values())} entries valid, tables up to date ({counts})")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from dear.leaderboard.board import Board  # noqa: PLC0415
+    from dear.leaderboard.tracks import TRACKS  # noqa: PLC0415
+
+    board = Board(args.root)
+    for name in args.track or list(TRACKS):
+        print(f"wrote {board.write_table(name)}")
+    return 0
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``leaderboard`` (``submit``, ``validate``, ``render``) to ``subparsers``; returns its parser."""
+    lb = subparsers.add_parser(
+        "leaderboard", help="submit, validate and render leaderboard entries",
+        description="Leaderboards under leaderboards/<track>/: one JSON entry per file, a rendered README.md "
+        "table per track. See docs/leaderboards.md.",
+    )
+    sub = lb.add_subparsers(dest="leaderboard_command", metavar="SUBCOMMAND")
+    sub.required = True
+    root_help = "boards folder (default: $DEAR_LEADERBOARDS, else ./leaderboards)"
+    repo_help = "repository root that task_module paths are relative to (default: the parent of the boards folder)"
+
+    p = sub.add_parser(
+        "submit", help="validate results, write an entry atomically, re-render the track's table",
+        description="RESULTS: `dear evaluate` results.json files, one per seed (at least 3), or one "
+        "`dear nodecls train` results.json, or one ready-made entry JSON.",
+    )
+    p.add_argument("results", nargs="+", help="results file(s)")
+    p.add_argument("--model-name", required=True, help="name shown in the table, e.g. DEAR")
+    p.add_argument("--variant", default=None, help="what distinguishes this configuration (default: from the config)")
+    p.add_argument("--track", default=None, choices=TRACK_CHOICES,
+                   help="default: clrs-ood for CLRS-30 algorithms, user-tasks for other tasks, nodecls for datasets")
+    p.add_argument("--submitter", default=None, help="who submits (default: anonymous)")
+    p.add_argument("--link", default=None, help="optional https:// link (paper, code)")
+    p.add_argument("--date", default=None, help="YYYY-MM-DD (default: today)")
+    p.add_argument("--size", type=int, default=None, help="CLRS: which evaluated test size to submit")
+    p.add_argument("--task-module", default=None,
+                   help="user tasks: the .py file (inside the repository) that registers the task")
+    p.add_argument("--verify", action="append", default=[], metavar="CHECKPOINT",
+                   help="re-evaluate this checkpoint (a run dir or its checkpoint_best.pt; nodecls: "
+                   "OUT/seeds/seed_<k>.pt) on the official split and refuse the entry unless it reproduces its "
+                   "seed's claimed score; repeat for more seeds")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="largest accepted |claimed - reproduced| (default: 0.005 for CLRS scores, 0.5 points of accuracy)")
+    p.add_argument("--device", default="auto", help="device for --verify (auto, cpu, cuda)")
+    p.add_argument("--replace", action="store_true", help="replace an existing entry with the same model and variant")
+    p.add_argument("--dry-run", action="store_true", help="validate (and verify) only; write nothing")
+    p.add_argument("--root", type=Path, default=None, help=root_help)
+    p.add_argument("--repo", type=Path, default=None, help=repo_help)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("validate", help="check every committed entry and that the tables are up to date (CI)")
+    p.add_argument("--track", action="append", choices=TRACK_CHOICES, help="only this track (repeatable)")
+    p.add_argument("--root", type=Path, default=None, help=root_help)
+    p.add_argument("--repo", type=Path, default=None, help=repo_help)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("render", help="re-render the tracks' README.md tables from their entries")
+    p.add_argument("--track", action="append", choices=TRACK_CHOICES, help="only this track (repeatable)")
+    p.add_argument("--root", type=Path, default=None, help=root_help)
+    p.set_defaults(func=cmd_render)
+    return lb

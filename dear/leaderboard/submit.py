@@ -1,0 +1,257 @@
+"""``dear leaderboard submit``: results files -> a validated, optionally verified, entry on disk.
+
+Order of work: convert the results into an entry, run every per-entry check (cheap, and it
+includes the split fingerprint), refuse duplicates *before* spending time on verification, then
+re-evaluate the checkpoints if ``verify`` names any, and finally write the entry and re-render the
+track under the track's lock (:meth:`Board.add`).
+
+Verification re-evaluates each checkpoint on the entry's test split with the same code that
+``dear evaluate`` uses (:func:`dear.evaluate.load_run` and :func:`dear.evaluate.evaluate_size`,
+the two halves of :func:`dear.evaluate.evaluate_run`), with one difference: the test-set size is
+taken from the entry's protocol, not from the run's config, so a run trained with a small
+``num_test`` is still checked on the official split. The evaluated split's fingerprint must equal
+the entry's, and each verified seed's score must be within ``tolerance`` of the claim.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from dear.leaderboard.board import Board
+from dear.leaderboard.convert import (
+    entry_from_clrs_results,
+    entry_from_nodecls_results,
+    load_json,
+    results_kind,
+)
+from dear.leaderboard.schema import EntryRejected
+from dear.leaderboard.tracks import get_track
+from dear.leaderboard.validation import load_task_module, validate_entry
+
+
+@dataclass
+class SubmitResult:
+    """What :func:`submit` did: where the entry went (``None`` for a dry run) and the entry."""
+
+    path: Path | None
+    entry: dict[str, Any]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _relative(path: Path, base: Path) -> str:
+    """``path`` relative to the repository when inside it (no absolute local paths in entries)."""
+    try:
+        return Path(path).resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def _task_module_rel(task_module: str | Path, base: Path) -> str:
+    p = Path(task_module)
+    full = p if p.is_absolute() else Path.cwd() / p
+    try:
+        return full.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        raise EntryRejected("path", f"--task-module {task_module} is outside the repository {base}; the module "
+                                    "that registers a task must be committed beside the boards") from None
+
+
+def build_entry(paths: Sequence[Path], board: Board, *, model_name: str | None = None, variant: str | None = None,
+                track: str | None = None, submitter: str | None = None, date: str | None = None,
+                link: str | None = None, size: int | None = None,
+                task_module: str | Path | None = None) -> dict[str, Any]:
+    """Convert results files (or one ready-made entry) into an entry; see :mod:`dear.leaderboard.convert`."""
+    if not paths:
+        raise ValueError("give at least one results file")
+    docs = [load_json(Path(p)) for p in paths]
+    kinds = {results_kind(d) for d in docs}
+    if len(kinds) > 1:
+        raise EntryRejected("schema", f"mixed kinds of results files: {', '.join(sorted(kinds))}")
+    kind = kinds.pop()
+    rel_module = _task_module_rel(task_module, board.base) if task_module else None
+    if rel_module:
+        load_task_module(rel_module, board.base)
+    if kind == "entry":
+        if len(docs) != 1:
+            raise EntryRejected("schema", "give one entry file at a time")
+        entry = dict(docs[0])
+        if model_name or variant:
+            entry["model"] = {**entry.get("model", {}), **({"name": model_name} if model_name else {}),
+                              **({"variant": variant} if variant else {})}
+        for key, value in (("submitter", submitter), ("date", date), ("link", link), ("task_module", rel_module)):
+            if value:
+                entry[key] = value
+        if entry.get("task_module") and not rel_module:
+            load_task_module(entry["task_module"], board.base)
+        return entry
+    who = submitter or "anonymous"
+    rel_paths = [Path(_relative(Path(p), board.base)) for p in paths]
+    if kind == "nodecls":
+        if len(docs) != 1:
+            raise EntryRejected("schema", "a nodecls results file already holds every seed; give one file")
+        return entry_from_nodecls_results(docs[0], model_name=model_name, variant=variant, track=track,
+                                          submitter=who, date=date, link=link, path=rel_paths[0])
+    try:
+        entry = entry_from_clrs_results(docs, model_name=model_name, variant=variant, track=track, submitter=who,
+                                        date=date, link=link, size=size, task_module=rel_module, paths=list(paths))
+    except KeyError as e:  # e.g. an unregistered task: UnknownTaskError lists the known ones
+        raise EntryRejected("task", str(e.args[0]) if e.args else str(e)) from None
+    entry["source"]["files"] = [p.as_posix() for p in rel_paths]
+    return entry
+
+
+# ------------------------------------------------------------------------------ verify
+
+
+def _run_dir(path: Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.name == "checkpoint_best.pt" and path.is_file():
+        return path.parent
+    raise FileNotFoundError(f"--verify takes a run directory or its checkpoint_best.pt; {path} is neither")
+
+
+def _verify_clrs(entry: dict[str, Any], checkpoints: Sequence[Path], tolerance: float, device: str) -> list[dict]:
+    from dear.evaluate import evaluate_size, load_run  # noqa: PLC0415
+    from dear.io import resolve_device  # noqa: PLC0415
+
+    dev = resolve_device(device)
+    claimed = {s["seed"]: s["score"] for s in entry["scores"]["per_seed"]}
+    over = entry["protocol"]["overrides"]
+    items: list[dict[str, Any]] = []
+    for ckpt in checkpoints:
+        run_dir = _run_dir(Path(ckpt))
+        cfg, model, _ = load_run(run_dir, dev)
+        for what, have, want in (("algorithm", cfg.algorithm, entry["task"]),
+                                 ("protocol", cfg.protocol, entry["protocol"]["name"]),
+                                 ("model", cfg.model, entry["model"]["architecture"])):
+            if have != want:
+                raise EntryRejected("verify", f"{run_dir} is a {what} {have!r} run; the entry is for {want!r}")
+        if entry.get("config"):
+            mine = {k: v for k, v in cfg.to_dict().items() if k not in ("seed", "device")}
+            theirs = {k: v for k, v in entry["config"].items() if k not in ("seed", "device")}
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            if diff:
+                raise EntryRejected("verify", f"{run_dir} was trained with a different config ({', '.join(diff)})")
+        if cfg.seed not in claimed:
+            raise EntryRejected("verify", f"{run_dir} is seed {cfg.seed}, which the entry does not report")
+        if any(i["seed"] == cfg.seed for i in items):
+            raise EntryRejected("verify", f"seed {cfg.seed} was given twice to --verify")
+        cfg.num_test = over.get("num_samples")  # the entry's (official) split, whatever the run tested on
+        size = over["sizes"][0] if "sizes" in over else None
+        model.eval()
+        res, fp = evaluate_size(cfg, model, size, dev, repeats=1, warmup=0)
+        if fp != entry["split_fingerprint"]:
+            raise EntryRejected("verify", f"{run_dir} evaluates on split {fp[:12]}..., not the entry's "
+                                          f"{entry['split_fingerprint'][:12]}...")
+        items.append(_check_claim(cfg.seed, claimed[cfg.seed], float(res["score"]), tolerance,
+                                  run_dir / "checkpoint_best.pt"))
+    return items
+
+
+def _verify_nodecls(entry: dict[str, Any], checkpoints: Sequence[Path], tolerance: float, device: str) -> list[dict]:
+    import torch  # noqa: PLC0415
+
+    from dear.io import resolve_device  # noqa: PLC0415
+    from dear.nodecls import load_dataset  # noqa: PLC0415
+    from dear.nodecls.baselines import build_nodecls_model  # noqa: PLC0415
+    from dear.nodecls.train import NodeClsConfig, _metric, prepare_features  # noqa: PLC0415
+
+    if not entry.get("config"):
+        raise EntryRejected("verify", "a nodecls entry needs its run config to rebuild the model for --verify")
+    cfg = NodeClsConfig(**{k: v for k, v in entry["config"].items() if k != "resolved_model_options"})
+    dev = resolve_device(device)
+    over = dict(entry["protocol"]["overrides"])
+    seed = over.pop("seed")
+    data = load_dataset(entry["task"], split=entry["protocol"]["split"], seed=seed, **over)
+    if data.fingerprint != entry["split_fingerprint"]:
+        raise EntryRejected("verify", "the local dataset's fingerprint is not the entry's")
+    x = prepare_features(data, cfg.normalize_features).to(dev)
+    data = data.to(dev)
+    multilabel = bool(getattr(data, "multilabel", False))
+    num_classes = int(data.y.shape[1]) if multilabel else int(data.num_classes)
+    claimed = {s["seed"]: s["score"] for s in entry["scores"]["per_seed"]}
+    items: list[dict[str, Any]] = []
+    for ckpt in checkpoints:
+        ckpt = Path(ckpt)
+        m = re.fullmatch(r"seed_(\d+)\.pt", ckpt.name)
+        if not (m and ckpt.is_file()):
+            raise FileNotFoundError(f"--verify for nodecls takes OUT/seeds/seed_<k>.pt files; {ckpt} is not one")
+        s = int(m.group(1))
+        if s not in claimed:
+            raise EntryRejected("verify", f"{ckpt} is seed {s}, which the entry does not report")
+        torch.manual_seed(s)
+        model = build_nodecls_model(cfg.model, x.shape[1], num_classes, **cfg.model_kwargs()).to(dev)
+        model.load_state_dict(torch.load(ckpt, map_location=dev, weights_only=True))
+        model.eval()
+        with torch.no_grad():
+            out = model(x, data.edge_index)
+        score = _metric(out[data.test_mask], data.y[data.test_mask], multilabel)
+        items.append(_check_claim(s, claimed[s], float(score), tolerance, ckpt))
+    return items
+
+
+def _check_claim(seed: int, claimed: float, reproduced: float, tolerance: float, ckpt: Path) -> dict[str, Any]:
+    if not abs(reproduced - claimed) <= tolerance:
+        raise EntryRejected("verify", f"seed {seed}: the checkpoint scores {reproduced:.6g} on the official split, "
+                                      f"the entry claims {claimed:.6g} (difference {abs(reproduced - claimed):.3g} > "
+                                      f"tolerance {tolerance:g})")
+    return {"seed": seed, "claimed": claimed, "reproduced": reproduced, "checkpoint_sha256": _sha256(ckpt)}
+
+
+def verify_entry(entry: dict[str, Any], checkpoints: Sequence[Path], tolerance: float | None = None,
+                 device: str = "auto") -> dict[str, Any]:
+    """Re-evaluate ``checkpoints`` (one per verified seed) and return the entry's ``verification``
+    record; raise :class:`EntryRejected` (reason ``verify``) if any claim is not reproduced."""
+    track = get_track(entry["track"])
+    tol = track.metric.verify_tolerance if tolerance is None else float(tolerance)
+    if not 0 <= tol <= track.metric.max_verify_tolerance:
+        raise ValueError(f"--tolerance must be in [0, {track.metric.max_verify_tolerance:g}] for {track.metric.name}")
+    if track.kind == "clrs":
+        items = _verify_clrs(entry, checkpoints, tol, device)
+        method = ("dear.evaluate.load_run + evaluate_size on the entry's test split (the code of dear evaluate), "
+                  "scores compared per seed")
+    else:
+        items = _verify_nodecls(entry, checkpoints, tol, device)
+        method = "best-validation weights reloaded, one eval-mode forward, test accuracy compared per seed"
+    from dear.io import resolve_device  # noqa: PLC0415
+
+    return {"method": method, "tolerance": tol, "device": str(resolve_device(device)),
+            "date": _dt.date.today().isoformat(), "seeds": sorted(items, key=lambda i: i["seed"])}
+
+
+def submit(paths: Sequence[Path], *, model_name: str | None = None, variant: str | None = None,
+           track: str | None = None, submitter: str | None = None, date: str | None = None,
+           link: str | None = None, size: int | None = None, task_module: str | Path | None = None,
+           verify: Sequence[Path] = (), tolerance: float | None = None, device: str = "auto",
+           root: Path | None = None, base: Path | None = None, replace: bool = False,
+           dry_run: bool = False) -> SubmitResult:
+    """Validate, optionally verify, and store one entry; re-render its track. See the module docstring."""
+    board = Board(root, base)
+    entry = build_entry(paths, board, model_name=model_name, variant=variant, track=track, submitter=submitter,
+                        date=date, link=link, size=size, task_module=task_module)
+    validate_entry(entry, board.base)
+    dup = board.find_duplicate(entry)
+    if dup is not None and not replace:
+        raise EntryRejected("duplicate", f"{dup.name} already holds {entry['model']['name']} / "
+                                         f"{entry['model']['variant']} on {entry['task']} for this test split; use "
+                                         "another --variant (or --replace to update it)")
+    if verify:
+        entry["verification"] = verify_entry(entry, verify, tolerance, device)
+        validate_entry(entry, board.base)
+    if dry_run:
+        return SubmitResult(None, entry)
+    return SubmitResult(board.add(entry, replace=replace), entry)

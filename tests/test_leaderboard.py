@@ -1,0 +1,438 @@
+"""Leaderboards: the entry schema, every rejection reason, rendering, --verify, the committed boards.
+
+Synthetic results files (``fake_results``) carry the *real* split fingerprints (computed from
+the task and protocol, no sampling), so they pass the fingerprint check like real ones; their
+scores are test inputs, not claims. ``--verify`` is tested on real (tiny) trained runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import clrs_tasks as ct
+from dear.cli import main
+from dear.config import TrainConfig, profile_config
+from dear.io import hardware, versions
+from dear.leaderboard import (
+    CLRS_FAMILIES,
+    SCHEMA,
+    TRACKS,
+    Board,
+    EntryRejected,
+    dump_entry,
+    entry_filename,
+    submit,
+)
+from dear.leaderboard.cli import TRACK_CHOICES
+from dear.leaderboard.schema import field_paths
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fake_results(algorithm: str = "bfs", seed: int = 0, score: float = 0.9, model: str = "dear",
+                 protocol: str = "dear", **overrides) -> dict:
+    """A `dear evaluate` results dict for a run that was never trained (test input only)."""
+    task = ct.get_task(algorithm)
+    cfg = ct.split_config(task, "test", protocol, **overrides)
+    n = str(cfg.sizes[0])
+    config = TrainConfig(algorithm=algorithm, model=model, protocol=protocol, seed=seed,
+                         num_test=overrides.get("num_samples")).to_dict()
+    return {
+        "schema_version": 1, "algorithm": algorithm, "model": model, "seed": seed, "protocol": protocol,
+        "processor": "mpnn", "tol": 0.1 if model == "dear" else None,
+        "results": {n: {"score": score, "outputs": {"x": score}, "num_graphs": cfg.num_samples, "nodes": int(n),
+                        "seconds_per_sample": 0.002 * (seed + 1),
+                        "timing": {"method": "synthetic", "repeats": 1, "warmup": 0, "batch_size": 32, "seconds": [0.2]},
+                        "iterations": {"mean": 6.0 + seed, "max": 12}, "true_steps": {"mean": 4.0, "max": 9},
+                        "nfe": None, "converged_fraction": 1.0}},
+        "checkpoint": {"step": 1, "val": None}, "fingerprints": {n: ct.fingerprint(task, cfg)},
+        "versions": versions(), "hardware": hardware(torch.device("cpu")), "git_commit": None, "config": config,
+    }
+
+
+def write_results(tmp_path: Path, docs: list[dict], name: str = "r") -> list[Path]:
+    paths = []
+    for i, d in enumerate(docs):
+        p = tmp_path / f"{name}{i}" / "results.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(d))
+        paths.append(p)
+    return paths
+
+
+@pytest.fixture()
+def board(tmp_path) -> Board:
+    return Board(tmp_path / "leaderboards", base=REPO)
+
+
+def make_entry(tmp_path: Path, board: Board, scores=(0.9, 0.92, 0.94), algorithm="bfs", name="DEAR", **kw) -> dict:
+    paths = write_results(tmp_path, [fake_results(algorithm, s, x) for s, x in enumerate(scores)], name=f"{algorithm}{name}")
+    return submit(paths, model_name=name, submitter="tester", root=board.root, base=board.base, dry_run=True, **kw).entry
+
+
+# ---------------------------------------------------------------------------- tracks and schema
+
+
+def test_families_partition_clrs30_and_cli_lists_every_track():
+    from clrs_tasks._clrs import clrs
+
+    clrs()  # import dm-clrs quietly, then read its list of the 30 algorithms
+    from clrs._src import specs
+
+    algos = [a for fam in CLRS_FAMILIES.values() for a in fam]
+    assert len(CLRS_FAMILIES) == 8 and sorted(algos) == sorted(specs.CLRS_30_ALGS) and len(set(algos)) == 30
+    assert sorted(algos) == ct.list_tasks(clrs30_only=True)
+    assert set(TRACK_CHOICES) == set(TRACKS)
+
+
+def test_docs_describe_every_schema_field():
+    doc = (REPO / "docs" / "leaderboards.md").read_text()
+    assert SCHEMA in doc
+    missing = [p for p, _ in field_paths() if f"`{p}`" not in doc]
+    assert not missing, f"docs/leaderboards.md does not document {missing}"
+    for fam, algos in CLRS_FAMILIES.items():
+        assert fam in doc and all(a in doc for a in algos)
+    example = {"track": "clrs-ood", "task": "bfs", "protocol": {"name": "dear", "overrides": {}},
+               "model": {"name": "DEAR", "variant": "mpnn h128, anderson tol 0.1, quick profile"}}
+    assert f"`{entry_filename(example)}`" in doc  # the file name the docs show is the real one
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def test_valid_entry_round_trips_to_the_rendered_table(tmp_path, board):
+    paths = write_results(tmp_path, [fake_results("bfs", s, x) for s, x in enumerate((0.9, 0.92, 0.97))])
+    res = submit(paths, model_name="DEAR", variant="mpnn h128, quick", submitter="tester",
+                 link="https://example.org/dear", root=board.root, base=board.base)
+    assert res.path.parent == board.root / "clrs-ood" and res.path.name == entry_filename(res.entry)
+    on_disk = json.loads(res.path.read_text())
+    assert on_disk == json.loads(dump_entry(res.entry))
+    s = on_disk["scores"]
+    assert [x["seed"] for x in s["per_seed"]] == [0, 1, 2]
+    assert s["mean"] == pytest.approx(0.93) and s["std"] == pytest.approx(math.sqrt(((0.03 ** 2) + (0.01 ** 2) + (0.04 ** 2)) / 2))
+    assert on_disk["split_fingerprint"] == fake_results()["fingerprints"]["64"]
+    assert on_disk["timing"]["value"] == pytest.approx(0.004)  # median over seeds of 0.002, 0.004, 0.006
+    assert on_disk["solver"]["iterations_mean"] == pytest.approx(7.0) and on_disk["solver"]["reference_steps_mean"] == 4.0
+    table = (board.root / "clrs-ood" / "README.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| 1 | DEAR |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # rank, model, variant, mean over algorithms (coverage of 30), mean over families (of 8), bfs, verified
+    assert cells == ["1", "DEAR", "mpnn h128, quick", "93.0 (1/30)", "93.0 (1/8)", "93.0 ± 3.6", "0/1"]
+    assert "[link](https://example.org/dear)" in table and "`dear` protocol, test split, n = 64" in table
+    assert board.validate().ok
+    assert board.render("clrs-ood") == table
+
+
+def test_partial_coverage_means_and_ordering(tmp_path, board):
+    # A covers bfs and minimum; B covers only bfs with a higher score: A ranks first (coverage first)
+    for name, algo, scores in (("A", "bfs", (0.8, 0.8, 0.8)), ("A", "minimum", (0.5, 0.6, 0.7)),
+                               ("A", "dfs", (0.2, 0.2, 0.2)), ("B", "bfs", (1.0, 1.0, 1.0))):
+        board.add(make_entry(tmp_path, board, scores, algorithm=algo, name=name))
+    table = board.render("clrs-ood")
+    rows = [line for line in table.splitlines() if re.match(r"\| \d+ \|", line)]
+    header = next(line for line in table.splitlines() if line.startswith("| # |"))
+    assert [c.strip() for c in header.strip("|").split("|")][5:8] == ["`minimum`", "`dfs`", "`bfs`"]  # CLRS family order
+    a = [c.strip() for c in rows[0].strip("|").split("|")]
+    b = [c.strip() for c in rows[1].strip("|").split("|")]
+    assert a[1] == "A" and b[1] == "B"
+    # mean over covered algorithms: (80 + 60 + 20) / 3; families: searching 60, graphs (80 + 20) / 2 = 50 -> 55
+    assert a[3] == "53.3 (3/30)" and a[4] == "55.0 (2/8)"
+    assert b[3] == "100.0 (1/30)" and b[5] == "–" and b[6] == "–"
+
+
+# ------------------------------------------------------------------------------ rejections
+
+
+def _reject(board: Board, entry: dict, reason: str, match: str) -> None:
+    with pytest.raises(EntryRejected, match=match) as info:
+        board.add(entry)
+    assert info.value.reason == reason
+    assert "\n" not in str(info.value)  # one line
+    assert not list((board.root / "clrs-ood").glob("*.json"))  # nothing written
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda e: e.pop("timing"), "missing field timing"),
+    (lambda e: e["scores"].__setitem__("mean", "high"), "field scores.mean must be number"),
+    (lambda e: e.__setitem__("bonus", 1), "unknown field bonus"),
+    (lambda e: e["model"].__setitem__("nickname", "x"), "unknown field model.nickname"),
+    (lambda e: e.__setitem__("schema", "dear.leaderboard.entry/0"), "field schema must be"),
+    (lambda e: e["scores"]["per_seed"][1].__setitem__("seed", True), r"per_seed\[1\].seed must be int"),
+])
+def test_schema_violations(tmp_path, board, mutate, match):
+    entry = make_entry(tmp_path, board)
+    mutate(entry)
+    _reject(board, entry, "schema", match)
+
+
+@pytest.mark.parametrize("bad, match", [(float("nan"), "not finite"), (float("inf"), "not finite"),
+                                        (1.2, r"outside \[0, 1\]"), (-0.01, r"outside \[0, 1\]")])
+def test_non_finite_or_out_of_range_scores(tmp_path, board, bad, match):
+    entry = make_entry(tmp_path, board)
+    entry["scores"]["per_seed"][2]["score"] = bad
+    _reject(board, entry, "score", match)
+
+
+def test_summary_must_match_the_per_seed_scores(tmp_path, board):
+    entry = make_entry(tmp_path, board)
+    entry["scores"]["mean"] = 0.99
+    _reject(board, entry, "score", "scores.mean is 0.99 but the per-seed scores give")
+    entry = make_entry(tmp_path, board)
+    entry["scores"]["std"] = 0.0
+    _reject(board, entry, "score", "scores.std")
+
+
+def test_fewer_seeds_than_required_or_repeated_seeds(tmp_path, board):
+    entry = make_entry(tmp_path, board)
+    entry["scores"]["per_seed"] = entry["scores"]["per_seed"][:2]
+    entry["scores"]["mean"], entry["scores"]["std"] = 0.91, math.sqrt(2 * 0.01 ** 2)
+    _reject(board, entry, "seeds", "2 seed.s.; at least 3 are required")
+    entry = make_entry(tmp_path, board)
+    entry["scores"]["per_seed"][2]["seed"] = 0
+    _reject(board, entry, "seeds", "seeds must be distinct")
+    # and from results files directly: two seeds are refused before anything is written
+    paths = write_results(tmp_path, [fake_results("bfs", s, 0.9) for s in range(2)], name="two")
+    with pytest.raises(EntryRejected, match="at least 3"):
+        submit(paths, model_name="DEAR", submitter="t", root=board.root, base=board.base)
+
+
+def test_split_fingerprint_must_equal_the_local_one(tmp_path, board):
+    entry = make_entry(tmp_path, board)
+    other = ct.fingerprint(ct.get_task("bfs"), ct.split_config(ct.get_task("bfs"), "test", "dear", seed=4))
+    entry["split_fingerprint"] = other
+    _reject(board, entry, "fingerprint", "not the one computed locally for bfs")
+    # results evaluated on a smaller test set: the converter keeps its true size, clrs-ood refuses it
+    paths = write_results(tmp_path, [fake_results("bfs", s, 0.9, num_samples=10) for s in range(3)], name="small")
+    with pytest.raises(EntryRejected, match="overrides.num_samples is not allowed on track clrs-ood"):
+        submit(paths, model_name="DEAR", submitter="t", root=board.root, base=board.base)
+    # a claimed protocol that does not match the fingerprint it carries
+    entry = make_entry(tmp_path, board)
+    entry["protocol"]["name"] = "official"
+    entry["protocol"]["description"] = "official protocol, test: n = 64, 32 graphs, seed 3"
+    _reject(board, entry, "fingerprint", "computed locally")
+
+
+def test_duplicates_are_refused(tmp_path, board):
+    entry = make_entry(tmp_path, board)
+    board.add(copy.deepcopy(entry))
+    with pytest.raises(EntryRejected, match="already holds DEAR") as info:
+        board.add(copy.deepcopy(entry))
+    assert info.value.reason == "duplicate"
+    twin = copy.deepcopy(entry)
+    twin["model"]["name"] = "dear"
+    twin["model"]["variant"] = "  ".join(entry["model"]["variant"].upper().split(" "))
+    with pytest.raises(EntryRejected, match="already holds"):
+        board.add(twin)
+    assert len(list((board.root / "clrs-ood").glob("*.json"))) == 1
+    better = copy.deepcopy(entry)
+    for s in better["scores"]["per_seed"]:
+        s["score"] = 0.5
+    better["scores"]["mean"], better["scores"]["std"] = 0.5, 0.0
+    board.add(better, replace=True)  # an explicit update replaces the file
+    (only,) = (board.root / "clrs-ood").glob("*.json")
+    assert json.loads(only.read_text())["scores"]["mean"] == 0.5
+
+
+@pytest.mark.parametrize("field, value, reason, match", [
+    ("name", "<script>alert(1)</script>", "name", "inject Markdown/HTML"),
+    ("name", "DEAR | 100.0", "name", "inject"),
+    ("name", "[best](https://evil.example)", "name", "inject"),
+    ("name", "**DEAR**", "name", "inject"),
+    ("variant", "fast\n| 1 | fake |", "name", "inject"),
+    ("variant", "see https://evil.example", "name", "inject"),
+    ("name", "../../../etc/passwd", "path", "path outside the track folder"),
+    ("variant", "runs/dear", "path", "path outside"),
+    ("submitter", "a&#60;b", "name", "inject"),
+])
+def test_names_that_would_inject_markup_or_paths(tmp_path, board, field, value, reason, match):
+    entry = make_entry(tmp_path, board)
+    if field == "submitter":
+        entry["submitter"] = value
+    else:
+        entry["model"][field] = value
+    _reject(board, entry, reason, match)
+
+
+def test_links_tracks_and_task_modules_outside_the_folders(tmp_path, board):
+    entry = make_entry(tmp_path, board)
+    entry["link"] = "javascript:alert(1)"
+    _reject(board, entry, "name", "plain https:// URL")
+    entry = make_entry(tmp_path, board)
+    entry["track"] = "../clrs-ood"
+    _reject(board, entry, "path", "not a leaderboard track")
+    entry = make_entry(tmp_path, board, algorithm="find_maximum_subarray")
+    assert entry["track"] == "user-tasks"  # not CLRS-30: filed on user-tasks by default
+    entry["task_module"] = "../../outside.py"
+    with pytest.raises(EntryRejected, match="task_module '../../outside.py' must be a relative path") as info:
+        board.add(entry)
+    assert info.value.reason == "path"
+    # a CLRS-30 algorithm cannot be filed on the user-tasks track, nor a non-CLRS-30 one on clrs-ood
+    entry = make_entry(tmp_path, board)
+    entry["track"] = "user-tasks"
+    with pytest.raises(EntryRejected, match="is a CLRS-30 algorithm; submit it to clrs-ood"):
+        board.add(entry)
+    entry = make_entry(tmp_path, board, algorithm="find_maximum_subarray")
+    entry["track"] = "clrs-ood"
+    _reject(board, entry, "task", "not a CLRS-30 algorithm")
+
+
+def test_cli_prints_one_error_line_and_exits_2(tmp_path, board, capsys):
+    paths = write_results(tmp_path, [fake_results("bfs", s, [0.9, 0.8, 1.5][s]) for s in range(3)], name="bad")
+    rc = main(["leaderboard", "submit", *map(str, paths), "--model-name", "DEAR", "--root", str(board.root)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.count("\n") == 0
+    assert err.startswith("error: rejected (score): seed 2: score 1.5 is outside [0, 1]")
+    paths = write_results(tmp_path, [fake_results("bfs", s, 0.9) for s in range(3)], name="good")
+    rc = main(["leaderboard", "submit", *map(str, paths), "--model-name", "NAR baseline", "--submitter", "me",
+               "--root", str(board.root)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "wrote" in out and "NAR baseline" in (board.root / "clrs-ood" / "README.md").read_text()
+    assert main(["leaderboard", "validate", "--root", str(board.root), "--repo", str(REPO)]) == 0
+    assert "ok: 1 entries valid" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------- validate
+
+
+def test_validate_finds_tampered_moved_and_stale_files(tmp_path, board, capsys):
+    path = board.add(make_entry(tmp_path, board))
+    assert board.validate().ok
+    readme = board.root / "clrs-ood" / "README.md"
+    readme.write_text(readme.read_text().replace("92.0", "99.0"))
+    assert [p.reason for p in board.validate().problems] == ["stale"]
+    board.write_table("clrs-ood")
+    data = json.loads(path.read_text())
+    data["scores"]["per_seed"][0]["score"] = 1.0  # hand-edited claim: the summary no longer matches
+    path.write_text(dump_entry(data))
+    assert [p.reason for p in board.validate().problems] == ["score"]
+    data = json.loads(path.read_text())
+    data["scores"]["per_seed"][0]["score"] = 0.9
+    path.write_text(dump_entry(data))
+    renamed = path.with_name("best-model-ever.json")
+    path.rename(renamed)
+    assert [p.reason for p in board.validate().problems] == ["path"]
+    (board.root / "nodecls").mkdir()
+    renamed.rename(board.root / "nodecls" / path.name)  # filed under the wrong track
+    problems = board.validate().problems
+    assert any(p.reason == "path" and "track 'clrs-ood'" in p.message for p in problems)
+    rc = main(["leaderboard", "validate", "--root", str(board.root), "--repo", str(REPO)])
+    assert rc == 2 and "problem(s)" in capsys.readouterr().err
+
+
+def test_committed_boards_are_valid():
+    """What CI runs (`dear leaderboard validate`): every committed entry passes and tables are current."""
+    from dear.nodecls import DatasetNotFoundError, load_dataset
+
+    try:
+        load_dataset("amgcn:citeseer")
+    except DatasetNotFoundError:
+        pytest.skip("node-classification data not available (../shared/data)")
+    report = Board(REPO / "leaderboards").validate()
+    assert report.ok, "\n".join(map(str, report.problems))
+    assert set(report.checked) == set(TRACKS)
+    for track in TRACKS:
+        assert (REPO / "leaderboards" / track / "README.md").is_file()
+    assert "dear leaderboard validate" in (REPO / ".ci" / "run").read_text()
+
+
+# ------------------------------------------------------------------------------------ verify
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """Three seeds of a tiny DEAR run on BFS, evaluated on the official `dear` test split."""
+    from dear.evaluate import evaluate_run
+    from dear.training import train
+
+    root = tmp_path_factory.mktemp("verify")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CLRS_TASKS_CACHE", str(root / "cache"))
+    runs = []
+    for seed in range(3):
+        cfg = profile_config("quick", algorithm="bfs", model="dear", seed=seed, num_train=16, num_val=8, steps=4,
+                             batch_size=8, hidden=16, eval_every=4, device="cpu")
+        train(cfg, root / f"seed{seed}", progress=False)
+        evaluate_run(root / f"seed{seed}", repeats=1, warmup=0, device="cpu")
+        runs.append(root / f"seed{seed}")
+    yield runs
+    mp.undo()
+
+
+def test_verify_accepts_a_true_claim(tmp_path, board, tiny_runs, monkeypatch):
+    monkeypatch.setenv("CLRS_TASKS_CACHE", str(tiny_runs[0].parent / "cache"))
+    res = submit([r / "results.json" for r in tiny_runs], model_name="DEAR", variant="tiny", submitter="t",
+                 verify=[tiny_runs[0], tiny_runs[1] / "checkpoint_best.pt", tiny_runs[2]], device="cpu",
+                 root=board.root, base=board.base)
+    v = res.entry["verification"]
+    assert [s["seed"] for s in v["seeds"]] == [0, 1, 2]
+    for item, run in zip(v["seeds"], tiny_runs):
+        claimed = json.loads((run / "results.json").read_text())["results"]["64"]["score"]
+        assert item["claimed"] == claimed and item["reproduced"] == pytest.approx(claimed, abs=1e-12)
+    row = next(line for line in (board.root / "clrs-ood" / "README.md").read_text().splitlines()
+               if line.startswith("| 1 | DEAR | tiny |"))
+    assert "✓" in row and row.rstrip(" |").endswith("1/1")
+    assert board.validate().ok
+
+
+def test_verify_refuses_an_inflated_claim(tmp_path, board, tiny_runs, monkeypatch):
+    monkeypatch.setenv("CLRS_TASKS_CACHE", str(tiny_runs[0].parent / "cache"))
+    docs = [json.loads((r / "results.json").read_text()) for r in tiny_runs]
+    true = docs[0]["results"]["64"]["score"]
+    docs[0]["results"]["64"]["score"] = min(1.0, true + 0.05)
+    paths = write_results(tmp_path, docs, name="inflated")
+    with pytest.raises(EntryRejected, match=r"seed 0: the checkpoint scores .* the entry claims") as info:
+        submit(paths, model_name="DEAR", variant="tiny", submitter="t", verify=[tiny_runs[0]], device="cpu",
+               root=board.root, base=board.base)
+    assert info.value.reason == "verify"
+    assert not (board.root / "clrs-ood").exists() or not list((board.root / "clrs-ood").glob("*.json"))
+    # a checkpoint of another algorithm cannot vouch for the entry either
+    other = write_results(tmp_path, [fake_results("dfs", s, 0.5) for s in range(3)], name="dfs")
+    with pytest.raises(EntryRejected, match="is a algorithm 'bfs' run; the entry is for 'dfs'"):
+        submit(other, model_name="DEAR", submitter="t", verify=[tiny_runs[0]], device="cpu",
+               root=board.root, base=board.base)
+    # and a hand-made verification record with a loose tolerance does not count
+    entry = submit([r / "results.json" for r in tiny_runs], model_name="DEAR", variant="tiny", submitter="t",
+                   root=board.root, base=board.base, dry_run=True).entry
+    entry["verification"] = {"method": "trust me", "tolerance": 0.5, "device": "cpu", "date": "2024-01-01",
+                             "seeds": [{"seed": 0, "claimed": entry["scores"]["per_seed"][0]["score"],
+                                        "reproduced": 0.0, "checkpoint_sha256": "0" * 64}]}
+    with pytest.raises(EntryRejected, match="tolerance 0.5 must be in"):
+        board.add(entry)
+
+
+def test_nodecls_entry_and_verify(tmp_path, board):
+    """A node-classification run converts to an entry on `nodecls`; --verify reloads each seed's
+    weights and refuses a claim they do not reproduce."""
+    from dear.nodecls import DatasetNotFoundError
+    from dear.nodecls.train import NodeClsConfig, run
+
+    cfg = NodeClsConfig(dataset="amgcn:citeseer", model="mlp", seeds=3, epochs=3, patience=3, timing_warmup=0,
+                        timing_repeats=1, device="cpu")
+    try:
+        run(cfg, tmp_path / "mlp", progress=False)
+    except DatasetNotFoundError:
+        pytest.skip("node-classification data not available (../shared/data)")
+    ckpts = [tmp_path / "mlp" / "seeds" / f"seed_{s}.pt" for s in range(3)]
+    res = submit([tmp_path / "mlp" / "results.json"], model_name="MLP", variant="3 epochs", submitter="t",
+                 verify=ckpts, device="cpu", root=board.root, base=board.base)
+    e = res.entry
+    assert e["track"] == "nodecls" and e["metric"]["unit"] == "percent" and e["solver"] is None
+    assert e["protocol"] == {"name": "standard", "split": 60, "overrides": {"seed": 0},
+                             "description": "amgcn:citeseer, split 60, validation draw seed 0"}
+    for item in e["verification"]["seeds"]:
+        assert item["reproduced"] == pytest.approx(item["claimed"], abs=1e-6)
+    assert "| 1 | MLP | 3 epochs |" in (board.root / "nodecls" / "README.md").read_text()
+    inflated = json.loads((tmp_path / "mlp" / "results.json").read_text())
+    inflated["per_seed"][1]["test_accuracy"] += 3.0
+    (tmp_path / "inflated.json").write_text(json.dumps(inflated))
+    with pytest.raises(EntryRejected, match="seed 1: the checkpoint scores") as info:
+        submit([tmp_path / "inflated.json"], model_name="MLP", variant="inflated", submitter="t", verify=ckpts[1:2],
+               device="cpu", root=board.root, base=board.base)
+    assert info.value.reason == "verify"
