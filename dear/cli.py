@@ -34,7 +34,13 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--num-train", type=int, default=None, help="training samples")
-    p.add_argument("--solver", default=None, help="root finder for dear (see dear.solvers.available())")
+    p.add_argument("--solver", default=None, help="root finder for dear (see dear.solvers.available()); learned: "
+                   "IGNN-Solver trained alternately with the model (docs/learned-solver.md)")
+    p.add_argument("--solver-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="option of the dear solver, repeatable (e.g. steps=6, keep=0.5 for learned)")
+    p.add_argument("--solver-train", action="append", default=[], metavar="KEY=VALUE",
+                   help="learned solver training / alternating schedule option, repeatable (warmup_epochs counts "
+                   "optimiser steps here; first_steps, every, steps, final_steps, lr, ...)")
     p.add_argument("--tol", type=float, default=None, help="relative residual tolerance for dear")
     p.add_argument("--max-iter", type=int, default=None, help="solver iteration cap in training (dear)")
     p.add_argument("--max-iter-test", type=int, default=None, help="solver iteration cap at test (dear)")
@@ -43,9 +49,33 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
 
 
+def _key_values(items: Sequence[str]) -> dict:
+    """``KEY=VALUE`` strings to a dict, values read as JSON when they parse."""
+    import json  # noqa: PLC0415
+
+    from dear.config import ConfigError  # noqa: PLC0415
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip().replace("-", "_")] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip().replace("-", "_")] = v
+    return out
+
+
 def _config_from(args: argparse.Namespace, **fixed):
     from dear.config import profile_config  # noqa: PLC0415
 
+    solver_opts = _key_values(getattr(args, "solver_opt", []))
+    if solver_opts:
+        fixed.setdefault("extra", {})["solver_options"] = solver_opts
+    solver_train = _key_values(getattr(args, "solver_train", []))
+    if solver_train:
+        fixed["solver_training"] = solver_train
     return profile_config(
         args.profile, protocol=args.protocol, processor=args.processor, steps=args.steps, batch_size=args.batch_size,
         hidden=args.hidden, lr=args.lr, num_train=args.num_train, solver=args.solver, tol=args.tol,
@@ -58,9 +88,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from dear.training import train  # noqa: PLC0415
 
     cfg = _config_from(args, algorithm=args.algorithm, model=args.model, seed=args.seed)
-    res = train(cfg, Path(args.out), progress=not args.quiet)
-    print(f"{cfg.algorithm}/{cfg.model} seed {cfg.seed}: {res.steps} steps; best validation at step {res.best_step}: "
-          f"loss {res.best_val['loss']:.4f}, score {res.best_val['score']:.3f}; run in {args.out}")
+    from dear.distributed import is_main  # noqa: PLC0415
+
+    res = train(cfg, Path(args.out), progress=not args.quiet)  # DDP over all ranks under torchrun
+    if is_main():
+        print(f"{cfg.algorithm}/{cfg.model} seed {cfg.seed}: {res.steps} steps; best validation at step "
+              f"{res.best_step}: loss {res.best_val['loss']:.4f}, score {res.best_val['score']:.3f}; run in {args.out}")
     return 0
 
 
@@ -78,7 +111,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     base = _config_from(args)
     res = compare(base, args.algorithms, args.models, args.seeds, Path(args.out), sizes=args.sizes,
-                  tol_sweep=args.tol_sweep, progress=not args.quiet)
+                  tol_sweep=args.tol_sweep, progress=not args.quiet, workers=args.workers)
+    if res is None:  # a torchrun rank other than 0: rank 0 prints the table
+        return 0
     print(format_table(res))
     print(f"wrote {Path(args.out) / 'compare.json'}")
     return 0
@@ -92,7 +127,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo: DEAR vs NAR on {args.algorithm} ({args.steps} steps each, {args.num_train} training graphs, "
           f"DEAR protocol; test at n=64)")
     res = compare(base, [args.algorithm], ["dear", "nar"], 1, Path(args.out), tol_sweep=(0.3, 0.1, 0.03))
-    print(format_table(res))
+    if res is not None:  # None on torchrun ranks other than 0
+        print(format_table(res))
     return 0
 
 
@@ -129,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=_csv(int), default=None)
     p.add_argument("--tol-sweep", type=_csv(float), default=[0.5, 0.2, 0.1, 0.05])
     p.add_argument("--out", default="runs/compare")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes training and evaluating runs in parallel, one GPU each when several are "
+                   "visible (default 1; under torchrun each rank is a worker). See docs/scale-out.md")
     p.add_argument("--quiet", action="store_true")
     _add_train_options(p)
     p.set_defaults(func=cmd_compare)
@@ -143,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     from dear.nodecls.cli import register_cli  # noqa: PLC0415
 
     register_cli(sub)
+    from dear.leaderboard.cli import register_cli as register_leaderboard_cli  # noqa: PLC0415
+
+    register_leaderboard_cli(sub)
+    from dear.pareto import register_cli as register_pareto_cli  # noqa: PLC0415
+
+    register_pareto_cli(sub)
     return parser
 
 

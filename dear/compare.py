@@ -5,12 +5,26 @@ reused, so an interrupted comparison picks up where it stopped. ``OUT/compare.js
 table: per algorithm and model, the score mean and std over seeds, seconds per sample, solver
 iterations beside the true trace lengths, and DEAR's speed-up over NAR; plus, for DEAR, a
 tolerance sweep (score and seconds per sample at each tolerance).
+
+Spreading the (algorithm, model, seed) runs (``docs/scale-out.md``): ``workers=N`` starts N
+processes (each pinned to its own GPU when several are visible) and ``torchrun
+--nproc-per-node N`` gives one to each rank. Either way every process walks the job list and
+takes a run only while holding its lock file ``OUT/.locks/<algorithm>.<model>.seed<k>.lock``
+(``filelock``), so no run is trained or evaluated twice at once, and a finished run (its
+``train_summary.json`` and results files) is skipped, so a stopped sweep resumes where it
+stopped. Rank 0 (or the calling process) then waits for the runs still held, and tabulates.
+With ``workers=1`` outside ``torchrun`` nothing of this runs: one process does everything in
+order, as it always did.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import statistics
+import sys
+import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,12 +33,16 @@ from dear.evaluate import evaluate_run
 from dear.io import atomic_write_text
 from dear.training import is_complete, train
 
+#: A job: (algorithm, model, seed).
+Job = tuple[str, str, int]
+
 
 def run_dir(out: Path, algorithm: str, model: str, seed: int) -> Path:
     return Path(out) / algorithm / model / f"seed{seed}"
 
 
-def _results(path: Path, tol: float | None, sizes: Sequence[int] | None, device: str) -> dict[str, Any]:
+def _saved_results(path: Path, tol: float | None, sizes: Sequence[int] | None) -> dict[str, Any] | None:
+    """The run's results file for ``tol`` if it exists and covers exactly ``sizes``."""
     name = "results.json" if tol is None else f"results_tol{tol:g}.json"
     f = path / name
     if f.exists():
@@ -32,7 +50,125 @@ def _results(path: Path, tol: float | None, sizes: Sequence[int] | None, device:
         want = None if sizes is None else sorted(int(s) for s in sizes)
         if want is None or sorted(int(k) for k in res["results"]) == want:
             return res
+    return None
+
+
+def _results(path: Path, tol: float | None, sizes: Sequence[int] | None, device: str) -> dict[str, Any]:
+    res = _saved_results(path, tol, sizes)
+    if res is not None:
+        return res
     return evaluate_run(path, sizes=sizes, tol=tol, device=device)
+
+
+def jobs_of(algorithms: Sequence[str], models: Sequence[str], seeds: int) -> list[Job]:
+    """Every (algorithm, model, seed) run of a comparison, in table order."""
+    return [(a, m, s) for a in algorithms for m in models for s in range(seeds)]
+
+
+def job_done(out: Path, job: Job, sizes: Sequence[int] | None, tol_sweep: Sequence[float]) -> bool:
+    """Whether a run is trained and every results file the table reads is on disk."""
+    algo, model, seed = job
+    d = run_dir(out, algo, model, seed)
+    if not is_complete(d) or _saved_results(d, None, sizes) is None:
+        return False
+    return model != "dear" or all(_saved_results(d, tol, sizes) is not None for tol in tol_sweep)
+
+
+def _lock_path(out: Path, job: Job) -> Path:
+    algo, model, seed = job
+    return Path(out) / ".locks" / f"{algo}.{model}.seed{seed}.lock"
+
+
+def run_jobs(base: TrainConfig, jobs: Sequence[Job], out: Path, sizes: Sequence[int] | None = None,
+             tol_sweep: Sequence[float] = (), *, worker: int = 0, blocking: bool = False,
+             progress: bool = False) -> list[Job]:
+    """Train and evaluate the jobs not yet done, each under its lock; returns those done here.
+
+    ``blocking=False`` skips a job another process holds (a worker's pass); ``blocking=True``
+    waits for it, then finishes whatever that process left (the final pass of rank 0 or the
+    calling process: a worker that died releases its lock and its run resumes from its
+    checkpoint). Workers start at different offsets of the list so they rarely contend.
+    """
+    from filelock import FileLock, Timeout  # noqa: PLC0415
+
+    out = Path(out)
+    jobs = list(jobs)
+    if not jobs:
+        return []
+    k = worker % len(jobs)
+    done_here: list[Job] = []
+    for job in jobs[k:] + jobs[:k]:
+        if job_done(out, job, sizes, tol_sweep):
+            continue
+        path = _lock_path(out, job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=-1 if blocking else 0)
+        except Timeout:
+            continue  # another process is on it
+        try:
+            if job_done(out, job, sizes, tol_sweep):  # finished while we waited
+                continue
+            algo, model, seed = job
+            d = run_dir(out, algo, model, seed)
+            if not is_complete(d):
+                train(replace(base, algorithm=algo, model=model, seed=seed), d, progress=progress, distributed=False)
+            _results(d, None, sizes, base.device)
+            if model == "dear":
+                for tol in tol_sweep:
+                    _results(d, tol, sizes, base.device)
+            done_here.append(job)
+        finally:
+            lock.release()
+    return done_here
+
+
+def _worker_main(base: dict[str, Any], jobs: list[Job], out: str, sizes: list[int] | None,
+                 tol_sweep: list[float], worker: int, workers: int) -> None:
+    """Entry point of a ``workers=N`` process: pin a GPU or a share of the CPU, run a pass."""
+    import torch  # noqa: PLC0415
+
+    cfg = TrainConfig.from_dict(base)
+    try:
+        if cfg.device in ("auto", "cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+            torch.cuda.set_device(worker % torch.cuda.device_count())
+        elif "OMP_NUM_THREADS" not in os.environ:  # N processes must not each take every core
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        for job in run_jobs(cfg, jobs, Path(out), sizes, tol_sweep, worker=worker):
+            print(f"[worker {worker}] {job[0]}/{job[1]} seed {job[2]}: trained and evaluated", flush=True)
+    except BaseException:  # noqa: BLE001  reported here; the parent finishes the job itself
+        traceback.print_exc()
+        sys.exit(1)
+
+
+def spread(base: TrainConfig, jobs: Sequence[Job], out: Path, sizes: Sequence[int] | None = None,
+           tol_sweep: Sequence[float] = (), workers: int = 1, progress: bool = True,
+           start_method: str = "spawn") -> None:
+    """Run ``jobs`` on ``workers`` processes, then finish in this process whatever they left
+    (a failed worker's runs resume here, raising its error if it recurs).
+
+    ``start_method="spawn"`` (default) starts fresh interpreters, the only safe choice once
+    CUDA is initialised; ``"fork"`` (Linux) skips their start-up when the parent has already
+    imported everything and uses no GPU (the tests).
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and not all(job_done(out, job, sizes, tol_sweep) for job in jobs):
+        ctx = multiprocessing.get_context(start_method)
+        procs = [ctx.Process(target=_worker_main, name=f"dear-compare-worker-{k}",
+                             args=(base.to_dict(), list(jobs), str(out), None if sizes is None else list(sizes),
+                                   list(tol_sweep), k, workers))
+                 for k in range(workers)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        for k, p in enumerate(procs):
+            if p.exitcode != 0:
+                print(f"dear compare: worker {k} exited with code {p.exitcode}; finishing its runs here",
+                      file=sys.stderr)
+    run_jobs(base, jobs, out, sizes, tol_sweep, blocking=True, progress=progress)
 
 
 def _mean_std(xs: list[float]) -> dict[str, float]:
@@ -40,8 +176,28 @@ def _mean_std(xs: list[float]) -> dict[str, float]:
 
 
 def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str], seeds: int, out: Path,
-            sizes: Sequence[int] | None = None, tol_sweep: Sequence[float] = (), progress: bool = True) -> dict[str, Any]:
+            sizes: Sequence[int] | None = None, tol_sweep: Sequence[float] = (), progress: bool = True,
+            workers: int = 1) -> dict[str, Any] | None:
+    """Train what is missing, evaluate, write ``OUT/compare.json`` and return the table.
+
+    ``workers > 1`` spreads the runs over that many processes; under ``torchrun`` each rank
+    takes runs and rank 0 tabulates (the other ranks return ``None``). See the module doc.
+    """
+    from dear.distributed import env_rank, launched_by_torchrun, rank_device  # noqa: PLC0415
+
     out = Path(out)
+    jobs = jobs_of(algorithms, models, seeds)
+    if launched_by_torchrun():
+        if workers > 1:
+            raise ValueError("--workers and torchrun both start processes; use one of them")
+        rank = env_rank()
+        rank_device(base.device)  # pin this rank's GPU; runs keep device "auto"/"cuda" in their config
+        run_jobs(base, jobs, out, sizes, tol_sweep, worker=rank, progress=progress and rank == 0)
+        if rank != 0:
+            return None
+        run_jobs(base, jobs, out, sizes, tol_sweep, blocking=True, progress=progress)
+    elif workers != 1:
+        spread(base, jobs, out, sizes, tol_sweep, workers=workers, progress=progress)
     table: dict[str, Any] = {}
     for algo in algorithms:
         table[algo] = {}

@@ -54,6 +54,9 @@ class TrainConfig:
     phantom_tau: float = 1.0
     jac_reg: float = 1e-4
     noise: float = 1e-3
+    # learned solver (solver="learned" / "learned_nn"): training and alternating schedule,
+    # fields of dear.learned.training.SolverTrainConfig (docs/learned-solver.md)
+    solver_training: dict[str, Any] = field(default_factory=dict)
     # bookkeeping
     eval_every: int = 100
     device: str = "auto"
@@ -69,6 +72,18 @@ class TrainConfig:
         _choice("processor", self.processor, PROCESSORS)
         _choice("backward", self.backward, BACKWARDS)
         _choice("edge_policy", self.edge_policy, ("adjacency", "complete"))
+        from dear.solvers import available as available_solvers  # noqa: PLC0415
+
+        _choice("solver", self.solver, tuple(available_solvers()))
+        if self.solver_training:
+            if self.solver not in ("learned", "learned_nn") or self.model != "dear":
+                raise ConfigError("solver_training needs --model dear with --solver learned or learned_nn")
+            from dear.learned.training import SolverTrainConfig  # noqa: PLC0415
+
+            try:
+                SolverTrainConfig.from_dict(self.solver_training)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         for name in ("hidden", "steps", "batch_size", "max_iter", "max_iter_test", "eval_every", "phantom_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -8,6 +8,13 @@ resume), ``checkpoint_best.pt`` (the model with the lowest validation loss, as D
 The batch of step ``s`` is a pure function of (seed, s): epoch ``e = s // batches_per_epoch``
 shuffles with a generator seeded by (seed, e). With the torch RNG state saved in checkpoints, a
 run interrupted and resumed ends with exactly the same weights as an uninterrupted one.
+
+Under ``torchrun`` with several processes (``dear.distributed``) the same function trains with
+DistributedDataParallel: every rank computes the same global batch of a step and takes its
+strided share ``idx[rank::world_size]``, so the effective batch is ``batch_size`` whatever the
+number of processes, and a checkpoint can be resumed with a different number of processes.
+Only rank 0 validates and writes files; the other ranks get what they need from it by
+broadcast. See ``docs/scale-out.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from contextlib import nullcontext
 from typing import Any, Callable
 
 import torch
@@ -24,6 +32,18 @@ from tqdm.auto import tqdm
 
 import clrs_tasks as ct
 from dear.config import TrainConfig
+from dear.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    gather_objects,
+    init_distributed,
+    launched_by_torchrun,
+    local_first,
+    rank_device,
+    wrap_ddp,
+)
 from dear.io import atomic_torch_save, atomic_write_text, git_commit, hardware, resolve_device, versions
 
 HINT_MODELS = ("nar-hints",)
@@ -65,9 +85,33 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor
     return perm[j * batch_size: (j + 1) * batch_size]
 
 
-def model_loss(model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+def model_loss(model: torch.nn.Module, batch: Any,
+               loss_owner: torch.nn.Module | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Forward through ``model`` (possibly a DDP wrapper), loss from ``loss_owner`` (the bare
+    reasoner, which defines ``loss``; default ``model``)."""
     out, stats = model(batch)
-    return model.loss(batch, out, stats), stats
+    return (loss_owner if loss_owner is not None else model).loss(batch, out, stats), stats
+
+
+def rank_seed(seed: int, rank: int, step: int) -> int:
+    """Seed of rank ``rank > 0``'s random stream (DEAR's training noise, Sinkhorn's Gumbel
+    noise) from ``step`` on, when no saved state exists for it. Rank 0 keeps the single-process
+    stream (seeded by ``seed`` before the model is built); other ranks must not draw the same
+    noise for their different graphs, and must get it back on resume."""
+    return (int(seed) * 1_000_003 + 7_919 * int(rank) + int(step)) % (2**63 - 1)
+
+
+def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse a run directory holding another config; write ours if it holds none."""
+    cfg_path = run_dir / "config.json"
+    if cfg_path.exists():
+        saved = TrainConfig.load(cfg_path)
+        if saved.to_dict() != cfg.to_dict():
+            diff = sorted(k for k, v in cfg.to_dict().items() if saved.to_dict().get(k) != v)
+            raise RunError(f"{run_dir} holds a run with a different config ({', '.join(diff)}); "
+                           "use another --out directory or the same settings to resume")
+    else:
+        cfg.save(cfg_path)
 
 
 @torch.no_grad()
@@ -101,60 +145,126 @@ class TrainResult:
 
 
 def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
-          stop_after: int | None = None, on_step: Callable[[int], None] | None = None) -> TrainResult:
+          stop_after: int | None = None, on_step: Callable[[int], None] | None = None,
+          distributed: bool | None = None) -> TrainResult:
     """Train (or resume) the run in ``run_dir``. ``stop_after`` ends early after that many
-    optimiser steps of this call (used by tests to simulate an interruption)."""
+    optimiser steps of this call (used by tests to simulate an interruption).
+
+    ``distributed``: ``None`` (default) trains with DDP over all processes when ``torchrun``
+    started several, else in this process; ``False`` trains the run in this process alone even
+    under ``torchrun`` (``dear compare`` gives each rank runs of its own). Under DDP every rank
+    must call this with the same arguments; all return the same :class:`TrainResult`.
+    """
     cfg.validate()
     run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.json"
-    if cfg_path.exists():
-        saved = TrainConfig.load(cfg_path)
-        if saved.to_dict() != cfg.to_dict():
-            diff = sorted(k for k, v in cfg.to_dict().items() if saved.to_dict().get(k) != v)
-            raise RunError(f"{run_dir} holds a run with a different config ({', '.join(diff)}); "
-                           "use another --out directory or the same settings to resume")
+    if distributed is False:
+        dev = rank_device(cfg.device) if launched_by_torchrun() else resolve_device(cfg.device)
+        info = DistInfo(0, 1, 0, dev, None)
     else:
-        cfg.save(cfg_path)
-    device = resolve_device(cfg.device)
-    train_ds = load_data(cfg, "train")
-    val_ds = load_data(cfg, "val")
+        info = init_distributed(cfg.device)
+    ddp, rank, world, main = info.distributed, info.rank, info.world_size, info.is_main
+    device = info.device
+
+    # Rank 0 checks (or writes) config.json; every rank stops if it is refused.
+    error = None
+    if main:
+        try:
+            _check_run_dir(cfg, run_dir)
+        except RunError as e:
+            if not ddp:
+                raise
+            error = str(e)
+    if ddp:
+        error = broadcast_object(error)
+    if error is not None:
+        raise RunError(error)
+
+    with local_first() if ddp else nullcontext():  # one rank per machine builds missing splits
+        train_ds = load_data(cfg, "train")
+        val_ds = load_data(cfg, "val")
+    if ddp and min(len(train_ds), cfg.batch_size) < world:
+        raise RunError(f"batch size {min(len(train_ds), cfg.batch_size)} is smaller than the {world} processes: "
+                       "every process needs at least one graph per step; raise --batch-size")
     val_loader = [ct.collate([val_ds[i] for i in range(s, min(s + cfg.batch_size, len(val_ds)))])
-                  for s in range(0, len(val_ds), cfg.batch_size)]
+                  for s in range(0, len(val_ds), cfg.batch_size)] if main else []
     torch.manual_seed(cfg.seed)
     model = build(cfg, train_ds.spec).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    from dear.learned.reasoning import dear_schedule  # noqa: PLC0415
+
+    schedule = dear_schedule(cfg, model, train_ds, device)  # None unless --solver learned*
+    opt = torch.optim.Adam(schedule.model_parameters() if schedule is not None else model.parameters(), lr=cfg.lr)
     step, history, best = 0, [], {"loss": math.inf, "score": float("nan"), "step": -1}
     last = run_dir / "checkpoint_last.pt"
-    if last.exists():
-        state = torch.load(last, map_location=device, weights_only=False)
+    state = torch.load(last, map_location="cpu", weights_only=False) if main and last.exists() else None
+    if ddp:  # rank 0's disk holds the run; the others get the state from it
+        state = broadcast_object(state)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, history, best = state["step"], state["history"], state["best"]
-        torch.set_rng_state(state["rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        rngs = state.get("rng_ranks") if rank > 0 else [state["rng"]]
+        cuda_rngs = state.get("cuda_rng_ranks") if rank > 0 else [state.get("cuda_rng")]
+        same_world = rank == 0 or (rngs is not None and len(rngs) == world)
+        if same_world:
+            torch.set_rng_state(rngs[rank if rank > 0 else 0])
+            cuda_rng = cuda_rngs[rank if rank > 0 else 0] if cuda_rngs is not None else None
+            if device.type == "cuda" and cuda_rng is not None:
+                torch.cuda.set_rng_state(cuda_rng, device)
+        else:  # resumed with another number of processes, or after an interrupt: reseed
+            torch.manual_seed(rank_seed(cfg.seed, rank, step))
+    elif rank > 0:
+        torch.manual_seed(rank_seed(cfg.seed, rank, 0))
+    net = wrap_ddp(model, device) if ddp else model
     resumed_from = step
     t0 = time.perf_counter()
 
-    def checkpoint() -> None:
-        atomic_torch_save(last, {
+    def checkpoint(gather: bool = True) -> None:
+        """Rank 0 saves everything needed to resume; under DDP every rank's RNG state too
+        (a collective: all ranks call this at the same step)."""
+        rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        per_rank = gather_objects((rng, cuda_rng)) if ddp and gather else None
+        if not main:
+            return
+        payload = {
             "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "history": history,
-            "best": best, "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        })
+            "best": best, "rng": rng, "cuda_rng": cuda_rng,
+        }
+        if ddp:
+            payload["world_size"] = world
+            if per_rank is not None:
+                payload["rng_ranks"] = [r[0] for r in per_rank]
+                payload["cuda_rng_ranks"] = [r[1] for r in per_rank]
+        atomic_torch_save(last, payload)
         atomic_write_text(run_dir / "history.json", json.dumps({"history": history, "best": best}, indent=1))
 
     bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.algorithm} {cfg.model} seed {cfg.seed}",
-               disable=not progress, unit="step")
+               disable=not progress or not main, unit="step")
     done_here = 0
     model.train()
     try:
         while step < cfg.steps:
             idx = batch_indices(len(train_ds), cfg.batch_size, cfg.seed, step)
-            batch = ct.collate([train_ds[int(i)] for i in idx]).to(device)
-            loss, stats = model_loss(model, batch)
-            if not torch.isfinite(loss):
-                raise RunError(f"non-finite training loss at step {step}; lower --lr or check the data")
+            mine = idx[rank::world] if ddp else idx
+            batch = ct.collate([train_ds[int(i)] for i in mine]).to(device)
+            loss, stats = model_loss(net, batch, model)
+            finite = bool(torch.isfinite(loss))
+            if ddp:
+                # Global loss (graph-weighted mean of the shards) and a non-finite flag, so that
+                # every rank raises together instead of leaving the others in the all-reduce.
+                share = len(mine) / len(idx)
+                total = all_reduce_sum([float(loss.detach()) * share if finite else 0.0, 0.0 if finite else 1.0])
+                if total[1] > 0:
+                    raise RunError(f"non-finite training loss at step {step} (on {int(total[1])} of {world} "
+                                   "processes); lower --lr or check the data")
+                loss_value = float(total[0])
+                # DDP averages gradients over ranks; weighting each shard by its share of the
+                # batch makes that the gradient of the whole batch's graph-weighted mean loss.
+                loss = loss * (world * share)
+            else:
+                if not finite:
+                    raise RunError(f"non-finite training loss at step {step}; lower --lr or check the data")
+                loss_value = loss.item()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -163,30 +273,44 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
             step += 1
             done_here += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            bar.set_postfix(loss=f"{loss_value:.4f}")
             if on_step is not None:
                 on_step(step)
+            if schedule is not None:  # alternating schedule: fit the learned solver on the frozen model
+                schedule.after_step(step)
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                val = validate(model, val_loader, device)
-                history.append({"step": step, "train_loss": loss.item(), "val_loss": val["loss"], "val_score": val["score"],
-                                "seconds": time.perf_counter() - t0})
-                if val["loss"] < best["loss"]:
-                    best = {"loss": val["loss"], "score": val["score"], "step": step}
-                    atomic_torch_save(run_dir / "checkpoint_best.pt", {"model": model.state_dict(), "step": step, "val": val})
+                if main:  # the bare model: no DDP collectives while the others wait
+                    val = validate(model, val_loader, device)
+                    history.append({"step": step, "train_loss": loss_value, "val_loss": val["loss"],
+                                    "val_score": val["score"], "seconds": time.perf_counter() - t0})
+                    if val["loss"] < best["loss"]:
+                        best = {"loss": val["loss"], "score": val["score"], "step": step}
+                        atomic_torch_save(run_dir / "checkpoint_best.pt",
+                                          {"model": model.state_dict(), "step": step, "val": val})
                 checkpoint()
             if stop_after is not None and done_here >= stop_after:
                 checkpoint()
                 break
     except KeyboardInterrupt:
-        checkpoint()
+        checkpoint(gather=False)  # the other ranks may be gone; they reseed on resume
         bar.close()
         raise
     bar.close()
-    if step >= cfg.steps:
+    if ddp:
+        best = broadcast_object(best)
+    learned_report = None
+    if schedule is not None and step >= cfg.steps and main:
+        schedule.finish(run_dir)  # the best checkpoint's solver, fine-tuned on that checkpoint's model
+        learned_report = schedule.report()
+    if step >= cfg.steps and main:
         meta = {"steps": step, "best": best, "seconds_this_call": time.perf_counter() - t0, "resumed_from": resumed_from,
-                "versions": versions(), "git_commit": git_commit(), "hardware": hardware(device),
+                "world_size": world, "versions": versions(), "git_commit": git_commit(), "hardware": hardware(device),
                 "train_fingerprint": train_ds.fingerprint, "val_fingerprint": val_ds.fingerprint}
+        if learned_report is not None:
+            meta["learned_solver"] = learned_report
         atomic_write_text(run_dir / "train_summary.json", json.dumps(meta, indent=1))
+    if ddp:
+        barrier()  # every rank returns once the run is on disk
     return TrainResult(run_dir, step, best["step"], {"loss": best["loss"], "score": best["score"]},
                        time.perf_counter() - t0, resumed_from)
 

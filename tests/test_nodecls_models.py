@@ -313,3 +313,50 @@ def test_cli_missing_dataset_is_one_line(tmp_path):
               "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "o"), "--quiet"])
     assert "\n" not in str(err.value) and "citeseer.zip" in str(err.value)
     assert not (tmp_path / "o" / "results.json").exists()
+
+
+# ----------------------------------------------------------------------- sparse features
+
+
+def test_sparse_features_give_the_dense_model_and_gradients():
+    from dear.nodecls.baselines import available_models, build_nodecls_model, nodecls_model_class
+    from dear.nodecls.features import to_sparse_features
+
+    torch.manual_seed(0)
+    data = tiny_sbm()
+    x = (torch.rand(data.num_nodes, 40) < 0.04).float()  # bag-of-words-like
+    xs = to_sparse_features(x, "auto")
+    assert xs.layout == torch.sparse_csr
+    capable = [m for m in available_models() if getattr(nodecls_model_class(m), "sparse_features", False)]
+    assert {"ignn", "gcn", "gat", "appnp", "jknet", "gcnii", "mlp"} <= set(capable)
+    assert "sgc" not in capable
+    for name in capable:
+        torch.manual_seed(1)
+        dense_model = build_nodecls_model(name, 40, 3).eval()
+        sparse_model = build_nodecls_model(name, 40, 3).eval()
+        sparse_model.load_state_dict(dense_model.state_dict())
+        a, b = dense_model(x, data.edge_index), sparse_model(xs, data.edge_index)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+        a.square().sum().backward()
+        b.square().sum().backward()
+        for (pname, p), q in zip(dense_model.named_parameters(), sparse_model.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-5, msg=f"{name}.{pname}")
+        sparse_model.train()
+        assert torch.isfinite(sparse_model(xs, data.edge_index)).all()  # dropout on CSR input
+
+
+def test_feature_dropout_on_csr_drops_stored_entries_only():
+    from dear.nodecls.features import feature_dropout, to_sparse_features
+
+    torch.manual_seed(0)
+    x = torch.rand(200, 300) * (torch.rand(200, 300) < 0.02)
+    xs = to_sparse_features(x, "yes")
+    out = feature_dropout(xs, 0.5, True).to_dense()
+    assert not out[x == 0].any()  # zeros stay zeros
+    kept = out[x != 0] != 0
+    assert 0.4 < kept.float().mean() < 0.6
+    torch.testing.assert_close(out[x != 0][kept], 2 * x[x != 0][kept])
+    assert feature_dropout(xs, 0.5, False) is xs
+    assert to_sparse_features(torch.rand(5, 5), "auto").layout == torch.strided  # dense stays dense
+    with pytest.raises(ValueError, match="auto, yes or no"):
+        to_sparse_features(x, "maybe")

@@ -41,6 +41,7 @@ from torch_geometric.nn import (
     SGConv,
 )
 
+from dear.nodecls.features import feature_dropout
 from dear.nodecls.ignn import IGNN
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "available_models",
     "build_nodecls_model",
     "model_options",
+    "nodecls_model_class",
     "register_nodecls_model",
 ]
 
@@ -81,6 +83,9 @@ class GCN(nn.Module):
         cached (bool, optional): cache the normalised adjacency. (default: ``True``)
     """
 
+    #: Its first layer is a linear map, which takes CSR features (see dear.nodecls.features).
+    sparse_features = True
+
     implicit = False
 
     def __init__(self, in_dim: int, num_classes: int, *, hidden: int = 64, num_layers: int = 2,
@@ -93,7 +98,7 @@ class GCN(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         for i, conv in enumerate(self.convs):
-            x = conv(F.dropout(x, self.dropout, self.training), edge_index)
+            x = conv(feature_dropout(x, self.dropout, self.training), edge_index)
             if i < len(self.convs) - 1:
                 x = F.relu(x)
         return x
@@ -111,6 +116,9 @@ class GAT(nn.Module):
         attn_dropout (float, optional): dropout on attention coefficients. (default: ``0.6``)
     """
 
+    #: Its first layer is a linear map, which takes CSR features (see dear.nodecls.features).
+    sparse_features = True
+
     implicit = False
 
     def __init__(self, in_dim: int, num_classes: int, *, hidden: int = 64, heads: int = 8,
@@ -124,8 +132,8 @@ class GAT(nn.Module):
         self.conv2 = GATConv(hidden, num_classes, heads=out_heads, concat=False, dropout=attn_dropout)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        x = F.elu(self.conv1(F.dropout(x, self.dropout, self.training), edge_index))
-        return self.conv2(F.dropout(x, self.dropout, self.training), edge_index)
+        x = F.elu(self.conv1(feature_dropout(x, self.dropout, self.training), edge_index))
+        return self.conv2(feature_dropout(x, self.dropout, self.training), edge_index)
 
 
 class SGC(nn.Module):
@@ -138,6 +146,9 @@ class SGC(nn.Module):
         cached (bool, optional): cache the propagated features. (default: ``True``)
     """
 
+    #: SGConv propagates the raw features before its linear map: keep them dense.
+    sparse_features = False
+
     implicit = False
 
     def __init__(self, in_dim: int, num_classes: int, *, K: int = 2, dropout: float = 0.0,
@@ -147,7 +158,7 @@ class SGC(nn.Module):
         self.conv = SGConv(in_dim, num_classes, K=_check_positive("K", K), cached=cached)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        return self.conv(F.dropout(x, self.dropout, self.training), edge_index)
+        return self.conv(feature_dropout(x, self.dropout, self.training), edge_index)
 
 
 class APPNP(nn.Module):
@@ -162,6 +173,9 @@ class APPNP(nn.Module):
         cached (bool, optional): cache the normalised adjacency. (default: ``True``)
     """
 
+    #: Its first layer is a linear map, which takes CSR features (see dear.nodecls.features).
+    sparse_features = True
+
     implicit = False
 
     def __init__(self, in_dim: int, num_classes: int, *, hidden: int = 64, K: int = 10,
@@ -174,7 +188,7 @@ class APPNP(nn.Module):
         self.prop = APPNPProp(K=_check_positive("K", K), alpha=alpha, cached=cached)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        x = self.mlp(F.dropout(x, self.dropout, self.training))
+        x = self.mlp(feature_dropout(x, self.dropout, self.training))
         return self.prop(x, edge_index)
 
 
@@ -191,6 +205,9 @@ class JKNet(nn.Module):
             (default: ``0.5``)
         cached (bool, optional): cache the normalised adjacency. (default: ``True``)
     """
+
+    #: Its first layer is a linear map, which takes CSR features (see dear.nodecls.features).
+    sparse_features = True
 
     implicit = False
 
@@ -209,7 +226,7 @@ class JKNet(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         xs = []
         for conv in self.convs:
-            x = F.relu(conv(F.dropout(x, self.dropout, self.training), edge_index))
+            x = F.relu(conv(feature_dropout(x, self.dropout, self.training), edge_index))
             xs.append(x)
         return self.lin(F.dropout(self.jk(xs), self.dropout, self.training))
 
@@ -231,6 +248,9 @@ class GCNII(nn.Module):
         cached (bool, optional): cache the normalised adjacency. (default: ``True``)
     """
 
+    #: Its first layer is a linear map, which takes CSR features (see dear.nodecls.features).
+    sparse_features = True
+
     implicit = False
 
     def __init__(self, in_dim: int, num_classes: int, *, hidden: int = 64, num_layers: int = 16,
@@ -247,10 +267,10 @@ class GCNII(nn.Module):
         self.lin_out = nn.Linear(hidden, num_classes)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        x = x0 = F.relu(self.lin_in(F.dropout(x, self.dropout, self.training)))
+        x = x0 = F.relu(self.lin_in(feature_dropout(x, self.dropout, self.training)))
         for conv in self.convs:
-            x = F.relu(conv(F.dropout(x, self.dropout, self.training), x0, edge_index))
-        return self.lin_out(F.dropout(x, self.dropout, self.training))
+            x = F.relu(conv(feature_dropout(x, self.dropout, self.training), x0, edge_index))
+        return self.lin_out(feature_dropout(x, self.dropout, self.training))
 
 
 class MLP(nn.Module):
@@ -264,6 +284,9 @@ class MLP(nn.Module):
             (default: ``0.5``)
     """
 
+    #: Its first layer is a linear map, which takes CSR features (see dear.nodecls.features).
+    sparse_features = True
+
     implicit = False
 
     def __init__(self, in_dim: int, num_classes: int, *, hidden: int = 64, num_layers: int = 2,
@@ -275,7 +298,7 @@ class MLP(nn.Module):
                           num_layers=num_layers, dropout=dropout, norm=None)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        return self.mlp(F.dropout(x, self.dropout, self.training))
+        return self.mlp(feature_dropout(x, self.dropout, self.training))
 
 
 # ---------------------------------------------------------------------------- registry
@@ -311,6 +334,12 @@ def _factory(name: str) -> Callable[..., nn.Module]:
         return _REGISTRY[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(_REGISTRY)}") from None
+
+
+def nodecls_model_class(name: str) -> Callable[..., nn.Module]:
+    """The registered factory (usually the class) of model ``name``; its class attributes
+    ``implicit`` and ``sparse_features`` tell the trainer what the model supports."""
+    return _factory(name)
 
 
 def model_options(name: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ __all__ = ["MODEL_CHOICES", "SOLVER_CHOICES", "build_config", "cmd_train", "regi
 # Listed here (not imported) so that building the parser stays cheap; a test checks they match
 # the registries.
 MODEL_CHOICES = ("ignn", "gcn", "gat", "sgc", "appnp", "jknet", "gcnii", "mlp")
-SOLVER_CHOICES = ("picard", "anderson", "broyden")
+SOLVER_CHOICES = ("picard", "anderson", "broyden", "learned", "learned_nn")
 
 
 def _split(text: str) -> int | float | str:
@@ -59,7 +59,14 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     )
     p.add_argument("--dataset", required=True, help="e.g. amgcn:citeseer (see dear.nodecls.available_datasets())")
     p.add_argument("--model", default="ignn", choices=MODEL_CHOICES)
-    p.add_argument("--solver", default=None, choices=SOLVER_CHOICES, help="ignn forward/adjoint solver (default: picard)")
+    p.add_argument("--solver", default=None, choices=SOLVER_CHOICES,
+                   help="ignn forward/adjoint solver (default: picard); learned / learned_nn: IGNN-Solver, trained "
+                   "alternately with the model (docs/learned-solver.md)")
+    p.add_argument("--solver-opt", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="solver option, repeatable (e.g. m=6 for anderson; steps=8, keep=0.5 for learned)")
+    p.add_argument("--solver-train", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="learned solver training / alternating schedule option, repeatable "
+                   "(warmup_epochs, first_steps, every, steps, final_steps, lr, ...)")
     p.add_argument("--seeds", type=int, default=5, help="number of model seeds (default: 5)")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory (results.json, seeds/)")
@@ -75,6 +82,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 weight decay (default: 5e-4)")
     p.add_argument("--normalize-features", default="auto", choices=("auto", "yes", "no"),
                    help="row-normalise features; auto: only non-negative ones (default: auto)")
+    p.add_argument("--sparse-features", default="auto", choices=("auto", "yes", "no"),
+                   help="store features as CSR; auto: when under 5%% are non-zero and the model's "
+                        "first layer is linear (default: auto)")
     p.add_argument("--hidden", type=int, default=None, help="hidden width (default: the model's)")
     p.add_argument("--dropout", type=float, default=None, help="dropout (default: the model's)")
     p.add_argument("--num-layers", type=int, default=None, help="layers; implicit layers for ignn")
@@ -87,6 +97,15 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--timing-repeats", type=int, default=10, help="timed inference passes (median)")
     p.add_argument("--timing-warmup", type=int, default=3, help="untimed passes before timing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    large = p.add_argument_group("large graphs (docs/scale-out.md); default: full-batch training")
+    large.add_argument("--sampler", default=None, choices=("random", "cluster"),
+                       help="train on induced subgraphs of node partitions: random (no extra packages) or "
+                       "cluster (METIS, needs pyg-lib or torch-sparse)")
+    large.add_argument("--num-parts", type=int, default=None, help="partitions of the graph (default: 8)")
+    large.add_argument("--parts-per-step", type=int, default=None,
+                       help="parts per optimiser step, shared by the torchrun processes (default: their number)")
+    large.add_argument("--eval-mode", default=None, choices=("full", "parts"),
+                       help="validate and test on the full graph (default) or part by part")
     p.set_defaults(func=cmd_train)
     return nodecls
 
@@ -95,14 +114,21 @@ def build_config(args: argparse.Namespace):
     """The :class:`~dear.nodecls.train.NodeClsConfig` described by parsed arguments."""
     from dear.nodecls.train import NodeClsConfig  # noqa: PLC0415
 
+    model_opts = dict(args.model_opt)
+    solver_opts = dict(getattr(args, "solver_opt", []) or [])
+    if solver_opts:
+        model_opts["solver_options"] = {**dict(model_opts.get("solver_options") or {}), **solver_opts}
     return NodeClsConfig(
         dataset=args.dataset, model=args.model, split=args.split, data_seed=args.data_seed,
         data_root=args.data_root, cache_dir=args.cache_dir, dataset_options=dict(args.data_opt),
         seeds=args.seeds, first_seed=args.first_seed, epochs=args.epochs, patience=args.patience,
-        lr=args.lr, weight_decay=args.weight_decay, normalize_features=args.normalize_features,
+        lr=args.lr, weight_decay=args.weight_decay, normalize_features=args.normalize_features, sparse_features=args.sparse_features,
         hidden=args.hidden, dropout=args.dropout, num_layers=args.num_layers, solver=args.solver,
-        tol=args.tol, max_iter=args.max_iter, kappa=args.kappa, model_options=dict(args.model_opt),
+        tol=args.tol, max_iter=args.max_iter, kappa=args.kappa, model_options=model_opts,
+        solver_training=dict(getattr(args, "solver_train", []) or []),
         device=args.device, timing_warmup=args.timing_warmup, timing_repeats=args.timing_repeats,
+        sampler=getattr(args, "sampler", None), num_parts=getattr(args, "num_parts", None),
+        parts_per_step=getattr(args, "parts_per_step", None), eval_mode=getattr(args, "eval_mode", None),
     ).validate()
 
 
@@ -119,5 +145,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"inference {secs * 1e3:.2f} ms")
     if res["iterations"] is not None:
         line += f", {res['iterations']['mean']:.1f} solver iterations"
-    print(line + f"; wrote {Path(args.out) / 'results.json'}")
+    learned = [r["learned_solver"] for r in res["per_seed"] if r.get("learned_solver")]
+    if learned:
+        frac = sum(r["fraction_of_model_training"] for r in learned) / len(learned)
+        rates = [r["inference"]["fallback_rate"] for r in learned if r["inference"]["fallback_rate"] is not None]
+        line += f" (solver training {100 * frac:.1f}% of model training"
+        line += f", fallback in {100 * sum(rates) / len(rates):.0f}% of inference solves)" if rates else ")"
+    from dear.distributed import is_main  # noqa: PLC0415
+
+    if is_main():  # under torchrun every rank returns the results; one prints them
+        print(line + f"; wrote {Path(args.out) / 'results.json'}")
     return 0

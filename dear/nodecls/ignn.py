@@ -35,6 +35,8 @@ from torch import Tensor, nn
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from dear.implicit import Equilibrium
+from dear.nodecls.features import feature_dropout
+from dear.solvers.learned import LearnedSolver, build_learned_solver, is_learned
 
 __all__ = [
     "IGNN",
@@ -239,13 +241,24 @@ class IGNNLayer(nn.Module):
         self.kappa = float(kappa)
         self.propagate_input = propagate_input
         self.omega = nn.Linear(in_dim, hidden, bias=omega_bias)
+        method: Any = solver
+        forward_options = solver_options
+        if is_learned(solver):
+            # A learned solver (docs/learned-solver.md) is a module of this layer, saved with
+            # it; its initializer reads the injection Omega(X). The adjoint is a different
+            # equation, solved by the learned solver's classic fallback unless told otherwise.
+            opts = dict(solver_options or {})
+            opts.setdefault("init_activation", "relu" if activation == "relu" else "none")
+            method = build_learned_solver(solver, hidden, hidden, **opts)
+            forward_options = None
+            backward_solver = backward_solver or method.fallback
         self.eq = Equilibrium(
             IGNNMap(hidden, activation),
-            method=solver,
+            method=method,
             tol=tol,
             max_iter=max_iter,
             stop_mode=stop_mode,
-            solver_options=solver_options,
+            solver_options=forward_options,
             backward=backward,
             backward_method=backward_solver or solver,
             backward_tol=backward_tol,
@@ -257,6 +270,18 @@ class IGNNLayer(nn.Module):
     def weight(self) -> Tensor:
         """``W`` of the implicit map (the matrix the projection acts on)."""
         return self.eq.f.weight
+
+    def solver_edges(self, adj: Tensor) -> Tensor:
+        """``adj.indices()`` as one tensor per adjacency (the learned solver caches its
+        sparsified graph per edge tensor; ``indices()`` returns a new view at every call)."""
+        if getattr(self, "_edges_of", None) is not adj:
+            self._edges_of, self._edges = adj, adj.indices()
+        return self._edges
+
+    @property
+    def learned_solver(self) -> LearnedSolver | None:
+        """The layer's learned solver, if its forward solver is one."""
+        return self.eq.method if isinstance(self.eq.method, LearnedSolver) else None
 
     def reset_parameters(self) -> None:
         self.omega.reset_parameters()
@@ -281,8 +306,15 @@ class IGNNLayer(nn.Module):
         self, x: Tensor, adj: Tensor, batch: Tensor | None = None, num_graphs: int | None = None
     ) -> Tensor:
         b = self.inject(x, adj)
-        z0 = torch.zeros_like(b)
-        return self.eq(z0, b, adj, batch=batch, num_graphs=num_graphs)
+        solver = self.learned_solver
+        if solver is None:
+            return self.eq(torch.zeros_like(b), b, adj, batch=batch, num_graphs=num_graphs)
+        # adj rows are targets: its indices are (target, source), hence transpose=True.
+        solver.bind(b.detach(), self.solver_edges(adj), batch=batch, num_graphs=num_graphs, transpose=True)
+        try:
+            return self.eq(solver.initial_state(), b, adj, batch=batch, num_graphs=num_graphs)
+        finally:
+            solver.release()
 
 
 class IGNN(nn.Module):
@@ -324,6 +356,8 @@ class IGNN(nn.Module):
 
     #: Marks models whose forward runs an equilibrium solve (the trainer reports its stats).
     implicit: bool = True
+    #: Omega(X) is a linear map, which takes CSR features (see dear.nodecls.features).
+    sparse_features: bool = True
 
     def __init__(
         self,
@@ -424,11 +458,5 @@ class IGNN(nn.Module):
 
 
 def _dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """Dropout that also works on a ``torch.sparse`` COO matrix (drops stored entries)."""
-    if not training or p == 0.0:
-        return x
-    if x.is_sparse:
-        x = x.coalesce()
-        return torch.sparse_coo_tensor(x.indices(), F.dropout(x.values(), p, True), x.shape,
-                                       check_invariants=False)
-    return F.dropout(x, p, True)
+    """Dropout that also works on a sparse (COO or CSR) feature matrix (drops stored entries)."""
+    return feature_dropout(x, p, training)

@@ -44,6 +44,7 @@ from clrs_tasks import Field, GraphSpec
 
 from dear.implicit import BACKWARD_MODES, Equilibrium
 from dear.processors import get_processor
+from dear.solvers.learned import LearnedSolver, build_learned_solver, is_learned
 
 from .decoders import ProbeDecoder
 from .encoders import Encoding, ProbeEncoder, dense_from_prediction
@@ -440,7 +441,10 @@ class DEAR(Reasoner):
     regulariser weighted ``jac_reg``. It reads only :class:`GraphInputs`.
 
     Args:
-        solver: :mod:`dear.solvers` name. (default: ``"anderson"``)
+        solver: :mod:`dear.solvers` name; ``"learned"`` / ``"learned_nn"`` build a learned
+            solver owned by the model (initializer on the encoded node inputs, tiny GNN on the
+            CLRS graph; ``solver_options`` are its options; see ``docs/learned-solver.md``).
+            (default: ``"anderson"``)
         tol: relative (``stop_mode``) tolerance. (default: ``0.1``)
         max_iter: iteration cap in training. (default: ``40``)
         max_iter_test: iteration cap in evaluation. (default: ``160``)
@@ -489,9 +493,18 @@ class DEAR(Reasoner):
             solver_options = {"m": 6, "lam": 1e-4} if solver == "anderson" else {}
         self.jac_reg = float(jac_reg)
         self.noise = float(noise)
+        method: Any = solver
+        if is_learned(solver):
+            # The learned solver (docs/learned-solver.md) is a module of the model, saved with
+            # it: its initializer maps the encoded node inputs to h(0), its tiny GNN runs on the
+            # CLRS graph. States are LayerNorm outputs, so no ReLU on the initializer.
+            opts = dict(solver_options)
+            opts.setdefault("init_activation", "none")
+            method = build_learned_solver(solver, hidden, hidden, **opts)
+            solver_options = {}
         # A bound method, not a module: the processor stays registered once, as self.processor.
         self.equilibrium = Equilibrium(
-            self._f, method=solver, tol=tol, max_iter=max_iter, eval_max_iter=max_iter_test, stop_mode=stop_mode,
+            self._f, method=method, tol=tol, max_iter=max_iter, eval_max_iter=max_iter_test, stop_mode=stop_mode,
             first_hit=first_hit, solver_options=dict(solver_options), backward=backward,
             phantom_steps=phantom_steps, phantom_tau=phantom_tau, jac_reg_samples=1 if self.jac_reg > 0 else 0,
             **dict(backward_options or {}),
@@ -504,12 +517,27 @@ class DEAR(Reasoner):
             out = out + self.noise * torch.randn_like(out)
         return out
 
+    @property
+    def learned_solver(self) -> LearnedSolver | None:
+        """The learned solver, when the model was built with ``solver="learned"``."""
+        m = self.equilibrium.method
+        return m if isinstance(m, LearnedSolver) else None
+
     def forward(self, batch: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
         data = GraphInputs(batch, self.spec.stage("input"))
         layout = BatchLayout(data)
         enc = self.encode(data, layout)
-        h = self.equilibrium(self.initial_state(layout), enc.node, layout.edge_index, enc.edge, enc.graph,
-                             layout.batch, batch=layout.batch, num_graphs=layout.num_graphs)
+        solver = self.learned_solver
+        h0 = self.initial_state(layout)
+        if solver is not None:
+            solver.bind(enc.node.detach(), layout.edge_index, batch=layout.batch, num_graphs=layout.num_graphs)
+            h0 = solver.initial_state().to(h0.dtype)
+        try:
+            h = self.equilibrium(h0, enc.node, layout.edge_index, enc.edge, enc.graph,
+                                 layout.batch, batch=layout.batch, num_graphs=layout.num_graphs)
+        finally:
+            if solver is not None:
+                solver.release()
         outputs = self.decode(h, enc, layout)
         # Everything is returned below; taking the stats out of the layer frees the autograd
         # graph of the Jacobian term with the step and keeps the model deep-copyable.
@@ -520,6 +548,8 @@ class DEAR(Reasoner):
         stats = {"iterations": fwd.iterations, "nfe": fwd.nfe, "extra_nfe": st.extra_nfe,
                  "residual": fwd.residual, "converged": fwd.converged, "diverged": fwd.diverged,
                  "equilibrium": st}
+        if solver is not None:  # graphs whose K learned steps were not enough
+            stats["fallback"] = solver.fallback_graphs(fwd)
         return outputs, stats
 
     def _extra_terms(self, batch: Any, outputs: Mapping[str, Tensor], layout: BatchLayout,

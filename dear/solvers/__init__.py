@@ -9,7 +9,7 @@ Quick use::
 ``z0`` is ``[num_rows, ...]`` whose rows are nodes; ``batch[i]`` is the graph of row ``i``
 (``None``: a single graph). Extra per-graph or per-edge state can ride along as extra rows
 with their own graph ids (see ``docs/engine.md``). Solvers: ``picard``, ``anderson``,
-``broyden`` (``available()`` lists what is registered); a new one subclasses :class:`Solver`
+``broyden``, ``learned`` / ``learned_nn`` (model-owned, see ``docs/learned-solver.md``) (``available()`` lists what is registered); a new one subclasses :class:`Solver`
 and calls :func:`register_solver`.
 """
 
@@ -35,10 +35,13 @@ from .base import (
 from .picard import Picard
 from .anderson import Anderson
 from .broyden import Broyden
+from .learned import LearnedSolver, LearnedSolverNN
 
 __all__ = [
     "Anderson",
     "Broyden",
+    "LearnedSolver",
+    "LearnedSolverNN",
     "Picard",
     "Solver",
     "SolverError",

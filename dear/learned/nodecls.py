@@ -1,0 +1,55 @@
+"""Learned-solver hooks for the node-classification trainer (:mod:`dear.nodecls.train`).
+
+``dear nodecls train --solver learned`` builds IGNN with a learned solver per implicit layer;
+:func:`learned_schedule` gives the trainer the alternating schedule for it (or ``None`` for
+any other solver), so the trainer itself only calls four hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from dear.solvers.learned import learned_solvers
+
+from .problems import ignn_problems
+from .schedule import AlternatingSchedule, fallback_report, model_parameters
+from .training import SolverTrainConfig
+
+__all__ = ["NodeClsSchedule", "learned_schedule"]
+
+
+class NodeClsSchedule:
+    """The trainer's view of the alternating schedule on one full graph."""
+
+    def __init__(self, model: nn.Module, x: Tensor, edge_index: Tensor, options: dict[str, Any], epochs: int) -> None:
+        self.model = model
+        cfg = SolverTrainConfig.from_dict(options)
+        self.schedule = AlternatingSchedule(model, lambda: ignn_problems(model, x, edge_index, cfg), options,
+                                            total=epochs, per_fit=True)
+
+    def model_parameters(self) -> list[nn.Parameter]:
+        return model_parameters(self.model)
+
+    def after_step(self, epoch: int) -> None:
+        self.schedule.after_step(epoch)
+
+    def finish(self) -> None:
+        self.schedule.finish()
+
+    def reset_counters(self) -> None:
+        for s in learned_solvers(self.model):
+            s.reset_counters()
+
+    def record(self, train_seconds: float) -> dict[str, Any]:
+        """Solver training report plus the fallback count of the solves since
+        :meth:`reset_counters` (the trainer calls it before timing inference)."""
+        return {**self.schedule.report(train_seconds), "inference": fallback_report(self.model)}
+
+
+def learned_schedule(cfg: Any, model: nn.Module, x: Tensor, edge_index: Tensor) -> NodeClsSchedule | None:
+    """The schedule for a model with learned solvers, ``None`` when it has none."""
+    if not learned_solvers(model):
+        return None
+    return NodeClsSchedule(model, x, edge_index, dict(getattr(cfg, "solver_training", {}) or {}), cfg.epochs)

@@ -1,0 +1,308 @@
+"""Measurements of the learned (IGNN-Solver) solver against Picard, Anderson and the ``nn``
+ablation (GitHub issue 6). Resumable: every (dataset, solver, seed) result is written as soon
+as it exists and skipped on rerun.
+
+Per dataset (default: the four AM-GCN datasets, 60 labels per class):
+
+1. ``picard/``: IGNN trained with Picard (the IGNN baseline), ``dear nodecls train`` protocol.
+2. ``learned/``: IGNN trained with the learned solver and the alternating schedule
+   (solver training time and inference fallback rate are in its per-seed records).
+3. ``pareto_seed<k>.json``: on each seed's model from 2, Picard, Anderson, ``learned_nn``
+   (trained post hoc on the frozen model) and ``learned`` over a tolerance sweep; merged into
+   ``pareto.json`` and ``pareto.png`` (accuracy against inference seconds).
+4. ``summary.json`` (all datasets): accuracies, inference times, equal-accuracy speed-ups over
+   Picard, solver training share, fallback rates, beside the paper's IGNN-Solver numbers.
+
+``--scale N [N ...]`` adds SBM graphs of N nodes: a short IGNN training with the learned solver,
+then seconds and evaluations to reach each residual for Picard, Anderson and learned.
+
+    OMP_NUM_THREADS=1 python scripts/bench_learned_solver.py --datasets amgcn:citeseer --seeds 2
+    OMP_NUM_THREADS=1 python scripts/bench_learned_solver.py --scale 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dear.io import atomic_write_text, hardware, versions
+from dear.nodecls.train import NodeClsConfig, run
+from dear.pareto import equal_accuracy_speedups, nodecls_pareto, plot_curves
+
+AMGCN = ("amgcn:citeseer", "amgcn:acm", "amgcn:blogcatalog", "amgcn:flickr")
+#: Table 3 of the paper (IGNN-Solver row, 60 labels per class); ANCHORS.md.
+PAPER_ACCURACY = {"amgcn:citeseer": 75.60, "amgcn:acm": 91.20, "amgcn:blogcatalog": 77.64, "amgcn:flickr": 80.14}
+PAPER_IGNN = {"amgcn:citeseer": 72.96, "amgcn:acm": 90.88, "amgcn:blogcatalog": 75.68, "amgcn:flickr": 75.80}
+SOLVERS = ("picard", "anderson", "learned_nn", "learned")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def train_runs(dataset: str, seeds: int, out: Path, epochs: int, patience: int, solver_train: dict[str, Any]) -> dict:
+    runs = {}
+    for solver in ("picard", "learned"):
+        cfg = NodeClsConfig(dataset=dataset, model="ignn", solver=solver, seeds=seeds, epochs=epochs,
+                            patience=patience, solver_training=dict(solver_train) if solver == "learned" else {})
+        log(f"{dataset}: training IGNN with {solver} ({seeds} seed(s))")
+        runs[solver] = run(cfg, out / solver, progress=False)
+    return runs
+
+
+def merged_pareto(dataset: str, seeds: list[int], out: Path, tols: list[float]) -> dict:
+    per_seed_files = []
+    for seed in seeds:
+        f = out / f"pareto_seed{seed}.json"
+        if not f.exists():
+            log(f"{dataset}: pareto seed {seed}")
+            tmp = out / f".pareto_tmp_seed{seed}"
+            nodecls_pareto(out / "learned", solvers=SOLVERS, tols=tols, seeds=[seed], out=tmp, plot=False)
+            (tmp / "pareto.json").replace(f)
+            tmp.rmdir()
+        per_seed_files.append(json.loads(f.read_text()))
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for name in SOLVERS:
+        pts = []
+        for i, tol in enumerate(tols):
+            rows = [r["per_seed"][name][0][i] for r in per_seed_files]
+            fb = [r["fallback_rate"] for r in rows if r["fallback_rate"] is not None]
+            pts.append({"tol": tol, "test_accuracy": statistics.fmean(r["test_accuracy"] for r in rows),
+                        "test_accuracy_std": statistics.pstdev([r["test_accuracy"] for r in rows]),
+                        "seconds": statistics.median(r["seconds"] for r in rows),
+                        "nfe": statistics.fmean(r["nfe"] for r in rows),
+                        "converged": all(r["converged"] for r in rows),
+                        "fallback_rate": statistics.fmean(fb) if fb else None})
+        curves[name] = pts
+    post_hoc = [x for r in per_seed_files for x in r["solver_training_post_hoc"].get("learned_nn", [])]
+    merged = {"dataset": dataset, "seeds": seeds, "tols": tols, "curves": curves,
+              "equal_accuracy": equal_accuracy_speedups(curves, margin=0.5),
+              "learned_nn_post_hoc_training": post_hoc, "hardware": per_seed_files[0]["hardware"]}
+    atomic_write_text(out / "pareto.json", json.dumps(merged, indent=1) + "\n")
+    merged["plot"] = plot_curves(curves, out / "pareto.png", title=f"{dataset} (60/class): IGNN, {len(seeds)} seed(s)",
+                                 x_key="seconds", y_key="test_accuracy", ylabel="test accuracy (%)")
+    return merged
+
+
+def dataset_summary(dataset: str, runs: dict, pareto: dict) -> dict:
+    learned_recs = [r["learned_solver"] for r in runs["learned"]["per_seed"]]
+    eq = pareto["equal_accuracy"]["solvers"]
+    at_tol = {name: pts[-1] for name, pts in pareto["curves"].items()}  # tightest tolerance, same model
+    return {
+        "dataset": dataset,
+        "seeds": runs["learned"]["seeds"],
+        "accuracy": {
+            "ignn_picard_trained": runs["picard"]["test_accuracy"],
+            "ignn_learned_trained": runs["learned"]["test_accuracy"],
+            "paper_ignn_solver": PAPER_ACCURACY.get(dataset),
+            "paper_ignn": PAPER_IGNN.get(dataset),
+            "learned_minus_paper": (runs["learned"]["test_accuracy"]["mean"] - PAPER_ACCURACY[dataset])
+            if dataset in PAPER_ACCURACY else None,
+        },
+        "inference_seconds_trainer": {"picard_trained_picard": runs["picard"]["inference_seconds"]["median"],
+                                      "learned_trained_learned": runs["learned"]["inference_seconds"]["median"]},
+        "same_model_at_tol_3e-6": {name: {k: p[k] for k in ("test_accuracy", "seconds", "nfe", "fallback_rate")}
+                                   for name, p in at_tol.items()},
+        "equal_accuracy_vs_picard": {name: (None if v is None else {
+            "tol": v["tol"], "test_accuracy": v["test_accuracy"], "seconds": v["seconds"], "nfe": v["nfe"],
+            "speedup_vs_picard": v["speedup_vs_picard"]}) for name, v in eq.items()},
+        "target_1_5x_met": (eq.get("learned") or {}).get("speedup_vs_picard", 0) >= 1.5,
+        "solver_training": {
+            "fraction_of_model_training": [r["fraction_of_model_training"] for r in learned_recs],
+            "solver_seconds": [r["solver_seconds"] for r in learned_recs],
+            "model_seconds": [r["model_seconds"] for r in learned_recs],
+            "target_5pct_met": all(r["fraction_of_model_training"] <= 0.05 for r in learned_recs),
+        },
+        "fallback_rate_inference": [r["inference"]["fallback_rate"] for r in learned_recs],
+    }
+
+
+def scale_run(num_nodes: int, out: Path, epochs: int, tols: list[float], hidden: int) -> dict:
+    """SBM of ``num_nodes``: brief IGNN training with the learned solver, then residual targets."""
+    d = out / f"sbm_{num_nodes}"
+    f = d / "scale.json"
+    if f.exists():
+        return json.loads(f.read_text())
+    cfg = NodeClsConfig(dataset="sbm", model="ignn", solver="learned", seeds=1, epochs=epochs, patience=epochs,
+                        hidden=hidden, dataset_options={"num_nodes": num_nodes}, timing_repeats=3, timing_warmup=1,
+                        solver_training={"warmup_epochs": max(1, epochs // 3), "every": max(1, epochs // 3),
+                                         "first_steps": 20, "steps": 5, "final_steps": 10})
+    log(f"sbm {num_nodes}: training IGNN (hidden {hidden}, {epochs} epochs) with the learned solver")
+    res = run(cfg, d / "run", progress=False)
+    log(f"sbm {num_nodes}: residual sweep")
+    p = nodecls_pareto(d / "run", solvers=("picard", "anderson", "learned"), tols=tols, repeats=3, warmup=1,
+                       out=d, plot=True)
+    rows = {}
+    for name, pts in p["curves"].items():
+        rows[name] = [{"tol": q["tol"], "seconds": q["seconds"], "nfe": q["nfe"], "converged": q["converged"],
+                       "test_accuracy": q["test_accuracy"]} for q in pts]
+    speed = {}
+    for i, tol in enumerate(tols):
+        pic = rows["picard"][i]
+        speed[f"{tol:g}"] = {name: {"speedup_vs_picard": pic["seconds"] / r[i]["seconds"],
+                                    "nfe_ratio_vs_picard": pic["nfe"] / r[i]["nfe"]} for name, r in rows.items()}
+    out_rec = {"num_nodes": num_nodes, "hidden": hidden, "epochs": epochs,
+               "test_accuracy": res["test_accuracy"]["mean"], "rows": rows, "speedups": speed,
+               "learned_solver": res["per_seed"][0].get("learned_solver"),
+               "target_3x_met_at_tightest": speed[f"{tols[-1]:g}"]["learned"]["speedup_vs_picard"] >= 3.0}
+    atomic_write_text(f, json.dumps(out_rec, indent=1) + "\n")
+    return out_rec
+
+
+def dear_run(algo: str, out: Path, steps: int, hidden: int, num_train: int, solver_steps: int,
+             tols: list[float], alternating: bool = False) -> dict:
+    """DEAR on ``algo``: trained with Anderson (DEAR's solver), then a learned solver fitted
+    post hoc on the frozen trained model (no labels, Appendix B's solver training; the
+    alternating schedule is what ``dear train --solver learned`` does), both evaluated on the
+    same test split over a tolerance sweep."""
+    from dear.config import profile_config, replace  # noqa: PLC0415
+    from dear.evaluate import evaluate_run  # noqa: PLC0415
+    from dear.io import atomic_torch_save  # noqa: PLC0415
+    from dear.learned.problems import dear_problems  # noqa: PLC0415
+    from dear.learned.training import SolverTrainConfig, SolverTrainer  # noqa: PLC0415
+    from dear.training import batch_indices, build, is_complete, load_data, train  # noqa: PLC0415
+    import clrs_tasks as ct  # noqa: PLC0415
+
+    d = out / "dear" / algo
+    f = d / ("dear_alternating.json" if alternating else "dear.json")
+    if f.exists():
+        return json.loads(f.read_text())
+    cfg = profile_config("quick", algorithm=algo, model="dear", steps=steps, hidden=hidden, num_train=num_train,
+                         eval_every=max(1, steps // 4), device="cpu")
+    base = d / "anderson"
+    if not is_complete(base):
+        log(f"dear {algo}: training with anderson ({steps} steps)")
+        train(cfg, base, progress=False)
+    learned = d / ("learned_alternating" if alternating else "learned")
+    if alternating and not is_complete(learned):
+        # `dear train --solver learned`: the model is trained with its learned solver in the loop.
+        sched = {"warmup_epochs": steps // 4, "every": steps // 4, "first_steps": 30, "steps": 5, "final_steps": 10}
+        log(f"dear {algo}: training with the learned solver, alternating schedule {sched}")
+        train(replace(cfg, solver="learned", solver_training=sched), learned, progress=False)
+    if not alternating and not (learned / "train_summary.json").exists():
+        log(f"dear {algo}: fitting a learned solver on the frozen model ({solver_steps} steps)")
+        lcfg = replace(cfg, solver="learned")
+        train_ds = load_data(lcfg, "train")
+        torch.manual_seed(lcfg.seed)
+        model = build(lcfg, train_ds.spec)
+        ckpt = torch.load(base / "checkpoint_best.pt", map_location="cpu", weights_only=False)
+        missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+        assert not unexpected and all(k.startswith("equilibrium.method.") for k in missing), (missing, unexpected)
+        tcfg = SolverTrainConfig(fp_tol=1e-3, fp_max_iter=100)
+        trainer = SolverTrainer(model, [model.learned_solver], tcfg, planned_steps=solver_steps)
+        draws = iter(range(10**9))
+
+        def problems():
+            idx = batch_indices(len(train_ds), lcfg.batch_size, lcfg.seed + 7_777_777, next(draws))
+            return dear_problems(model, ct.collate([train_ds[int(i)] for i in idx]), tcfg)
+
+        trainer.fit(problems, solver_steps)
+        lcfg.save(learned / "config.json")
+        atomic_torch_save(learned / "checkpoint_best.pt", {"model": model.state_dict(), "step": ckpt.get("step"),
+                                                            "val": ckpt.get("val"), "from": str(base)})
+        atomic_write_text(learned / "train_summary.json", json.dumps({"post_hoc_from": str(base),
+                                                                       "learned_solver": trainer.summary()}, indent=1))
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for name, run_dir in (("anderson", base), ("learned", learned)):
+        pts = []
+        for tol in tols:
+            log(f"dear {algo}: evaluating {name} at tol {tol:g}")
+            r = evaluate_run(run_dir, tol=tol, device="cpu", repeats=3)
+            n = sorted(r["results"], key=int)[-1]
+            rr = r["results"][n]
+            pts.append({"tol": tol, "score": rr["score"], "seconds_per_sample": rr["seconds_per_sample"],
+                        "nfe_mean": rr["nfe"]["mean"], "iterations_mean": rr["iterations"]["mean"], "nodes": int(n)})
+        rows[name] = pts
+    ref = rows["anderson"][tols.index(0.1)] if 0.1 in tols else rows["anderson"][-1]
+    ok = [p for p in rows["learned"] if p["score"] >= ref["score"] - 0.01]
+    best = min(ok, key=lambda p: p["nfe_mean"]) if ok else None
+    rec = {"algorithm": algo, "steps": steps, "hidden": hidden, "num_train": num_train, "rows": rows,
+           "reference": {"solver": "anderson", **ref},
+           "learned_at_equal_score": best,
+           "nfe_ratio": (ref["nfe_mean"] / best["nfe_mean"]) if best else None,
+           "seconds_ratio": (ref["seconds_per_sample"] / best["seconds_per_sample"]) if best else None,
+           "solver_training": json.loads((learned / "train_summary.json").read_text())["learned_solver"]}
+    rec["target_1_3x_nfe_met"] = bool(rec["nfe_ratio"] and rec["nfe_ratio"] >= 1.3)
+    atomic_write_text(f, json.dumps(rec, indent=1) + "\n")
+    return rec
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="*", default=list(AMGCN))
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=500)
+    ap.add_argument("--patience", type=int, default=100)
+    ap.add_argument("--tols", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4, 3e-5, 1e-5, 3e-6])
+    ap.add_argument("--solver-train", nargs="*", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--scale", type=int, nargs="*", default=[], help="SBM sizes for the scale test")
+    ap.add_argument("--scale-epochs", type=int, default=20)
+    ap.add_argument("--scale-hidden", type=int, default=64)
+    ap.add_argument("--scale-tols", type=float, nargs="+", default=[1e-3, 1e-4, 1e-5])
+    ap.add_argument("--dear", nargs="*", default=[], help="CLRS algorithms for DEAR (e.g. bfs bellman_ford)")
+    ap.add_argument("--dear-steps", type=int, default=400)
+    ap.add_argument("--dear-hidden", type=int, default=64)
+    ap.add_argument("--dear-num-train", type=int, default=1000)
+    ap.add_argument("--dear-solver-steps", type=int, default=60)
+    ap.add_argument("--dear-tols", type=float, nargs="+", default=[0.3, 0.1, 0.03])
+    ap.add_argument("--dear-alternating", action="store_true",
+                    help="train DEAR with the learned solver in the loop (alternating schedule) instead of "
+                    "fitting it post hoc on the Anderson-trained model")
+    ap.add_argument("--out", default="leaderboards/runs/learned")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    out = Path(args.out)
+    solver_train = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.solver_train)}
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary.setdefault("datasets", {})
+    summary.setdefault("scale", {})
+    summary.setdefault("dear", {})
+
+    def save() -> None:
+        # Merge into what is on disk: several invocations (datasets, scale, dear) may run at once.
+        disk = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        for section in ("datasets", "scale", "dear"):
+            disk.setdefault(section, {}).update(summary[section])
+        disk.update({"versions": versions(), "hardware": hardware(torch.device("cpu")),
+                     "threads": torch.get_num_threads()})
+        disk.setdefault("commands", [])
+        if " ".join(sys.argv) not in disk["commands"]:
+            disk["commands"].append(" ".join(sys.argv))
+        atomic_write_text(summary_path, json.dumps(disk, indent=1) + "\n")
+
+    for ds in args.datasets:
+        d = out / ds.replace(":", "_")
+        runs = train_runs(ds, args.seeds, d, args.epochs, args.patience, solver_train)
+        pareto = merged_pareto(ds, runs["learned"]["seeds"], d, list(args.tols))
+        summary["datasets"][ds] = dataset_summary(ds, runs, pareto)
+        save()
+        s = summary["datasets"][ds]
+        log(f"{ds}: learned-trained acc {s['accuracy']['ignn_learned_trained']['mean']:.2f}, "
+            f"picard-trained {s['accuracy']['ignn_picard_trained']['mean']:.2f}; "
+            f"equal-accuracy speed-up vs picard: "
+            + ", ".join(f"{k} {v['speedup_vs_picard']:.2f}x" for k, v in s["equal_accuracy_vs_picard"].items() if v))
+    for algo in args.dear:
+        key = f"{algo}/alternating" if args.dear_alternating else algo
+        summary["dear"][key] = dear_run(algo, out, args.dear_steps, args.dear_hidden, args.dear_num_train,
+                                        args.dear_solver_steps, list(args.dear_tols), args.dear_alternating)
+        r = summary["dear"][key]
+        save()
+        log(f"dear {algo}: nfe ratio anderson/learned at equal score: {r['nfe_ratio']}")
+    for n in args.scale:
+        summary["scale"][str(n)] = scale_run(n, out, args.scale_epochs, list(args.scale_tols), args.scale_hidden)
+        save()
+    save()
+    log(f"wrote {summary_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,392 @@
+"""Tests of the learned (IGNN-Solver) solver: the alpha constraint for every window size, the
+sparsifier, that solver training never changes the model, that on a trained small IGNN it
+reaches a residual in fewer evaluations than Picard and Anderson, that the fallback rescues a
+bad learned solve, save/load, per-graph independence, and the CLI wiring. One thread, tiny
+graphs (well under a minute)."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dear.learned.networks import sparsify_edges
+from dear.learned.problems import ignn_problems
+from dear.learned.schedule import model_parameters
+from dear.learned.training import SolverTrainConfig, SolverTrainer
+from dear.nodecls import load_dataset
+from dear.nodecls.ignn import IGNN
+from dear.solvers import available, solve
+from dear.solvers.learned import LearnedSolver, LearnedSolverNN, learned_solvers
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def tiny_sbm(num_nodes: int = 400):
+    return load_dataset("sbm", num_nodes=num_nodes, num_classes=3, num_features=8, avg_degree=6, val_size=50,
+                        split=10, seed=0)
+
+
+def _train_ignn(data, epochs: int = 30, **opts) -> IGNN:
+    torch.manual_seed(0)
+    model = IGNN(8, 3, hidden=32, kappa=0.95, tol=1e-6, **opts)
+    opt = torch.optim.Adam(model_parameters(model), lr=0.02)
+    for _ in range(epochs):
+        model.train()
+        opt.zero_grad()
+        out = model(data.x, data.edge_index)
+        F.cross_entropy(out[data.train_mask], data.y[data.train_mask]).backward()
+        opt.step()
+        model.project_()
+    model.eval()
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A small IGNN trained 30 epochs (its untrained learned solver runs Anderson), then its
+    solver fitted 30 steps on the frozen model (enough: 20 give the same evaluation counts)."""
+    data = tiny_sbm()
+    model = _train_ignn(data, solver="learned")
+    cfg = SolverTrainConfig(lr=3e-3)
+    trainer = SolverTrainer(model, learned_solvers(model), cfg, planned_steps=30)
+    probs = ignn_problems(model, data.x, data.edge_index, cfg)
+    trainer.fit(lambda: probs, 30)
+    return data, model
+
+
+def _layer_map(model: IGNN, x: torch.Tensor):
+    layer, adj = model.layers[0], model._adj
+    with torch.no_grad():
+        b = layer.inject(x, adj)
+    return layer, adj, b, (lambda z: layer.eq.f(z, b, adj))
+
+
+def _randomise_head(solver: LearnedSolver, seed: int = 0, scale: float = 0.5) -> None:
+    g = torch.Generator().manual_seed(seed)
+    last = solver.predictor.head[2]
+    with torch.no_grad():
+        last.weight.copy_(torch.randn(last.weight.shape, generator=g) * scale)
+        last.bias.copy_(torch.randn(last.bias.shape, generator=g) * scale)
+
+
+# --------------------------------------------------------------------------- the update
+
+
+@pytest.mark.parametrize("cls", [LearnedSolver, LearnedSolverNN])
+@pytest.mark.parametrize("alpha_base", ["anderson", "last"])
+def test_alpha_sums_to_one_for_every_window_size(cls, alpha_base):
+    torch.manual_seed(1)
+    m, n_graphs = 3, 3
+    batch = torch.tensor([0] * 5 + [1] * 4 + [2] * 6)
+    edge_index = torch.tensor([[0, 1, 2, 5, 6, 9, 10, 11], [1, 2, 3, 6, 7, 10, 11, 12]])
+    solver = cls(6, 6, m=m, steps=20, alpha_base=alpha_base)
+    _randomise_head(solver)
+    solver.use_learned = True
+    feats = torch.randn(15, 6)
+    solver.bind(feats, edge_index, batch=batch, num_graphs=n_graphs)
+    x = torch.randn(15, 6)
+    solver.reset(x, batch, n_graphs)
+    with torch.no_grad():
+        for k in range(7):
+            fx = torch.tanh(x @ torch.randn(6, 6) * 0.3 + 1.0)
+            x_next = solver.update(x, fx, fx - x, k)
+            alpha = solver.last_alpha
+            assert alpha.shape == (n_graphs, min(k, m) + 1)
+            torch.testing.assert_close(alpha.sum(dim=1), torch.ones(n_graphs), atol=1e-5, rtol=0)
+            assert torch.isfinite(x_next).all()
+            if k >= 2:  # the (randomised) network really moves alpha off its base
+                base = torch.zeros_like(alpha)
+                base[:, -1] = 1.0
+                if alpha_base == "last":
+                    assert (alpha - base).abs().max() > 1e-3
+            assert ((solver.last_beta > 0) & (solver.last_beta < 2.0)).all()
+            x = x_next
+
+
+def test_untrained_solver_is_its_fallback_and_learned_steps_follow_algorithm_1():
+    """Untrained: zero start and plain Anderson (identical to the engine's). Forced on with a
+    zero head and alpha_base='last': each learned step is z + beta * g with beta = 1 (Picard)."""
+    torch.manual_seed(0)
+    a = torch.randn(12, 12, dtype=torch.float64) * 0.2
+    f = lambda z: torch.tanh(z @ a.to(z.dtype) + 0.5)  # noqa: E731
+    solver = LearnedSolver(12, 12, alpha_base="last")
+    solver.bind(torch.randn(7, 12), torch.tensor([[0, 1], [1, 2]]))
+    assert not solver.learned_active and (solver.initial_state() == 0).all()
+    z0 = torch.zeros(7, 12, dtype=torch.float64)
+    ref = solve(f, z0, method="anderson", m=6, tol=1e-10, max_iter=100)  # 6 stored, as learned m=5
+    got = solve(f, z0, method=solver, tol=1e-10, max_iter=100)
+    assert got.nfe == ref.nfe
+    torch.testing.assert_close(got.z, ref.z, atol=1e-9, rtol=1e-9)
+    solver.use_learned = True
+    pic = solve(f, torch.zeros(7, 12), method="picard", tol=0.0, max_iter=solver.steps + 1)
+    lrn = solve(f, torch.zeros(7, 12), method=solver, tol=0.0, max_iter=solver.steps + 1)
+    # The initializer's output layer starts at zero and its skip is the identity: relu(0) = 0 start.
+    torch.testing.assert_close(lrn.z, pic.z, atol=1e-6, rtol=1e-6)
+
+
+def test_sparsifier_keeps_symmetry_coverage_and_the_fraction():
+    data = tiny_sbm(200)
+    ei, n = data.edge_index, data.num_nodes
+    sp = sparsify_edges(ei, n, keep=0.4)
+    e = ei.shape[1]
+    assert 0.4 * e <= sp.shape[1] <= 0.6 * e
+    pairs = {(int(a), int(b)) for a, b in sp.t()}
+    assert all((b, a) in pairs for a, b in pairs)  # undirected stays undirected
+    had_in = torch.zeros(n, dtype=torch.bool).index_fill_(0, ei[1], True)
+    keeps_in = torch.zeros(n, dtype=torch.bool).index_fill_(0, sp[1], True)
+    assert (keeps_in | ~had_in).all()  # no node loses all its in-edges
+    assert torch.equal(sp, sparsify_edges(ei, n, keep=0.4))  # deterministic
+    # Edges at low-degree nodes outrank hub-hub edges.
+    deg = torch.bincount(ei[1], minlength=n).float()
+    kept_score = (1 / deg[sp[0]] + 1 / deg[sp[1]]).mean()
+    all_score = (1 / deg[ei[0]] + 1 / deg[ei[1]]).mean()
+    assert kept_score > all_score
+    assert sparsify_edges(ei, n, keep=1.0).shape[1] == e
+    with pytest.raises(ValueError, match="keep"):
+        sparsify_edges(ei, n, keep=0.0)
+    with pytest.raises(ValueError, match="valid: resistance"):
+        sparsify_edges(ei, n, method="rpi")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_solver_training_never_changes_the_model():
+    data = tiny_sbm(150)
+    model = _train_ignn(data, epochs=3, solver="learned")
+    solver = model.layers[0].learned_solver
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    solver_names = {n for n, p in model.named_parameters() if any(p is q for q in solver.parameters())}
+    assert solver_names and len(solver_names) < len(before)
+    trainer = SolverTrainer(model, [solver], SolverTrainConfig(lr=1e-2), planned_steps=4)
+    probs = ignn_problems(model, data.x, data.edge_index)
+    trainer.fit(lambda: probs, 4)
+    for n, p in model.named_parameters():
+        if n in solver_names:
+            continue
+        assert torch.equal(p, before[n]), n
+        assert p.requires_grad, n  # restored after the fit
+    assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if n in solver_names)
+    assert bool(solver.trained) and trainer.step == 4 and trainer.seconds > 0
+    assert all(id(p) not in {id(q) for q in solver.parameters()} for p in model_parameters(model))
+
+
+def test_trained_learned_solver_needs_fewer_evaluations_than_picard_and_anderson(trained):
+    data, model = trained
+    layer, adj, b, f = _layer_map(model, data.x)
+    tol = 1e-5
+    picard = solve(f, torch.zeros_like(b), method="picard", tol=tol, max_iter=500)
+    anderson = solve(f, torch.zeros_like(b), method="anderson", tol=tol, max_iter=500)
+    solver = layer.learned_solver
+    solver.bind(b, adj.indices(), transpose=True)
+    learned = solve(f, solver.initial_state(), method=solver, tol=tol, max_iter=500)
+    solver.release()
+    assert picard.all_converged and anderson.all_converged and learned.all_converged
+    assert learned.nfe < anderson.nfe < picard.nfe, (learned.nfe, anderson.nfe, picard.nfe)
+    # The answer is the same fixed point.
+    torch.testing.assert_close(learned.z, anderson.z, atol=1e-3, rtol=1e-3)
+
+
+def test_fallback_makes_a_failed_learned_solve_converge(trained):
+    data, model = trained
+    layer, adj, b, f = _layer_map(model, data.x)
+    for fallback in ("anderson", "picard"):
+        solver = copy.deepcopy(layer.learned_solver)
+        solver.fallback = fallback
+        with torch.no_grad():  # sabotage: beta ~ 1e-4, the learned steps barely move
+            solver.predictor.head[2].bias[-1] = -12.0
+        solver.bind(b, adj.indices(), transpose=True)
+        z0 = solver.initial_state()
+        only_learned = solve(f, z0, method=solver, tol=1e-5, max_iter=solver.steps + 1)
+        assert not only_learned.all_converged
+        solver.reset_counters()
+        rescued = solve(f, z0, method=solver, tol=1e-5, max_iter=500)
+        assert rescued.all_converged, fallback
+        assert bool(solver.fallback_graphs(rescued).all())
+        assert solver.solves == 1 and solver.fallback_solves == 1
+
+
+def test_save_load_round_trip_gives_identical_outputs(trained):
+    data, model = trained
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    clone = IGNN(8, 3, hidden=32, kappa=0.95, tol=1e-6, solver="learned")
+    assert not bool(clone.layers[0].learned_solver.trained)
+    clone.load_state_dict(torch.load(buf, weights_only=True))
+    clone.eval()
+    assert bool(clone.layers[0].learned_solver.trained)
+    with torch.no_grad():
+        a = model(data.x, data.edge_index)
+        nfe_a = model.solver_stats()[0]["forward_nfe"]
+        b = clone(data.x, data.edge_index)
+        nfe_b = clone.solver_stats()[0]["forward_nfe"]
+    assert torch.equal(a, b) and nfe_a == nfe_b
+    assert any(k.endswith("predictor.head.2.weight") for k in model.state_dict())
+
+
+def test_graphs_of_a_batch_are_solved_independently():
+    torch.manual_seed(3)
+    sizes = [6, 9]
+    blocks = [torch.randn(n, n).abs() for n in sizes]
+    blocks = [bl / bl.sum(1, keepdim=True) * 0.8 for bl in blocks]
+    w = torch.randn(5, 5) * 0.3
+    inj = torch.randn(sum(sizes), 5)
+    a_full = torch.block_diag(*blocks)
+    edge_index = (a_full > 0).nonzero().t()
+    batch = torch.tensor([0] * sizes[0] + [1] * sizes[1])
+    solver = LearnedSolver(5, 5, init_activation="none")
+    _randomise_head(solver, scale=0.3)
+    solver.use_learned = True
+
+    def run(rows: slice, ei, b, ng):
+        a = a_full[rows][:, rows]
+        f = lambda z: torch.tanh(a @ z @ w + inj[rows])  # noqa: E731
+        solver.bind(inj[rows], ei, batch=b, num_graphs=ng)
+        res = solve(f, solver.initial_state(), b, method=solver, tol=1e-6, max_iter=200, num_graphs=ng)
+        solver.release()
+        return res
+
+    both = run(slice(0, 15), edge_index, batch, 2)
+    first = run(slice(0, 6), edge_index[:, edge_index[0] < 6], None, 1)
+    ei2 = edge_index[:, edge_index[0] >= 6] - 6
+    second = run(slice(6, 15), ei2, None, 1)
+    torch.testing.assert_close(both.z[:6], first.z, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(both.z[6:], second.z, atol=1e-5, rtol=1e-5)
+    assert both.iterations.tolist() == [first.iterations.item(), second.iterations.item()]
+
+
+def test_registry_and_clear_errors():
+    assert {"learned", "learned_nn"} <= set(available())
+    with pytest.raises(ValueError, match="sized to a model"):
+        solve(lambda z: z * 0.5, torch.zeros(3, 2), method="learned")
+    with pytest.raises(ValueError, match="graph-free"):
+        LearnedSolverNN(4, 4, graph=True)
+    with pytest.raises(ValueError, match="valid options"):
+        IGNN(8, 3, solver="learned", solver_options={"window": 3})
+    solver = LearnedSolver(4, 4)
+    solver.use_learned = True
+    with pytest.raises(RuntimeError, match="bind"):
+        solve(lambda z: z * 0.5, torch.zeros(3, 4), method=solver)
+    with pytest.raises(ValueError, match="classic"):
+        LearnedSolver(4, 4, fallback="learned")
+    with pytest.raises(ValueError, match="unknown solver-training option"):
+        SolverTrainConfig.from_dict({"T1": 3})
+
+
+def test_equal_accuracy_speedups_pick_the_fastest_point_within_the_margin():
+    from dear.pareto import equal_accuracy_speedups
+
+    curves = {
+        "picard": [{"test_accuracy": 70.0, "seconds": 1.0, "nfe": 10}, {"test_accuracy": 71.0, "seconds": 4.0, "nfe": 40}],
+        "learned": [{"test_accuracy": 69.0, "seconds": 0.2, "nfe": 2}, {"test_accuracy": 70.6, "seconds": 0.5, "nfe": 5},
+                    {"test_accuracy": 71.0, "seconds": 0.9, "nfe": 9}],
+        "bad": [{"test_accuracy": 60.0, "seconds": 0.1, "nfe": 1}],
+    }
+    eq = equal_accuracy_speedups(curves, margin=0.5)
+    assert eq["reference_accuracy"] == 71.0
+    assert eq["solvers"]["picard"]["seconds"] == 4.0  # 70.0 is not within 0.5 of 71.0
+    assert eq["solvers"]["learned"]["seconds"] == 0.5
+    assert eq["solvers"]["learned"]["speedup_vs_picard"] == pytest.approx(8.0)
+    assert eq["solvers"]["learned"]["nfe_ratio_vs_picard"] == pytest.approx(8.0)
+    assert eq["solvers"]["bad"] is None
+
+
+# ------------------------------------------------------------------------------- the CLI
+
+
+def test_nodecls_cli_trains_with_the_alternating_schedule(tmp_path, capsys):
+    from dear.cli import main
+
+    out = tmp_path / "run"
+    rc = main(["nodecls", "train", "--dataset", "sbm", "--data-opt", "num_nodes=150", "--data-opt", "num_classes=3",
+               "--data-opt", "num_features=8", "--data-opt", "val_size=30", "--split", "10", "--solver", "learned",
+               "--hidden", "16", "--seeds", "1", "--epochs", "12", "--patience", "12", "--solver-opt", "steps=3",
+               "--solver-train", "warmup_epochs=4", "--solver-train", "every=4", "--solver-train", "first_steps=3",
+               "--solver-train", "steps=2", "--solver-train", "final_steps=2", "--timing-repeats", "2",
+               "--quiet", "--out", str(out)])
+    assert rc == 0
+    line = capsys.readouterr().out
+    assert "[learned]" in line and "solver training" in line and "fallback in" in line
+    res = json.loads((out / "results.json").read_text())
+    assert res["solver"] == "learned" and res["config"]["solver_training"]["every"] == 4
+    rec = res["per_seed"][0]["learned_solver"]
+    # first fit at epoch 4, fine-tunes at 8 and 12, final fit: 3 + 2 + 2 + 2 solver steps.
+    assert rec["solver_steps"] == 9 and rec["fits"] == 4
+    assert 0 < rec["fraction_of_model_training"] < 10
+    inf = rec["inference"]
+    assert inf["solves"] >= 2 and 0.0 <= inf["fallback_rate"] <= 1.0 and inf["trained"] == [True]
+    weights = torch.load(out / "seeds" / "seed_0.pt", weights_only=True)
+    assert bool(weights["layers.0.eq.method.trained"])
+
+    # `dear pareto nodecls` on that run: the same model under each solver, JSON (+ PNG).
+    pdir = tmp_path / "pareto"
+    assert main(["pareto", "nodecls", str(out), "--solvers", "picard,anderson,learned_nn,learned",
+                 "--tols", "1e-2,1e-5", "--repeats", "1", "--out", str(pdir)]) == 0
+    par = json.loads((pdir / "pareto.json").read_text())
+    assert set(par["curves"]) == {"picard", "anderson", "learned_nn", "learned"} and par["trained_with"] == "learned"
+    for name, pts in par["curves"].items():
+        assert [p["tol"] for p in pts] == [1e-2, 1e-5] and all(p["seconds"] > 0 for p in pts)
+        assert pts[-1]["converged"] and pts[-1]["nfe"] >= pts[0]["nfe"]
+    assert par["solver_training_post_hoc"]["learned_nn"][0]["steps"] > 0  # trained on the frozen model
+    eq = par["equal_accuracy"]["solvers"]
+    assert eq["picard"]["speedup_vs_picard"] == pytest.approx(1.0)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        assert (pdir / "pareto.png").stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        main(["nodecls", "train", "--dataset", "sbm", "--solver", "newton", "--out", str(tmp_path / "x")])
+    assert main(["pareto", "nodecls", str(tmp_path / "nothing")]) == 2
+    assert main(["nodecls", "train", "--dataset", "sbm", "--solver", "picard", "--solver-train", "steps=2",
+                 "--out", str(tmp_path / "y")]) == 2
+    assert "need a learned solver" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- DEAR
+
+
+def test_dear_with_a_learned_solver_trains_it_and_round_trips(tmp_path):
+    import clrs_tasks as ct
+    from dear.learned.problems import dear_problems
+    from dear.reasoners import build_model
+
+    ds = ct.load_split("bfs", "train", protocol="dear", root=tmp_path, num_samples=6, sizes=(5, 6),
+                       progress=False, include_hints=False)
+    batch = ct.collate([ds[i] for i in range(len(ds))])
+    torch.manual_seed(0)
+    model = build_model("dear", ds.spec, hidden=16, solver="learned", solver_options={"steps": 3}, max_iter=10)
+    solver = model.learned_solver
+    assert solver is not None and solver.initializer.activation == "none" and solver.graph
+    out, stats = model(batch)  # untrained: Anderson from h(0) = 0
+    assert stats["fallback"].shape == (batch.num_graphs,)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if not n.startswith("equilibrium.method.")}
+    cfg = SolverTrainConfig(fp_tol=1e-3, fp_max_iter=30)
+    trainer = SolverTrainer(model, [solver], cfg, planned_steps=2)
+    trainer.fit(lambda: dear_problems(model, batch, cfg), 2)
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters() if n in before)
+    assert bool(solver.trained)
+    model.eval()
+    with torch.no_grad():
+        out1, stats1 = model(batch)
+    assert all(torch.isfinite(v).all() for v in out1.values())
+    clone = build_model("dear", ds.spec, hidden=16, solver="learned", solver_options={"steps": 3}, max_iter=10)
+    clone.load_state_dict(model.state_dict())
+    clone.eval()
+    with torch.no_grad():
+        out2, stats2 = clone(batch)
+    assert all(torch.equal(out1[k], out2[k]) for k in out1)
+    assert torch.equal(stats1["iterations"], stats2["iterations"])
