@@ -120,6 +120,17 @@ def _train_summaries(paths: Sequence[Path]) -> list[dict[str, Any] | None]:
     return out
 
 
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A training config with the fields it predates filled in by their defaults, so a seed run
+    before a new (defaulted) option existed still counts as the same configuration."""
+    from dear.config import TrainConfig  # noqa: PLC0415
+
+    try:
+        return TrainConfig.from_dict(config).to_dict()
+    except (TypeError, ValueError):  # not a CLRS training config (or not one we know): compare as is
+        return dict(config)
+
+
 def entry_from_clrs_results(
     results: Sequence[Mapping[str, Any]],
     *,
@@ -146,8 +157,8 @@ def entry_from_clrs_results(
             if r[key] != first[key]:
                 raise EntryRejected("schema", f"the results files disagree on {key} ({first[key]!r} vs {r[key]!r}); "
                                               "an entry is several seeds of one configuration")
-        a = {k: v for k, v in first["config"].items() if k not in ("seed", "device")}
-        b = {k: v for k, v in r["config"].items() if k not in ("seed", "device")}
+        a = {k: v for k, v in _with_defaults(first["config"]).items() if k not in ("seed", "device")}
+        b = {k: v for k, v in _with_defaults(r["config"]).items() if k not in ("seed", "device")}
         if a != b:
             diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             raise EntryRejected("schema", f"the results files disagree on config {', '.join(diff)}; an entry is "

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from dear.leaderboard.board import Board
 from dear.leaderboard.convert import (
+    _with_defaults,
     entry_from_clrs_results,
     entry_from_nodecls_results,
     load_json,
@@ -142,7 +143,7 @@ def _verify_clrs(entry: dict[str, Any], checkpoints: Sequence[Path], tolerance: 
                 raise EntryRejected("verify", f"{run_dir} is a {what} {have!r} run; the entry is for {want!r}")
         if entry.get("config"):
             mine = {k: v for k, v in cfg.to_dict().items() if k not in ("seed", "device")}
-            theirs = {k: v for k, v in entry["config"].items() if k not in ("seed", "device")}
+            theirs = {k: v for k, v in _with_defaults(entry["config"]).items() if k not in ("seed", "device")}
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             if diff:
                 raise EntryRejected("verify", f"{run_dir} was trained with a different config ({', '.join(diff)})")
