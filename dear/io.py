@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -38,9 +38,11 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
     _atomic(path, lambda f: torch.save(obj, f), "wb")
 
 
-def versions() -> dict[str, str]:
+def versions(extra: Sequence[str] = ()) -> dict[str, str]:
+    """Installed versions of the packages a result depends on (plus ``extra`` ones, e.g. the
+    JAX stack for a comparison against dm-clrs); missing ones read ``"not installed"``."""
     out = {"python": platform.python_version()}
-    for pkg in ("torch", "torch-geometric", "dm-clrs", "numpy", "dear"):
+    for pkg in ("torch", "torch-geometric", "dm-clrs", "numpy", "dear", *extra):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -89,6 +89,19 @@ def _accuracy(logits: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor", m
     return _metric(logits[mask], y[mask], multilabel)
 
 
+def seed_mean_point(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One curve point from the same point of several seeds: mean (and population std) test
+    accuracy, median seconds, mean evaluations, converged only if every seed converged, mean
+    fallback rate over the seeds that report one."""
+    fb = [r["fallback_rate"] for r in rows if r["fallback_rate"] is not None]
+    return {"test_accuracy": statistics.fmean(r["test_accuracy"] for r in rows),
+            "test_accuracy_std": statistics.pstdev([r["test_accuracy"] for r in rows]),
+            "seconds": statistics.median(r["seconds"] for r in rows),
+            "nfe": statistics.fmean(r["nfe"] for r in rows),
+            "converged": all(r["converged"] for r in rows),
+            "fallback_rate": statistics.fmean(fb) if fb else None}
+
+
 def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anderson", "learned_nn", "learned"),
                    tols: Sequence[float] = DEFAULT_TOLS, sweep: str = "tol", budgets: Sequence[int] = (),
                    seeds: Sequence[int] | None = None, repeats: int = 5, warmup: int = 2, max_iter: int = 300,
@@ -181,15 +194,7 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
     for name, runs in per_seed.items():
         pts = []
         for i, v in enumerate(points):
-            rows = [r[i] for r in runs]
-            fb = [r["fallback_rate"] for r in rows if r["fallback_rate"] is not None]
-            pts.append({key: v,
-                        "test_accuracy": statistics.fmean(r["test_accuracy"] for r in rows),
-                        "test_accuracy_std": statistics.pstdev([r["test_accuracy"] for r in rows]),
-                        "seconds": statistics.median(r["seconds"] for r in rows),
-                        "nfe": statistics.fmean(r["nfe"] for r in rows),
-                        "converged": all(r["converged"] for r in rows),
-                        "fallback_rate": statistics.fmean(fb) if fb else None})
+            pts.append({key: v, **seed_mean_point([r[i] for r in runs])})
         curves[name] = pts
     result = {
         "schema": SCHEMA, "kind": "nodecls", "run_dir": str(run_dir), "dataset": cfg.dataset, "split": res.get("split"),

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import torch
 
 from dear.io import atomic_write_text, hardware, versions
 from dear.nodecls.train import NodeClsConfig, run
-from dear.pareto import equal_accuracy_speedups, nodecls_pareto, plot_curves
+from dear.pareto import equal_accuracy_speedups, nodecls_pareto, plot_curves, seed_mean_point
 
 AMGCN = ("amgcn:citeseer", "amgcn:acm", "amgcn:blogcatalog", "amgcn:flickr")
 #: Table 3 of the paper (IGNN-Solver row, 60 labels per class); ANCHORS.md.
@@ -72,14 +71,7 @@ def merged_pareto(dataset: str, seeds: list[int], out: Path, tols: list[float]) 
     for name in SOLVERS:
         pts = []
         for i, tol in enumerate(tols):
-            rows = [r["per_seed"][name][0][i] for r in per_seed_files]
-            fb = [r["fallback_rate"] for r in rows if r["fallback_rate"] is not None]
-            pts.append({"tol": tol, "test_accuracy": statistics.fmean(r["test_accuracy"] for r in rows),
-                        "test_accuracy_std": statistics.pstdev([r["test_accuracy"] for r in rows]),
-                        "seconds": statistics.median(r["seconds"] for r in rows),
-                        "nfe": statistics.fmean(r["nfe"] for r in rows),
-                        "converged": all(r["converged"] for r in rows),
-                        "fallback_rate": statistics.fmean(fb) if fb else None})
+            pts.append({"tol": tol, **seed_mean_point([r["per_seed"][name][0][i] for r in per_seed_files])})
         curves[name] = pts
     post_hoc = [x for r in per_seed_files for x in r["solver_training_post_hoc"].get("learned_nn", [])]
     merged = {"dataset": dataset, "seeds": seeds, "tols": tols, "curves": curves,

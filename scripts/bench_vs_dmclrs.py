@@ -98,7 +98,6 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
-from importlib import metadata  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -136,13 +135,7 @@ def _cpu_model() -> str | None:
 
 
 def _versions() -> dict[str, str]:
-    out = versions()
-    for pkg in ("jax", "jaxlib", "dm-haiku", "optax", "tensorflow"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return versions(extra=("jax", "jaxlib", "dm-haiku", "optax", "tensorflow"))
 
 
 def _shape_key(feedback: Any) -> tuple:

@@ -260,7 +260,7 @@ def train_one_seed_sampled(cfg: Any, data: Data, x: Tensor, seed: int, device: t
         wrap_ddp,
     )
     from dear.nodecls.baselines import build_nodecls_model  # noqa: PLC0415
-    from dear.nodecls.train import _solver_summary, time_inference  # noqa: PLC0415
+    from dear.nodecls.train import TrainSolverLog, _solver_summary, time_inference  # noqa: PLC0415
 
     rank, world = get_rank(), get_world_size()
     main = rank == 0
@@ -328,9 +328,7 @@ def train_one_seed_sampled(cfg: Any, data: Data, x: Tensor, seed: int, device: t
     best = (-float("inf"), float("inf"))
     best_state: dict[str, Tensor] | None = None
     best_epoch, epochs_run, steps_run = 0, 0, 0
-    fwd_iters: list[int] = []
-    bwd_iters: list[int] = []
-    unconverged = 0
+    solver_log = TrainSolverLog()
     sub_nodes: list[int] = []
     t_start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.model} seed {seed} [{sampler} x{num_parts}]", leave=False,
@@ -373,11 +371,7 @@ def train_one_seed_sampled(cfg: Any, data: Data, x: Tensor, seed: int, device: t
                 # again; rank 0's weights are made everyone's so the replicas never drift.
                 broadcast_parameters(model)
             if implicit:
-                for st in model.solver_stats():
-                    fwd_iters.append(int(st["forward_iterations_max"]))
-                    if "backward_iterations_max" in st:
-                        bwd_iters.append(int(st["backward_iterations_max"]))
-                    unconverged += int(st["forward_converged_frac"] < 1.0)
+                solver_log.record(model)
             sub_nodes.append(int(b.nodes.numel()))
             steps_run += 1
         res = evaluate(["val_mask"])
@@ -434,13 +428,7 @@ def train_one_seed_sampled(cfg: Any, data: Data, x: Tensor, seed: int, device: t
     record["inference_seconds_all"] = timing
     record["solver"] = solver
     if implicit:
-        record["train_solver"] = {
-            "forward_iterations_mean": float(np.mean(fwd_iters)) if fwd_iters else None,
-            "forward_iterations_max": max(fwd_iters) if fwd_iters else None,
-            "backward_iterations_mean": float(np.mean(bwd_iters)) if bwd_iters else None,
-            "backward_iterations_max": max(bwd_iters) if bwd_iters else None,
-            "unconverged_forward_solves": unconverged,
-        }
+        record["train_solver"] = solver_log.summary()
         record["lambda_pf"] = getattr(eval_model if eval_model is not None else model, "lambda_pf", None)
     record["sampling"] = {
         "sampler": sampler, "num_parts": num_parts, "parts_per_step": per_step, "eval_mode": eval_mode,

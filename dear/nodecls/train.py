@@ -321,6 +321,34 @@ def _solver_summary(stats: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
+class TrainSolverLog:
+    """Training-time solver statistics of an implicit model, gathered after every optimiser
+    step (forward and adjoint iterations, unconverged forward solves) and summarised for the
+    per-seed record. Shared by the full-batch and the partitioned trainer."""
+
+    def __init__(self) -> None:
+        self.forward: list[int] = []
+        self.backward: list[int] = []
+        self.unconverged = 0
+
+    def record(self, model: nn.Module) -> None:
+        for st in model.solver_stats():
+            self.forward.append(int(st["forward_iterations_max"]))
+            if "backward_iterations_max" in st:
+                self.backward.append(int(st["backward_iterations_max"]))
+            self.unconverged += int(st["forward_converged_frac"] < 1.0)
+
+    def summary(self) -> dict[str, Any]:
+        fwd, bwd = self.forward, self.backward
+        return {
+            "forward_iterations_mean": float(np.mean(fwd)) if fwd else None,
+            "forward_iterations_max": max(fwd) if fwd else None,
+            "backward_iterations_mean": float(np.mean(bwd)) if bwd else None,
+            "backward_iterations_max": max(bwd) if bwd else None,
+            "unconverged_forward_solves": self.unconverged,
+        }
+
+
 def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device: torch.device,
                    progress: bool = True) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """Train and evaluate one seed; returns the per-seed record (see ``docs/nodecls.md``) and
@@ -349,9 +377,7 @@ def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device:
     best = (-float("inf"), float("inf"))  # (val metric, -val loss) compared lexicographically
     best_state: dict[str, Tensor] | None = None
     best_epoch, epochs_run = 0, 0
-    fwd_iters: list[int] = []
-    bwd_iters: list[int] = []
-    unconverged = 0
+    solver_log = TrainSolverLog()
     t_start = time.perf_counter()
     bar = tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.model} seed {seed}", leave=False, disable=not progress,
                dynamic_ncols=True)
@@ -365,11 +391,7 @@ def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device:
         if hasattr(model, "project_"):
             model.project_()
         if implicit:
-            for s in model.solver_stats():
-                fwd_iters.append(int(s["forward_iterations_max"]))
-                if "backward_iterations_max" in s:
-                    bwd_iters.append(int(s["backward_iterations_max"]))
-                unconverged += int(s["forward_converged_frac"] < 1.0)
+            solver_log.record(model)
         if schedule is not None:
             schedule.after_step(epoch)
         model.eval()
@@ -383,7 +405,7 @@ def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device:
             best_epoch = epoch
             best_state = copy.deepcopy(model.state_dict())
         bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_metric:.1f}", best=f"{best[0]:.1f}@{best_epoch}",
-                        **({"it": fwd_iters[-1]} if fwd_iters else {}))
+                        **({"it": solver_log.forward[-1]} if solver_log.forward else {}))
         if epoch - best_epoch >= cfg.patience:
             break
     bar.close()
@@ -415,13 +437,7 @@ def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device:
     record["inference_seconds_all"] = times
     if implicit:
         record["solver"] = _solver_summary(model.solver_stats())
-        record["train_solver"] = {
-            "forward_iterations_mean": float(np.mean(fwd_iters)) if fwd_iters else None,
-            "forward_iterations_max": max(fwd_iters) if fwd_iters else None,
-            "backward_iterations_mean": float(np.mean(bwd_iters)) if bwd_iters else None,
-            "backward_iterations_max": max(bwd_iters) if bwd_iters else None,
-            "unconverged_forward_solves": unconverged,
-        }
+        record["train_solver"] = solver_log.summary()
         record["lambda_pf"] = getattr(model, "lambda_pf", None)
         if schedule is not None:
             record["learned_solver"] = schedule.record(train_seconds)
