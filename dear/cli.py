@@ -49,6 +49,14 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
 
 
+def _add_alignment_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--align-weight", type=float, default=None,
+                   help="weight of DEAR's alignment regulariser (the paper: 0.01); needs --align-teacher")
+    p.add_argument("--align-teacher", default=None, metavar="NAR_RUN_DIR",
+                   help="a finished no-hint nar run of the same algorithm and hidden size whose trajectory "
+                   "DEAR's solver trajectory is matched to (dear only)")
+
+
 def _key_values(items: Sequence[str]) -> dict:
     """``KEY=VALUE`` strings to a dict, values read as JSON when they parse."""
     import json  # noqa: PLC0415
@@ -80,7 +88,8 @@ def _config_from(args: argparse.Namespace, **fixed):
         args.profile, protocol=args.protocol, processor=args.processor, steps=args.steps, batch_size=args.batch_size,
         hidden=args.hidden, lr=args.lr, num_train=args.num_train, solver=args.solver, tol=args.tol,
         max_iter=args.max_iter, max_iter_test=args.max_iter_test, backward=args.backward,
-        eval_every=args.eval_every, device=args.device, **fixed,
+        eval_every=args.eval_every, device=args.device, align_weight=getattr(args, "align_weight", None),
+        align_teacher=getattr(args, "align_teacher", None), **fixed,
     )
 
 
@@ -148,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--quiet", action="store_true")
     _add_train_options(p)
+    _add_alignment_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a run; writes RUN_DIR/results.json")

@@ -54,6 +54,10 @@ class TrainConfig:
     phantom_tau: float = 1.0
     jac_reg: float = 1e-4
     noise: float = 1e-3
+    # alignment regulariser (dear): weight, and the no-hint NAR run (directory or its
+    # checkpoint_best.pt) whose trajectory the solver's is matched to; the paper uses 0.01
+    align_weight: float = 0.0
+    align_teacher: str | None = None
     # learned solver (solver="learned" / "learned_nn"): training and alternating schedule,
     # fields of dear.learned.training.SolverTrainConfig (docs/learned-solver.md)
     solver_training: dict[str, Any] = field(default_factory=dict)
@@ -90,7 +94,16 @@ class TrainConfig:
         for name in ("lr", "tol"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("jac_reg", "noise", "grad_clip"):
+        if self.align_weight > 0 or self.align_teacher:
+            if self.model != "dear":
+                raise ConfigError("the alignment regulariser (align_weight, align_teacher) applies to --model dear only")
+            if not (self.align_weight > 0 and self.align_teacher):
+                raise ConfigError("the alignment regulariser needs both --align-weight > 0 and --align-teacher "
+                                  "(a finished no-hint NAR run of the same algorithm and hidden size)")
+            if self.backward == "unroll" or self.solver in ("learned", "learned_nn"):
+                raise ConfigError("the alignment regulariser needs a classic solver's trajectory: use --solver "
+                                  "anderson, picard or broyden with --backward phantom or ift")
+        for name in ("jac_reg", "noise", "grad_clip", "align_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         return self

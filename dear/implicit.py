@@ -211,6 +211,9 @@ class Equilibrium(nn.Module):
         self.check_every = check_every
         self.raise_on_failure = raise_on_failure
         self.last_stats: EquilibriumStats | None = None
+        # Keep every iterate of the forward solve in last_stats.forward.trajectory (detached;
+        # memory grows with the iterations). DEAR's alignment regulariser switches it on.
+        self.record_trajectory = False
         # Fail at construction, not at the first forward, on bad solver names or options.
         make_solver(method, **self.solver_options)
         if backward == "ift":
@@ -246,7 +249,7 @@ class Equilibrium(nn.Module):
             make_solver(self.method, **self.solver_options), step, z0, batch,
             tol=self.tol, max_iter=max_iter, stop_mode=self.stop_mode, first_hit=self.first_hit,
             num_graphs=num_graphs, check_every=self.check_every,
-            raise_on_failure=self.raise_on_failure,
+            raise_on_failure=self.raise_on_failure, return_trajectory=self.record_trajectory,
         )
         stats = EquilibriumStats(mode=self.backward, forward=result)
         self.last_stats = stats

@@ -71,6 +71,8 @@ def build(cfg: TrainConfig, spec: ct.GraphSpec) -> torch.nn.Module:
         options = {"solver": cfg.solver, "tol": cfg.tol, "max_iter": cfg.max_iter, "max_iter_test": cfg.max_iter_test,
                    "backward": cfg.backward, "phantom_steps": cfg.phantom_steps, "phantom_tau": cfg.phantom_tau,
                    "jac_reg": cfg.jac_reg, "noise": cfg.noise}
+        if cfg.align_weight > 0:
+            options["align_weight"] = cfg.align_weight
     return build_model(cfg.model, spec, hidden=cfg.hidden, processor=cfg.processor, **options, **cfg.extra)
 
 
@@ -112,6 +114,29 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
                            "use another --out directory or the same settings to resume")
     else:
         cfg.save(cfg_path)
+
+
+def attach_alignment_teacher(cfg: TrainConfig, model: torch.nn.Module, device: torch.device) -> dict | None:
+    """Load the frozen no-hint NAR of ``cfg.align_teacher`` into a DEAR model (alignment
+    regulariser); refuse a teacher of another kind, algorithm or width. Returns what identifies
+    it (path, step, sha256 of its checkpoint) for the run's summary, or None without one."""
+    if not (cfg.model == "dear" and cfg.align_weight > 0 and cfg.align_teacher):
+        return None
+    from dear.evaluate import load_run  # noqa: PLC0415
+    from dear.io import sha256_file  # noqa: PLC0415
+
+    path = Path(cfg.align_teacher)
+    run_dir = path.parent if path.suffix == ".pt" else path
+    if not run_dir.exists():
+        raise RunError(f"alignment teacher {path} does not exist; train one with "
+                       f"`dear train --algorithm {cfg.algorithm} --model nar --out DIR` first")
+    tcfg, teacher, ckpt = load_run(run_dir, device)
+    if tcfg.model != "nar" or tcfg.algorithm != cfg.algorithm or tcfg.hidden != cfg.hidden:
+        raise RunError(f"alignment teacher {run_dir} is a {tcfg.model} run of {tcfg.algorithm} with hidden "
+                       f"{tcfg.hidden}; it must be a no-hint nar run of {cfg.algorithm} with hidden {cfg.hidden}")
+    model.set_alignment_teacher(teacher)
+    return {"run_dir": str(run_dir), "step": int(ckpt.get("step", -1)),
+            "sha256": sha256_file(run_dir / "checkpoint_best.pt")}
 
 
 @torch.no_grad()
@@ -191,6 +216,7 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
     model = build(cfg, train_ds.spec).to(device)
     from dear.learned.reasoning import dear_schedule  # noqa: PLC0415
 
+    teacher_info = attach_alignment_teacher(cfg, model, device)  # every rank's loss needs it
     schedule = dear_schedule(cfg, model, train_ds, device)  # None unless --solver learned*
     opt = torch.optim.Adam(schedule.model_parameters() if schedule is not None else model.parameters(), lr=cfg.lr)
     step, history, best = 0, [], {"loss": math.inf, "score": float("nan"), "step": -1}
@@ -308,6 +334,8 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
                 "train_fingerprint": train_ds.fingerprint, "val_fingerprint": val_ds.fingerprint}
         if learned_report is not None:
             meta["learned_solver"] = learned_report
+        if teacher_info is not None:
+            meta["align_teacher"] = teacher_info
         atomic_write_text(run_dir / "train_summary.json", json.dumps(meta, indent=1))
     if ddp:
         barrier()  # every rank returns once the run is on disk

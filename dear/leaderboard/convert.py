@@ -120,6 +120,11 @@ def _train_summaries(paths: Sequence[Path]) -> list[dict[str, Any] | None]:
     return out
 
 
+# Config fields that legitimately differ between the seeds of one configuration (each seed's
+# alignment teacher is that seed's own NAR run).
+_PER_SEED_KEYS = ("seed", "device", "align_teacher")
+
+
 def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """A training config with the fields it predates filled in by their defaults, so a seed run
     before a new (defaulted) option existed still counts as the same configuration."""
@@ -157,8 +162,8 @@ def entry_from_clrs_results(
             if r[key] != first[key]:
                 raise EntryRejected("schema", f"the results files disagree on {key} ({first[key]!r} vs {r[key]!r}); "
                                               "an entry is several seeds of one configuration")
-        a = {k: v for k, v in _with_defaults(first["config"]).items() if k not in ("seed", "device")}
-        b = {k: v for k, v in _with_defaults(r["config"]).items() if k not in ("seed", "device")}
+        a = {k: v for k, v in _with_defaults(first["config"]).items() if k not in _PER_SEED_KEYS}
+        b = {k: v for k, v in _with_defaults(r["config"]).items() if k not in _PER_SEED_KEYS}
         if a != b:
             diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             raise EntryRejected("schema", f"the results files disagree on config {', '.join(diff)}; an entry is "

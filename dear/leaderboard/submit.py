@@ -16,14 +16,15 @@ the entry's, and each verified seed's score must be within ``tolerance`` of the 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from dear.io import sha256_file
 from dear.leaderboard.board import Board
 from dear.leaderboard.convert import (
+    _PER_SEED_KEYS,
     _with_defaults,
     entry_from_clrs_results,
     entry_from_nodecls_results,
@@ -41,14 +42,6 @@ class SubmitResult:
 
     path: Path | None
     entry: dict[str, Any]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -142,8 +135,8 @@ def _verify_clrs(entry: dict[str, Any], checkpoints: Sequence[Path], tolerance: 
             if have != want:
                 raise EntryRejected("verify", f"{run_dir} is a {what} {have!r} run; the entry is for {want!r}")
         if entry.get("config"):
-            mine = {k: v for k, v in cfg.to_dict().items() if k not in ("seed", "device")}
-            theirs = {k: v for k, v in _with_defaults(entry["config"]).items() if k not in ("seed", "device")}
+            mine = {k: v for k, v in cfg.to_dict().items() if k not in _PER_SEED_KEYS}
+            theirs = {k: v for k, v in _with_defaults(entry["config"]).items() if k not in _PER_SEED_KEYS}
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             if diff:
                 raise EntryRejected("verify", f"{run_dir} was trained with a different config ({', '.join(diff)})")
@@ -210,7 +203,7 @@ def _check_claim(seed: int, claimed: float, reproduced: float, tolerance: float,
         raise EntryRejected("verify", f"seed {seed}: the checkpoint scores {reproduced:.6g} on the official split, "
                                       f"the entry claims {claimed:.6g} (difference {abs(reproduced - claimed):.3g} > "
                                       f"tolerance {tolerance:g})")
-    return {"seed": seed, "claimed": claimed, "reproduced": reproduced, "checkpoint_sha256": _sha256(ckpt)}
+    return {"seed": seed, "claimed": claimed, "reproduced": reproduced, "checkpoint_sha256": sha256_file(ckpt)}
 
 
 def verify_entry(entry: dict[str, Any], checkpoints: Sequence[Path], tolerance: float | None = None,

@@ -48,6 +48,7 @@ from dear.solvers.learned import LearnedSolver, build_learned_solver, is_learned
 
 from .decoders import ProbeDecoder
 from .encoders import Encoding, ProbeEncoder, dense_from_prediction
+from .alignment import alignment_loss
 from .layout import BatchLayout
 from .losses import MISSING_MODES, field_loss, reduce_loss, row_graph
 
@@ -229,17 +230,35 @@ class NAR(Reasoner):
             return torch.full((layout.num_graphs,), self.fixed_steps, dtype=torch.long, device=layout.device)
         return _true_steps(batch, layout)
 
-    def forward(self, batch: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        layout = BatchLayout(batch)
-        enc = self.encode(batch, layout)
+    def _unroll(self, batch: Any, layout: BatchLayout, enc: Encoding,
+                record: bool = False) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """Final states, steps per graph, and (``record``) the state after every step."""
         steps = self.num_steps(batch, layout)
         total = int(steps.max()) if layout.num_graphs else 0
         h = self.initial_state(layout)
+        states: list[Tensor] = []
         for s in range(total):
             active = (steps > s).index_select(0, layout.batch).unsqueeze(-1)
             h = torch.where(active, self.step(h, enc, layout), h)
+            if record:
+                states.append(h)
+        return h, steps, states
+
+    def forward(self, batch: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        layout = BatchLayout(batch)
+        enc = self.encode(batch, layout)
+        h, steps, _ = self._unroll(batch, layout, enc)
         outputs = self.decode(h, enc, layout)
-        return outputs, {"steps": steps, "iterations": steps, "nfe": total}
+        return outputs, {"steps": steps, "iterations": steps, "nfe": int(steps.max()) if layout.num_graphs else 0}
+
+    def trajectory(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """States after each unrolled step, ``[T, N, H]`` (a graph whose steps are done repeats
+        its last state), and the steps per graph ``[B]``. Used as the DEAR alignment target."""
+        layout = BatchLayout(batch)
+        _, steps, states = self._unroll(batch, layout, self.encode(batch, layout), record=True)
+        if not states:
+            raise ValueError("the batch has no graphs to unroll")
+        return torch.stack(states), steps
 
 
 def _rows_graph(field: Field, layout: BatchLayout) -> Tensor:
@@ -458,6 +477,11 @@ class DEAR(Reasoner):
         jac_reg: weight of the Jacobian regulariser; ``0`` disables it. (default: ``1e-4``)
         noise: standard deviation of the training noise on :math:`P`; ``0`` disables it.
             (default: ``1e-3``)
+        align_weight: weight of the alignment regulariser (:mod:`.alignment`): the solver's
+            trajectory is matched, forward only, to the states of a frozen no-hint NAR given
+            with :meth:`set_alignment_teacher` (the paper uses ``0.01``). Training only; the
+            teacher reads the true step counts inside the loss, never in :meth:`forward`.
+            ``0`` disables it. (default: ``0``)
         **kwargs: see :class:`Reasoner`.
     """
 
@@ -480,9 +504,18 @@ class DEAR(Reasoner):
         backward_options: Mapping[str, Any] | None = None,
         jac_reg: float = 1e-4,
         noise: float = 1e-3,
+        align_weight: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(spec, hidden, processor, **kwargs)
+        if not float(align_weight) >= 0.0:
+            raise ValueError(f"align_weight must be >= 0, got {align_weight!r}")
+        self.align_weight = float(align_weight)
+        if self.align_weight > 0 and (backward == "unroll" or is_learned(solver)):
+            raise ValueError("the alignment regulariser needs the solver's trajectory: use a classic solver "
+                             "(anderson, picard, broyden) and the phantom or ift backward")
+        # Not a submodule: the frozen teacher is neither trained nor saved with the model.
+        self._align_teacher: NAR | None = None
         if backward not in BACKWARD_MODES:
             raise ValueError(f"backward must be one of {', '.join(BACKWARD_MODES)}, got {backward!r}")
         if not float(jac_reg) >= 0.0:
@@ -517,6 +550,24 @@ class DEAR(Reasoner):
             out = out + self.noise * torch.randn_like(out)
         return out
 
+    def set_alignment_teacher(self, teacher: "NAR | None") -> None:
+        """The frozen no-hint NAR whose trajectory the alignment regulariser matches (same task
+        and hidden width). Its parameters are frozen here; it is kept outside the module's
+        parameters and state dict."""
+        if teacher is not None:
+            if type(teacher) is not NAR:
+                raise ValueError(f"the alignment teacher must be a no-hint NAR, got {type(teacher).__name__}")
+            if teacher.spec.task != self.spec.task or teacher.hidden != self.hidden:
+                raise ValueError(f"the alignment teacher ({teacher.spec.task!r}, hidden {teacher.hidden}) must match "
+                                 f"this model ({self.spec.task!r}, hidden {self.hidden})")
+            teacher.eval()
+            teacher.requires_grad_(False)
+        object.__setattr__(self, "_align_teacher", teacher)
+
+    def _aligning(self) -> bool:
+        return (self.training and self.align_weight > 0 and self._align_teacher is not None
+                and torch.is_grad_enabled())
+
     @property
     def learned_solver(self) -> LearnedSolver | None:
         """The learned solver, when the model was built with ``solver="learned"``."""
@@ -532,10 +583,13 @@ class DEAR(Reasoner):
         if solver is not None:
             solver.bind(enc.node.detach(), layout.edge_index, batch=layout.batch, num_graphs=layout.num_graphs)
             h0 = solver.initial_state().to(h0.dtype)
+        aligning = self._aligning()
+        self.equilibrium.record_trajectory = aligning
         try:
             h = self.equilibrium(h0, enc.node, layout.edge_index, enc.edge, enc.graph,
                                  layout.batch, batch=layout.batch, num_graphs=layout.num_graphs)
         finally:
+            self.equilibrium.record_trajectory = False
             if solver is not None:
                 solver.release()
         outputs = self.decode(h, enc, layout)
@@ -545,6 +599,14 @@ class DEAR(Reasoner):
         if st.jac_loss is not None:
             outputs["aux_jacobian"] = st.jac_loss
         fwd = st.forward
+        if aligning and fwd.trajectory:
+            # d_k = P(x_k) with grad, for every iterate x_k the solver evaluated (one-step
+            # gradients, like the phantom backward); rows of finished graphs repeat their last
+            # iterate and are masked by the per-graph lengths.
+            outputs["aux_align_states"] = torch.stack(
+                [self._f(x, enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch) for x in fwd.trajectory])
+            outputs["aux_align_lengths"] = fwd.iterations
+            fwd.trajectory = None
         stats = {"iterations": fwd.iterations, "nfe": fwd.nfe, "extra_nfe": st.extra_nfe,
                  "residual": fwd.residual, "converged": fwd.converged, "diverged": fwd.diverged,
                  "equilibrium": st}
@@ -557,4 +619,14 @@ class DEAR(Reasoner):
         jac = outputs.get("aux_jacobian")
         if jac is not None and self.jac_reg > 0:
             terms["jacobian"] = self.jac_reg * jac
+        states = outputs.get("aux_align_states")
+        if states is not None and self._align_teacher is not None:
+            teacher = self._align_teacher
+            if next(teacher.parameters()).device != states.device:
+                teacher.to(states.device)
+            with torch.no_grad():
+                nar_states, nar_steps = teacher.trajectory(batch)
+            terms["alignment"] = self.align_weight * alignment_loss(
+                states, nar_states.to(states.dtype), layout.batch, layout.num_graphs,
+                outputs["aux_align_lengths"], nar_steps)
         return 0
