@@ -6,6 +6,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GATv2Conv
 
+from .mpnn import input_widths
+
 __all__ = ["GATv2Processor"]
 
 
@@ -55,10 +57,7 @@ class GATv2Processor(nn.Module):
         super().__init__()
         if heads < 1 or hidden % heads:
             raise ValueError(f"heads must be a positive divisor of hidden={hidden}, got {heads}")
-        node_dim = hidden if node_dim is None else node_dim
-        edge_dim = hidden if edge_dim is None else edge_dim
-        graph_dim = hidden if graph_dim is None else graph_dim
-        z_dim = node_dim + hidden
+        _, edge_dim, graph_dim, z_dim = input_widths(hidden, node_dim, edge_dim, graph_dim)
         self.hidden = hidden
         self.heads = heads
         self.gated = gated

@@ -6,7 +6,17 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-__all__ = ["GatedMPNN"]
+__all__ = ["GatedMPNN", "input_widths"]
+
+
+def input_widths(hidden: int, node_dim: int | None, edge_dim: int | None,
+                 graph_dim: int | None) -> tuple[int, int, int, int]:
+    """Every processor's input widths: encoded node, edge and graph features (``None``: the
+    hidden width), and that of :math:`z = [x \,\|\, h]`."""
+    node_dim = hidden if node_dim is None else node_dim
+    edge_dim = hidden if edge_dim is None else edge_dim
+    graph_dim = hidden if graph_dim is None else graph_dim
+    return node_dim, edge_dim, graph_dim, node_dim + hidden
 
 
 class GatedMPNN(MessagePassing):
@@ -66,11 +76,10 @@ class GatedMPNN(MessagePassing):
             raise ValueError(f"hidden must be >= 1, got {hidden}")
         if msg_layers < 1:
             raise ValueError(f"msg_layers must be >= 1, got {msg_layers}")
-        node_dim = hidden if node_dim is None else node_dim
-        edge_dim = hidden if edge_dim is None else edge_dim
-        graph_dim = hidden if graph_dim is None else graph_dim
-        z_dim = node_dim + hidden
+        node_dim, edge_dim, graph_dim, z_dim = input_widths(hidden, node_dim, edge_dim, graph_dim)
         self.hidden = hidden
+        # (not `node_dim`: MessagePassing uses that name for its propagation axis)
+        self.input_widths = (node_dim, edge_dim, graph_dim, z_dim)
         self.gated = gated
         self.lin_src = nn.Linear(z_dim, hidden)
         self.lin_dst = nn.Linear(z_dim, hidden, bias=False)

@@ -83,10 +83,7 @@ class TripletGMPNN(GatedMPNN):
         super().__init__(hidden, **kwargs)
         if triplet_dim < 1:
             raise ValueError(f"triplet_dim must be >= 1, got {triplet_dim}")
-        node_dim = kwargs.get("node_dim") or hidden
-        edge_dim = kwargs.get("edge_dim") or hidden
-        graph_dim = kwargs.get("graph_dim") or hidden
-        z_dim = node_dim + hidden
+        _, edge_dim, graph_dim, z_dim = self.input_widths
         self.triplet_dim = triplet_dim
         self.t_k = nn.Linear(z_dim, triplet_dim, bias=False)
         self.t_i = nn.Linear(z_dim, triplet_dim, bias=False)
