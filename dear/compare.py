@@ -220,6 +220,9 @@ def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str],
                     "iterations_mean": statistics.fmean(r["iterations"]["mean"] for r in rs) if rs[0]["iterations"] else None,
                     "true_steps_mean": rs[0]["true_steps"]["mean"],
                 }
+                fb = [r["fallback_fraction"] for r in rs if r.get("fallback_fraction") is not None]
+                if fb:  # learned solver: share of graphs that needed the classic fallback
+                    entry[n]["fallback_fraction"] = statistics.fmean(fb)
             if model == "dear" and tol_sweep:
                 sweep = {}
                 for tol in tol_sweep:

@@ -6,13 +6,15 @@
      "results": {"<n>": {"score", "outputs": {name: value}, "num_graphs",
                          "seconds_per_sample", "timing": {"method", "repeats", "warmup", "batch_size", "seconds": [...]},
                          "iterations": {"mean", "max"}, "true_steps": {"mean", "max"},
-                         "nfe": {"mean"}, "converged_fraction"}},
+                         "nfe": {"mean"}, "converged_fraction", "fallback_fraction"}},
      "tol", "checkpoint": {"step", "val"}, "fingerprints": {"<n>": sha256},
      "versions", "hardware", "git_commit", "config"}
 
 ``iterations`` are the processor applications per graph (DEAR: solver iterations until that
 graph's first iterate under tolerance; NAR: its unrolled steps); ``true_steps`` are the traces'
-own lengths, reported beside them and never given to DEAR. Timing: the test batches are
+own lengths, reported beside them and never given to DEAR. ``fallback_fraction`` (DEAR with a
+learned solver, else null) is the share of test graphs whose solve needed the classic fallback
+after the K learned steps. Timing: the test batches are
 collated and moved to the device first (data loading excluded), one warm-up pass, then
 ``repeats`` timed passes (CUDA synchronised before reading clocks); the median pass divided by
 the number of graphs is ``seconds_per_sample``.
@@ -72,7 +74,7 @@ def evaluate_size(cfg: TrainConfig, model: torch.nn.Module, size: int | None, de
     bs = batch_size or cfg.batch_size
     batches = [ct.collate([ds[i] for i in range(s, min(s + bs, len(ds)))]).to(device) for s in range(0, len(ds), bs)]
     ev = ct.Evaluator()
-    iters, steps, nfe, converged = [], [], [], []
+    iters, steps, nfe, converged, fallback = [], [], [], [], []
     for batch in batches:
         out, stats = model(batch)
         ev.add(batch.cpu(), {k: v.cpu() for k, v in predictions_for_scoring(batch, out).items()})
@@ -84,6 +86,8 @@ def evaluate_size(cfg: TrainConfig, model: torch.nn.Module, size: int | None, de
             nfe.append(float(stats["nfe"]))
         if stats.get("converged") is not None:
             converged += torch.as_tensor(stats["converged"]).reshape(-1).float().tolist()
+        if stats.get("fallback") is not None:  # learned solver: K learned steps were not enough
+            fallback += torch.as_tensor(stats["fallback"]).reshape(-1).float().tolist()
     scores = ev.result()
     for _ in range(warmup):
         for batch in batches:
@@ -110,6 +114,7 @@ def evaluate_size(cfg: TrainConfig, model: torch.nn.Module, size: int | None, de
         "true_steps": {"mean": statistics.fmean(steps), "max": max(steps)},
         "nfe": {"mean": statistics.fmean(nfe)} if nfe else None,
         "converged_fraction": statistics.fmean(converged) if converged else None,
+        "fallback_fraction": statistics.fmean(fallback) if fallback else None,
     }
     return res, ds.fingerprint
 
@@ -148,5 +153,7 @@ def format_results(res: dict[str, Any]) -> str:
         its = f"{it['mean']:.1f}/{it['max']}" if it else "-"
         ts = f"{r['true_steps']['mean']:.1f}/{r['true_steps']['max']:.0f}"
         outs = ", ".join(f"{k}={v:.3f}" for k, v in r["outputs"].items())
+        if r.get("fallback_fraction") is not None:
+            outs += f"; fallback in {100 * r['fallback_fraction']:.0f}% of graphs"
         lines.append(f"{n:>5} {r['score']:7.3f} {r['seconds_per_sample']:10.2e} {its:>15} {ts:>20}  {outs}")
     return "\n".join(lines)

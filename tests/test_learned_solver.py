@@ -390,3 +390,23 @@ def test_dear_with_a_learned_solver_trains_it_and_round_trips(tmp_path):
         out2, stats2 = clone(batch)
     assert all(torch.equal(out1[k], out2[k]) for k in out1)
     assert torch.equal(stats1["iterations"], stats2["iterations"])
+
+
+def test_evaluate_reports_how_often_the_learned_solver_falls_back():
+    from dear.config import profile_config
+    from dear.evaluate import evaluate_size, format_results
+    from dear.training import build, load_data
+
+    cfg = profile_config("quick", algorithm="bfs", model="dear", num_test=4, hidden=16, device="cpu",
+                         solver="learned", extra={"solver_options": {"steps": 2}})
+    spec = load_data(cfg, "val", num_samples=1).spec
+    torch.manual_seed(0)
+    model = build(cfg, spec).eval()
+    res, _ = evaluate_size(cfg, model, 8, torch.device("cpu"), repeats=1, warmup=0)
+    # untrained: no learned step is taken, so every graph's solve is the fallback's
+    assert res["fallback_fraction"] == 1.0
+    text = format_results({"algorithm": "bfs", "model": "dear", "seed": 0, "protocol": "dear", "results": {"8": res}})
+    assert "fallback in 100% of graphs" in text
+    classic = build(profile_config("quick", algorithm="bfs", model="dear", num_test=4, hidden=16, device="cpu"),
+                    spec).eval()
+    assert evaluate_size(cfg, classic, 8, torch.device("cpu"), repeats=1, warmup=0)[0]["fallback_fraction"] is None
