@@ -90,12 +90,12 @@ def _accuracy(logits: "torch.Tensor", y: "torch.Tensor", mask: "torch.Tensor", m
 
 
 def seed_mean_point(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One curve point from the same point of several seeds: mean (and population std) test
+    """One curve point from the same point of several seeds: mean (and sample std) test
     accuracy, median seconds, mean evaluations, converged only if every seed converged, mean
     fallback rate over the seeds that report one."""
     fb = [r["fallback_rate"] for r in rows if r["fallback_rate"] is not None]
     return {"test_accuracy": statistics.fmean(r["test_accuracy"] for r in rows),
-            "test_accuracy_std": statistics.pstdev([r["test_accuracy"] for r in rows]),
+            "test_accuracy_std": statistics.stdev([r["test_accuracy"] for r in rows]) if len(rows) > 1 else 0.0,
             "seconds": statistics.median(r["seconds"] for r in rows),
             "nfe": statistics.fmean(r["nfe"] for r in rows),
             "converged": all(r["converged"] for r in rows),

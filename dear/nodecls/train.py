@@ -450,7 +450,10 @@ def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device:
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "per_seed": list(values)}
+    """Mean and *sample* standard deviation (n - 1) over seeds, as the leaderboards and
+    ``dear compare`` report them (0 for a single seed)."""
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(np.mean(values)), "std": std, "per_seed": list(values)}
 
 
 def _aggregate(cfg: NodeClsConfig, data: Data, records: list[dict[str, Any]], device: torch.device,
