@@ -93,3 +93,12 @@ def test_cli_train_evaluate_and_errors(tmp_path, capsys):
     assert main(["train", "--algorithm", "bfz", "--model", "dear", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown algorithm 'bfz'" in err
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CLRS_TASKS_CACHE", str(tmp_path / "cache"))
+    assert main(["demo", "--steps", "2", "--num-train", "8", "--num-test", "2", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "demo: DEAR vs NAR on bfs" in out and "speed-up" in out and "dear tol 0.03" in out
+    table = json.loads((tmp_path / "demo" / "compare.json").read_text())["table"]["bfs"]
+    assert set(table["dear"]["tol_sweep"]) == {"0.3", "0.03"} and "64" in table["nar"]
