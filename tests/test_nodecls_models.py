@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from dear.nodecls import DatasetNotFoundError, load_dataset
-from dear.nodecls.baselines import available_models, build_nodecls_model, model_options
+from dear.nodecls.baselines import available_models, build_nodecls_model, graph_operand, model_options
 from dear.nodecls.cli import MODEL_CHOICES, SOLVER_CHOICES, register_cli
 from dear.nodecls.ignn import (
     IGNN,
@@ -239,6 +239,29 @@ def test_explicit_baseline_trains(name):
         F.cross_entropy(model(data.x, data.edge_index)[data.train_mask], data.y[data.train_mask]).backward()
         opt.step()
     assert eval_loss() < before
+
+
+@pytest.mark.parametrize("name", ["gcn", "gat", "sgc", "appnp", "jknet", "gcnii", "mlp"])
+def test_graph_operand_gives_the_edge_index_model(name):
+    """The sparse adjacency the trainer hands SpMM models gives the same logits and gradients as
+    edge_index (a graph with a self loop, a duplicate-free directed edge and an isolated node)."""
+    torch.manual_seed(0)
+    data = tiny_sbm()
+    ei = torch.cat([data.edge_index, torch.tensor([[0, 5], [0, 7]])], dim=1)  # self loop 0->0, edge 5->7
+    keep = (ei[0] != 11) & (ei[1] != 11)  # node 11 isolated
+    ei = ei[:, keep]
+    a_model = build_nodecls_model(name, 8, 3).eval()
+    b_model = build_nodecls_model(name, 8, 3).eval()
+    b_model.load_state_dict(a_model.state_dict())
+    graph = graph_operand(b_model, ei, data.num_nodes)
+    assert graph.layout == (torch.sparse_csr if getattr(b_model, "sparse_adjacency", False) else torch.strided)
+    a = a_model(data.x, ei)
+    b = b_model(data.x, graph)
+    assert torch.allclose(a, b, atol=1e-5)
+    a.square().sum().backward()
+    b.square().sum().backward()
+    for (n, pa), pb in zip(a_model.named_parameters(), b_model.parameters()):
+        assert torch.allclose(pa.grad, pb.grad, atol=1e-4), n
 
 
 # --------------------------------------------------------------------------------- CLI

@@ -19,6 +19,12 @@ mlp     2 layers, hidden 64, dropout 0.5, no graph (the "does the graph help?" f
 ignn    see :class:`dear.nodecls.ignn.IGNN` (hidden 128, 1 implicit layer, kappa 0.9)
 ======  ==========================================================================
 
+Models with ``sparse_adjacency = True`` (GCN, SGC, APPNP, JKNet, GCNII) are given the graph by
+the trainer as a sparse CSR adjacency (:func:`graph_operand`), which PyG's layers multiply
+with one SpMM; with ``edge_index`` they gather and scatter one message per edge, which on
+BlogCatalog/Flickr is 4x slower for GCN and, for SGC, needs an ``E x F`` message tensor
+(23 GB on Flickr). Both forms give the same outputs (tested); ``forward`` accepts either.
+
 ``cached=True`` (GCN-family layers) stores the normalised adjacency after the first call, which
 is right for transductive full-batch training on one graph; pass ``cached=False`` to apply a
 model to several graphs.
@@ -27,6 +33,7 @@ model to several graphs.
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, Callable
 
 import torch.nn.functional as F
@@ -40,6 +47,7 @@ from torch_geometric.nn import (
     JumpingKnowledge,
     SGConv,
 )
+from torch_geometric.utils import remove_self_loops, to_torch_csr_tensor
 
 from dear.nodecls.features import feature_dropout
 from dear.nodecls.ignn import IGNN
@@ -56,6 +64,7 @@ __all__ = [
     "build_nodecls_model",
     "model_options",
     "nodecls_model_class",
+    "graph_operand",
     "register_nodecls_model",
 ]
 
@@ -85,6 +94,9 @@ class GCN(nn.Module):
 
     #: Its first layer is a linear map, which takes CSR features (see dear.nodecls.features).
     sparse_features = True
+
+    #: GCNConv takes the graph as a sparse adjacency: one SpMM per layer instead of gather-scatter.
+    sparse_adjacency = True
 
     implicit = False
 
@@ -119,6 +131,9 @@ class GAT(nn.Module):
     #: Its first layer is a linear map, which takes CSR features (see dear.nodecls.features).
     sparse_features = True
 
+    #: attention is per edge: keep edge_index.
+    sparse_adjacency = False
+
     implicit = False
 
     def __init__(self, in_dim: int, num_classes: int, *, hidden: int = 64, heads: int = 8,
@@ -149,6 +164,9 @@ class SGC(nn.Module):
     #: SGConv propagates the raw features before its linear map: keep them dense.
     sparse_features = False
 
+    #: SGConv propagates raw features: SpMM needs N x F memory where gather-scatter needs E x F.
+    sparse_adjacency = True
+
     implicit = False
 
     def __init__(self, in_dim: int, num_classes: int, *, K: int = 2, dropout: float = 0.0,
@@ -175,6 +193,9 @@ class APPNP(nn.Module):
 
     #: Its first layer is a linear map, which takes CSR features (see dear.nodecls.features).
     sparse_features = True
+
+    #: its propagation takes a sparse adjacency (SpMM).
+    sparse_adjacency = True
 
     implicit = False
 
@@ -208,6 +229,9 @@ class JKNet(nn.Module):
 
     #: Its first layer is a linear map, which takes CSR features (see dear.nodecls.features).
     sparse_features = True
+
+    #: GCNConv layers take a sparse adjacency (SpMM).
+    sparse_adjacency = True
 
     implicit = False
 
@@ -251,6 +275,9 @@ class GCNII(nn.Module):
     #: Its first layer is a linear map, which takes CSR features (see dear.nodecls.features).
     sparse_features = True
 
+    #: GCN2Conv takes a sparse adjacency (SpMM).
+    sparse_adjacency = True
+
     implicit = False
 
     def __init__(self, in_dim: int, num_classes: int, *, hidden: int = 64, num_layers: int = 16,
@@ -287,6 +314,9 @@ class MLP(nn.Module):
     #: Its first layer is a linear map, which takes CSR features (see dear.nodecls.features).
     sparse_features = True
 
+    #: it ignores the graph.
+    sparse_adjacency = False
+
     implicit = False
 
     def __init__(self, in_dim: int, num_classes: int, *, hidden: int = 64, num_layers: int = 2,
@@ -299,6 +329,22 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         return self.mlp(feature_dropout(x, self.dropout, self.training))
+
+
+def graph_operand(model: nn.Module, edge_index: Tensor, num_nodes: int) -> Tensor:
+    """What the trainer passes to ``model(x, graph)``: the transposed adjacency ``A^T`` as a
+    torch CSR matrix (row = target node) for models with ``sparse_adjacency = True``, else
+    ``edge_index`` unchanged. PyG's message passing takes either form. Unweighted graphs only
+    (edge weights are not carried), as every dataset of :mod:`dear.nodecls`."""
+    if not getattr(model, "sparse_adjacency", False):
+        return edge_index
+    # Every such layer adds unit self loops itself; on edge_index PyG adds only the missing
+    # ones, on a sparse matrix all of them, so drop the graph's own (unit) loops first.
+    edge_index, _ = remove_self_loops(edge_index)
+    with warnings.catch_warnings():  # "CSR support is in beta": PyG only multiplies with it
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+        return to_torch_csr_tensor(edge_index.flip(0), size=(num_nodes, num_nodes))
 
 
 # ---------------------------------------------------------------------------- registry

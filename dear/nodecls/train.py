@@ -358,7 +358,7 @@ def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device:
     """
     from tqdm.auto import tqdm  # noqa: PLC0415
 
-    from dear.nodecls.baselines import build_nodecls_model  # noqa: PLC0415
+    from dear.nodecls.baselines import build_nodecls_model, graph_operand  # noqa: PLC0415
 
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -371,7 +371,8 @@ def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device:
     schedule = learned_schedule(cfg, model, x, data.edge_index)  # None unless --solver learned*
     params = schedule.model_parameters() if schedule is not None else model.parameters()
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ei, y = data.edge_index, data.y
+    y = data.y
+    ei = graph_operand(model, data.edge_index, int(data.num_nodes))  # sparse A^T for SpMM models
     train_m, val_m, test_m = data.train_mask, data.val_mask, data.test_mask
 
     best = (-float("inf"), float("inf"))  # (val metric, -val loss) compared lexicographically
