@@ -116,24 +116,37 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
         cfg.save(cfg_path)
 
 
+def alignment_teacher_dir(cfg: TrainConfig) -> Path | None:
+    """The run directory of ``cfg.align_teacher``, checked to be a finished no-hint NAR run of
+    the same algorithm and width (from its config alone, before anything is written), or None
+    without the alignment regulariser."""
+    if not (cfg.model == "dear" and cfg.align_weight > 0 and cfg.align_teacher):
+        return None
+    path = Path(cfg.align_teacher)
+    run_dir = path.parent if path.suffix == ".pt" else path
+    if not (run_dir / "config.json").exists():
+        raise RunError(f"alignment teacher {path} is not a run directory; train one with "
+                       f"`dear train --algorithm {cfg.algorithm} --model nar --out DIR` first")
+    tcfg = TrainConfig.load(run_dir / "config.json")
+    if tcfg.model != "nar" or tcfg.algorithm != cfg.algorithm or tcfg.hidden != cfg.hidden:
+        raise RunError(f"alignment teacher {run_dir} is a {tcfg.model} run of {tcfg.algorithm} with hidden "
+                       f"{tcfg.hidden}; it must be a no-hint nar run of {cfg.algorithm} with hidden {cfg.hidden}")
+    if not (run_dir / "checkpoint_best.pt").exists():
+        raise RunError(f"alignment teacher {run_dir} has no checkpoint_best.pt yet; finish its training first")
+    return run_dir
+
+
 def attach_alignment_teacher(cfg: TrainConfig, model: torch.nn.Module, device: torch.device) -> dict | None:
     """Load the frozen no-hint NAR of ``cfg.align_teacher`` into a DEAR model (alignment
-    regulariser); refuse a teacher of another kind, algorithm or width. Returns what identifies
-    it (path, step, sha256 of its checkpoint) for the run's summary, or None without one."""
-    if not (cfg.model == "dear" and cfg.align_weight > 0 and cfg.align_teacher):
+    regulariser). Returns what identifies it (path, step, sha256 of its checkpoint) for the
+    run's summary, or None without one."""
+    run_dir = alignment_teacher_dir(cfg)
+    if run_dir is None:
         return None
     from dear.evaluate import load_run  # noqa: PLC0415
     from dear.io import sha256_file  # noqa: PLC0415
 
-    path = Path(cfg.align_teacher)
-    run_dir = path.parent if path.suffix == ".pt" else path
-    if not run_dir.exists():
-        raise RunError(f"alignment teacher {path} does not exist; train one with "
-                       f"`dear train --algorithm {cfg.algorithm} --model nar --out DIR` first")
-    tcfg, teacher, ckpt = load_run(run_dir, device)
-    if tcfg.model != "nar" or tcfg.algorithm != cfg.algorithm or tcfg.hidden != cfg.hidden:
-        raise RunError(f"alignment teacher {run_dir} is a {tcfg.model} run of {tcfg.algorithm} with hidden "
-                       f"{tcfg.hidden}; it must be a no-hint nar run of {cfg.algorithm} with hidden {cfg.hidden}")
+    _, teacher, ckpt = load_run(run_dir, device)
     model.set_alignment_teacher(teacher)
     return {"run_dir": str(run_dir), "step": int(ckpt.get("step", -1)),
             "sha256": sha256_file(run_dir / "checkpoint_best.pt")}
@@ -194,6 +207,7 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
     error = None
     if main:
         try:
+            alignment_teacher_dir(cfg)  # a wrong teacher must not leave a config behind
             _check_run_dir(cfg, run_dir)
         except RunError as e:
             if not ddp:

@@ -145,6 +145,7 @@ def test_train_with_a_teacher_run_and_config_errors(tmp_path):
         tiny("nar", align_weight=0.01, align_teacher=str(nar_dir))
     with pytest.raises(RunError, match="must be a no-hint nar run"):
         train(tiny("dear", steps=2, align_weight=0.01, align_teacher=str(run)), tmp_path / "x", progress=False)
-    with pytest.raises(RunError, match="does not exist"):
+    with pytest.raises(RunError, match="not a run directory"):
         train(tiny("dear", steps=2, align_weight=0.01, align_teacher=str(tmp_path / "nope")), tmp_path / "y",
               progress=False)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before writing
