@@ -106,21 +106,42 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_timing_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repeats", type=_positive_int, default=5, help="timed passes over the test set (median reported)")
+    p.add_argument("--warmup", type=_non_negative_int, default=1,
+                   help="untimed passes after the scoring pass (which already runs every batch once)")
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _non_negative_int(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from dear.evaluate import evaluate_run, format_results  # noqa: PLC0415
 
     res = evaluate_run(Path(args.run_dir), sizes=args.sizes, tol=args.tol, device=args.device or "auto",
-                       repeats=args.repeats)
+                       repeats=args.repeats, warmup=args.warmup)
     print(format_results(res))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from dear.compare import compare, format_table  # noqa: PLC0415
+    from dear.compare import Timing, compare, format_table  # noqa: PLC0415
 
     base = _config_from(args)
     res = compare(base, args.algorithms, args.models, args.seeds, Path(args.out), sizes=args.sizes,
-                  tol_sweep=args.tol_sweep, progress=not args.quiet, workers=args.workers)
+                  tol_sweep=args.tol_sweep, progress=not args.quiet, workers=args.workers,
+                  timing=Timing(repeats=args.repeats, warmup=args.warmup))
     if res is None:  # a torchrun rank other than 0: rank 0 prints the table
         return 0
     print(format_table(res))
@@ -165,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--sizes", type=_csv(int), default=None, help="test sizes, e.g. 64,128 (default: the protocol's)")
     p.add_argument("--tol", type=float, default=None, help="override DEAR's solver tolerance")
-    p.add_argument("--repeats", type=int, default=5, help="timed passes (median reported)")
+    _add_timing_options(p)
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_evaluate)
 
@@ -180,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes training and evaluating runs in parallel, one GPU each when several are "
                    "visible (default 1; under torchrun each rank is a worker). See docs/scale-out.md")
     p.add_argument("--quiet", action="store_true")
+    _add_timing_options(p)
     _add_train_options(p)
     p.set_defaults(func=cmd_compare)
 

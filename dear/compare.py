@@ -25,6 +25,7 @@ import os
 import statistics
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -53,11 +54,26 @@ def _saved_results(path: Path, tol: float | None, sizes: Sequence[int] | None) -
     return None
 
 
-def _results(path: Path, tol: float | None, sizes: Sequence[int] | None, device: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Timing:
+    """How ``dear evaluate`` times each run: ``warmup`` untimed passes after the scoring pass
+    (which itself runs every batch once), then ``repeats`` timed passes, median reported.
+    Fewer passes suit slow unrolled baselines on big test graphs (a 192-step NAR on n=64)."""
+
+    repeats: int = 5
+    warmup: int = 1
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1 or self.warmup < 0:
+            raise ValueError(f"timing needs repeats >= 1 and warmup >= 0, got {self.repeats} and {self.warmup}")
+
+
+def _results(path: Path, tol: float | None, sizes: Sequence[int] | None, device: str,
+             timing: Timing = Timing()) -> dict[str, Any]:
     res = _saved_results(path, tol, sizes)
     if res is not None:
         return res
-    return evaluate_run(path, sizes=sizes, tol=tol, device=device)
+    return evaluate_run(path, sizes=sizes, tol=tol, device=device, repeats=timing.repeats, warmup=timing.warmup)
 
 
 def jobs_of(algorithms: Sequence[str], models: Sequence[str], seeds: int) -> list[Job]:
@@ -81,7 +97,7 @@ def _lock_path(out: Path, job: Job) -> Path:
 
 def run_jobs(base: TrainConfig, jobs: Sequence[Job], out: Path, sizes: Sequence[int] | None = None,
              tol_sweep: Sequence[float] = (), *, worker: int = 0, blocking: bool = False,
-             progress: bool = False) -> list[Job]:
+             progress: bool = False, timing: Timing = Timing()) -> list[Job]:
     """Train and evaluate the jobs not yet done, each under its lock; returns those done here.
 
     ``blocking=False`` skips a job another process holds (a worker's pass); ``blocking=True``
@@ -114,10 +130,10 @@ def run_jobs(base: TrainConfig, jobs: Sequence[Job], out: Path, sizes: Sequence[
             d = run_dir(out, algo, model, seed)
             if not is_complete(d):
                 train(replace(base, algorithm=algo, model=model, seed=seed), d, progress=progress, distributed=False)
-            _results(d, None, sizes, base.device)
+            _results(d, None, sizes, base.device, timing)
             if model == "dear":
                 for tol in tol_sweep:
-                    _results(d, tol, sizes, base.device)
+                    _results(d, tol, sizes, base.device, timing)
             done_here.append(job)
         finally:
             lock.release()
@@ -125,7 +141,7 @@ def run_jobs(base: TrainConfig, jobs: Sequence[Job], out: Path, sizes: Sequence[
 
 
 def _worker_main(base: dict[str, Any], jobs: list[Job], out: str, sizes: list[int] | None,
-                 tol_sweep: list[float], worker: int, workers: int) -> None:
+                 tol_sweep: list[float], worker: int, workers: int, timing: Timing = Timing()) -> None:
     """Entry point of a ``workers=N`` process: pin a GPU or a share of the CPU, run a pass."""
     import torch  # noqa: PLC0415
 
@@ -135,7 +151,7 @@ def _worker_main(base: dict[str, Any], jobs: list[Job], out: str, sizes: list[in
             torch.cuda.set_device(worker % torch.cuda.device_count())
         elif "OMP_NUM_THREADS" not in os.environ:  # N processes must not each take every core
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-        for job in run_jobs(cfg, jobs, Path(out), sizes, tol_sweep, worker=worker):
+        for job in run_jobs(cfg, jobs, Path(out), sizes, tol_sweep, worker=worker, timing=timing):
             print(f"[worker {worker}] {job[0]}/{job[1]} seed {job[2]}: trained and evaluated", flush=True)
     except BaseException:  # noqa: BLE001  reported here; the parent finishes the job itself
         traceback.print_exc()
@@ -144,7 +160,7 @@ def _worker_main(base: dict[str, Any], jobs: list[Job], out: str, sizes: list[in
 
 def spread(base: TrainConfig, jobs: Sequence[Job], out: Path, sizes: Sequence[int] | None = None,
            tol_sweep: Sequence[float] = (), workers: int = 1, progress: bool = True,
-           start_method: str = "spawn") -> None:
+           start_method: str = "spawn", timing: Timing = Timing()) -> None:
     """Run ``jobs`` on ``workers`` processes, then finish in this process whatever they left
     (a failed worker's runs resume here, raising its error if it recurs).
 
@@ -158,7 +174,7 @@ def spread(base: TrainConfig, jobs: Sequence[Job], out: Path, sizes: Sequence[in
         ctx = multiprocessing.get_context(start_method)
         procs = [ctx.Process(target=_worker_main, name=f"dear-compare-worker-{k}",
                              args=(base.to_dict(), list(jobs), str(out), None if sizes is None else list(sizes),
-                                   list(tol_sweep), k, workers))
+                                   list(tol_sweep), k, workers, timing))
                  for k in range(workers)]
         for p in procs:
             p.start()
@@ -168,7 +184,7 @@ def spread(base: TrainConfig, jobs: Sequence[Job], out: Path, sizes: Sequence[in
             if p.exitcode != 0:
                 print(f"dear compare: worker {k} exited with code {p.exitcode}; finishing its runs here",
                       file=sys.stderr)
-    run_jobs(base, jobs, out, sizes, tol_sweep, blocking=True, progress=progress)
+    run_jobs(base, jobs, out, sizes, tol_sweep, blocking=True, progress=progress, timing=timing)
 
 
 def _mean_std(xs: list[float]) -> dict[str, float]:
@@ -177,7 +193,7 @@ def _mean_std(xs: list[float]) -> dict[str, float]:
 
 def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str], seeds: int, out: Path,
             sizes: Sequence[int] | None = None, tol_sweep: Sequence[float] = (), progress: bool = True,
-            workers: int = 1) -> dict[str, Any] | None:
+            workers: int = 1, timing: Timing = Timing()) -> dict[str, Any] | None:
     """Train what is missing, evaluate, write ``OUT/compare.json`` and return the table.
 
     ``workers > 1`` spreads the runs over that many processes; under ``torchrun`` each rank
@@ -192,12 +208,12 @@ def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str],
             raise ValueError("--workers and torchrun both start processes; use one of them")
         rank = env_rank()
         rank_device(base.device)  # pin this rank's GPU; runs keep device "auto"/"cuda" in their config
-        run_jobs(base, jobs, out, sizes, tol_sweep, worker=rank, progress=progress and rank == 0)
+        run_jobs(base, jobs, out, sizes, tol_sweep, worker=rank, progress=progress and rank == 0, timing=timing)
         if rank != 0:
             return None
-        run_jobs(base, jobs, out, sizes, tol_sweep, blocking=True, progress=progress)
+        run_jobs(base, jobs, out, sizes, tol_sweep, blocking=True, progress=progress, timing=timing)
     elif workers != 1:
-        spread(base, jobs, out, sizes, tol_sweep, workers=workers, progress=progress)
+        spread(base, jobs, out, sizes, tol_sweep, workers=workers, progress=progress, timing=timing)
     table: dict[str, Any] = {}
     for algo in algorithms:
         table[algo] = {}
@@ -208,7 +224,7 @@ def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str],
                 d = run_dir(out, algo, model, seed)
                 if not is_complete(d):
                     train(cfg, d, progress=progress)
-                per_seed.append(_results(d, None, sizes, base.device))
+                per_seed.append(_results(d, None, sizes, base.device, timing))
             sizes_seen = list(per_seed[0]["results"])
             entry: dict[str, Any] = {}
             for n in sizes_seen:
@@ -226,7 +242,7 @@ def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str],
             if model == "dear" and tol_sweep:
                 sweep = {}
                 for tol in tol_sweep:
-                    rs = [_results(run_dir(out, algo, model, s), tol, sizes, base.device) for s in range(seeds)]
+                    rs = [_results(run_dir(out, algo, model, s), tol, sizes, base.device, timing) for s in range(seeds)]
                     sweep[f"{tol:g}"] = {n: {"score": _mean_std([r["results"][n]["score"] for r in rs]),
                                              "seconds_per_sample": statistics.median(r["results"][n]["seconds_per_sample"] for r in rs),
                                              "iterations_mean": statistics.fmean(r["results"][n]["iterations"]["mean"] for r in rs)}

@@ -15,8 +15,8 @@ graph's first iterate under tolerance; NAR: its unrolled steps); ``true_steps`` 
 own lengths, reported beside them and never given to DEAR. ``fallback_fraction`` (DEAR with a
 learned solver, else null) is the share of test graphs whose solve needed the classic fallback
 after the K learned steps. Timing: the test batches are
-collated and moved to the device first (data loading excluded), one warm-up pass, then
-``repeats`` timed passes (CUDA synchronised before reading clocks); the median pass divided by
+collated and moved to the device first (data loading excluded); the scoring pass runs every
+batch once, then ``warmup`` more untimed passes (default 1), then ``repeats`` timed passes (CUDA synchronised before reading clocks); the median pass divided by
 the number of graphs is ``seconds_per_sample``.
 """
 
@@ -107,7 +107,8 @@ def evaluate_size(cfg: TrainConfig, model: torch.nn.Module, size: int | None, de
         "num_graphs": n_graphs,
         "nodes": int(ds.num_nodes_per_graph.max()),
         "seconds_per_sample": statistics.median(times) / n_graphs,
-        "timing": {"method": "median of timed passes over pre-collated device batches after warm-up; "
+        "timing": {"method": "median of timed passes over pre-collated device batches after the scoring pass and "
+                             "`warmup` more untimed passes; "
                              "CUDA synchronised; data loading excluded",
                    "repeats": repeats, "warmup": warmup, "batch_size": bs, "seconds": times},
         "iterations": {"mean": statistics.fmean(iters), "max": max(iters)} if iters else None,
