@@ -11,8 +11,10 @@ One script, one CPU, the same data in the same order (GitHub issue 4):
   batch's longest trace exactly as dm-clrs's sampler pads them). So both models see identical
   samples in the same order.
 * **Models.** Ours: :func:`dear.training.build` on a :class:`dear.config.TrainConfig` with model
-  ``nar-hints``, processor ``triplet_gmpnn``, hidden 128, teacher forcing 0 (dm-clrs's
-  default), Adam lr 1e-3, gradient clipping 1.0; a step is :func:`dear.training.model_loss`,
+  ``nar-hints``, processor ``triplet_gmpnn`` (triplet latents to the decoders, as dm-clrs),
+  hidden 128, teacher forcing 0 (dm-clrs's default), ``--init dmclrs`` (Haiku's initialisation,
+  :mod:`dear.reasoners.init`; ``--init torch`` for PyTorch's), Adam lr 1e-3, gradient clipping
+  1.0; a step is :func:`dear.training.model_loss`,
   backward, ``clip_grad_norm_``, ``Adam.step`` -- the lines of :func:`dear.training.train`.
   dm-clrs: ``clrs.models.BaselineModel`` with ``clrs.get_processor_factory('triplet_gmpnn',
   use_ln=True, nb_triplet_fts=8, nb_heads=1)`` and the defaults of dm-clrs's
@@ -81,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--teacher-forcing", type=float, default=0.0,
                    help="hint teacher forcing of both models (dm-clrs run.py default: 0.0)")
+    p.add_argument("--init", choices=("dmclrs", "torch"), default="dmclrs",
+                   help="our parameter initialisation (default: dmclrs, Haiku's, as the model we compare to)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-batch-size", type=int, default=32, help="test batch size of both models")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads of torch and XLA (default: 1)")
@@ -157,7 +161,7 @@ def our_config(algorithm: str, a: argparse.Namespace) -> TrainConfig:
         algorithm=algorithm, model="nar-hints", protocol="official", profile="quick", seed=a.seed,
         num_train=None, num_val=None, num_test=None, edge_policy="complete", processor="triplet_gmpnn",
         hidden=a.hidden, steps=a.steps, batch_size=a.batch_size, lr=a.lr, grad_clip=a.grad_clip,
-        device=a.device, extra={"teacher_forcing": a.teacher_forcing},
+        device=a.device, extra={"teacher_forcing": a.teacher_forcing, "init": a.init},
     ).validate()
 
 

@@ -97,6 +97,79 @@ def test_processors_shape_and_graph_independence(name, split):
     assert not torch.allclose(out[~keep], out2[~keep])
 
 
+def test_triplet_latents_routing(split):
+    """dm-clrs's Triplet-GMPNN (default ``latents="decoders"``): the node update ignores the
+    triplet weights, which reach the pointer decoders instead; ``"messages"`` is the reverse."""
+    torch.manual_seed(0)
+    b = _batch(split("bfs"), 3)
+    hidden = 8
+    n, e, g = b.num_nodes, b.edge_index.shape[1], b.num_graphs
+    args = (torch.randn(n, hidden), torch.randn(n, hidden), b.edge_index, torch.randn(e, hidden),
+            torch.randn(g, hidden), b.batch)
+    dec = get_processor("triplet_gmpnn", hidden)
+    plain = get_processor("mpnn", hidden)
+    plain.load_state_dict({k: v for k, v in dec.state_dict().items() if not k.startswith("t_")})
+    assert dec.decoder_edge_latents and torch.allclose(dec(*args), plain(*args), atol=1e-6)
+    assert dec.edge_latents(*args).shape == (e, hidden)
+    msg = get_processor("triplet_gmpnn", hidden, latents="messages")
+    msg.load_state_dict(dec.state_dict())
+    assert not msg.decoder_edge_latents and not torch.allclose(msg(*args), plain(*args), atol=1e-4)
+    with pytest.raises(ValueError, match="decoders, messages"):
+        get_processor("triplet_gmpnn", hidden, latents="nodes")
+
+
+@pytest.mark.parametrize("name", ["nar", "nar-hints", "nar-lt", "dear"])
+def test_triplet_decoder_latents_per_graph(name, split):
+    """Every model decodes the Triplet-GMPNN's edge latents; with graphs of different trace
+    lengths in one batch each graph's outputs equal those it gets alone (the latents come from
+    the state *its own* last step read), and they do depend on the triplet weights."""
+    torch.manual_seed(0)
+    ds = split("bfs", num_samples=6, sizes=(5, 8), include_hints=name == "nar-hints")
+    lengths = [int(ds[i].length) for i in range(len(ds))]
+    assert len(set(lengths)) > 1, lengths
+    model = build_model(name, ds.spec, hidden=8, processor="triplet_gmpnn").eval()
+    assert model.edge_latents
+    b = _batch(ds)
+    with torch.no_grad():
+        together = model(b)[0]["output_pi"]
+        alone = torch.cat([model(ct.collate([ds[i]]))[0]["output_pi"] for i in range(len(ds))])
+        assert torch.allclose(together, alone, atol=1e-5)
+        if name == "nar":  # by hand: the latents of the state the last of T steps read
+            one = ct.collate([ds[0]])
+            layout = BatchLayout(one)
+            enc = model.encode(one, layout)
+            h = model.initial_state(layout)
+            for _ in range(int(one.length) - 2):
+                h = model.step(h, enc, layout)
+            h_last = model.step(h, enc, layout)
+            assert torch.allclose(model.decode(h_last, enc, layout, h)["output_pi"], model(one)[0]["output_pi"])
+            assert not torch.allclose(model.decode(h_last, enc, layout)["output_pi"], model(one)[0]["output_pi"])
+        for m in model.output_decoder.decoders.values():
+            torch.nn.init.normal_(m.latent.weight)
+        assert not torch.allclose(model(b)[0]["output_pi"], together, atol=1e-4)
+
+
+def test_dmclrs_init(split):
+    """``init="dmclrs"``: Haiku's truncated normal (std 1/sqrt(fan_in), cut at 2 std), zero
+    biases, scalar hint encoders at 1/sqrt(H), gate biases kept at -3; unknown names raise."""
+    torch.manual_seed(0)
+    ds = split("bellman_ford", include_hints=True)
+    hidden = 64
+    model = build_model("nar-hints", ds.spec, hidden=hidden, processor="triplet_gmpnn", init="dmclrs")
+    assert torch.equal(model.processor.gate_out.bias, torch.full((hidden,), -3.0))
+    w = model.processor.msg_mlp[0].weight  # fan_in = hidden
+    std = 1 / hidden ** 0.5
+    assert w.abs().max() <= 2 * std + 1e-6 and 0.8 * std < w.std() < 0.95 * std  # truncated: ~0.88 std
+    assert float(model.processor.lin_src.bias.abs().max()) == 0.0
+    scalar = model.hint_encoder.encoders["hint_d"].lin.weight  # fan_in 1: scaled by 1/sqrt(H)
+    assert scalar.abs().max() <= 2 * std + 1e-6
+    torch_default = build_model("nar-hints", ds.spec, hidden=hidden, processor="triplet_gmpnn")
+    assert float(torch_default.processor.lin_src.bias.abs().max()) > 0.0
+    assert torch_default.hint_encoder.encoders["hint_d"].lin.weight.abs().max() > 2 * std
+    with pytest.raises(ValueError, match="torch, dmclrs"):
+        build_model("nar", ds.spec, hidden=8, init="haiku")
+
+
 def test_triplet_latents_match_brute_force():
     torch.manual_seed(0)
     sizes = [3, 4]

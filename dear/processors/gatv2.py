@@ -68,7 +68,13 @@ class GATv2Processor(nn.Module):
         self.norm = nn.LayerNorm(hidden) if layer_norm else nn.Identity()
         if gated:
             self.gate = nn.Linear(z_dim + hidden, hidden)
-            nn.init.constant_(self.gate.bias, gate_bias)
+        self.gate_bias = gate_bias
+        self.reset_gate_bias()
+
+    def reset_gate_bias(self) -> None:
+        """Set the gate's bias to its constant start (kept by every init scheme)."""
+        if self.gated:
+            nn.init.constant_(self.gate.bias, self.gate_bias)
 
     def forward(
         self,

@@ -98,7 +98,13 @@ class GatedMPNN(MessagePassing):
             self.gate_self = nn.Linear(z_dim, hidden)
             self.gate_msg = nn.Linear(hidden, hidden, bias=False)
             self.gate_out = nn.Linear(hidden, hidden)
-            nn.init.constant_(self.gate_out.bias, gate_bias)
+        self.gate_bias = gate_bias
+        self.reset_gate_bias()
+
+    def reset_gate_bias(self) -> None:
+        """Set the gate's last bias to its constant start (kept by every init scheme)."""
+        if self.gated:
+            nn.init.constant_(self.gate_out.bias, self.gate_bias)
 
     def forward(
         self,

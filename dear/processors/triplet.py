@@ -52,26 +52,36 @@ class TripletGMPNN(GatedMPNN):
     r"""Triplet-GMPNN (Ibarz et al., "A Generalist Neural Algorithmic Learner", 2022).
 
     Every edge ``(i, j)`` first gets a latent from the *triplets* ``(k, i, j)`` over the
-    graph's nodes ``k`` (Dudzik & Veličković 2022), then the gated MPNN step of
-    :class:`GatedMPNN` runs with that latent added to the edge's message:
+    graph's nodes ``k`` (Dudzik & Veličković 2022) beside the gated MPNN step of
+    :class:`GatedMPNN`:
 
     .. math::
         t_{kij} &= T_1 z_k + T_2 z_i + T_3 z_j + T_{e1} e_{ki} + T_{e2} e_{kj}
                    + T_{e3} e_{ij} + T_g g \quad (\in \mathbb{R}^{F}),\\
         \tau_{ij} &= \mathrm{ReLU}\big(O_t \max_{k} t_{kij}\big) \quad (\in \mathbb{R}^{H}),
 
-    and :math:`\tau_{ij}` enters :math:`m_{ij}` (see :class:`GatedMPNN`). This is the indexing
-    of dm-clrs's ``get_triplet_msgs`` (its max over the first node of ``(k, i, j)``). One
-    deliberate difference: dm-clrs only hands the triplet latents to its edge *decoders*;
-    here they feed the node update, as the paper describes, because our node states are the
-    whole recurrent (and equilibrium) state. ``e_ki`` / ``e_kj`` are taken on the
-    message-passing edge set (zero where a pair is not an edge); under the ``complete`` policy
-    this is all pairs, as in CLRS.
+    computed from the state the step reads (:math:`z = [x \,\|\, h]`). Where they go is
+    ``latents``:
+
+    * ``"decoders"`` (default, dm-clrs's ``PGN`` with ``use_triplets=True``): the node update is
+      the plain :class:`GatedMPNN` step and :math:`\tau` reaches only the edge and pointer
+      *decoders* (dm-clrs decodes from ``e_t = [edge_fts, tri_msgs]``); the reasoners ask for
+      them through :meth:`edge_latents` (``decoder_edge_latents`` is ``True``). This is what
+      ``scripts/bench_vs_dmclrs.py`` compares against, so it is the default.
+    * ``"messages"``: :math:`\tau_{ij}` is added to the message :math:`m_{ij}` (see
+      :class:`GatedMPNN`) and the decoders see none: the triplets then shape the recurrent (and
+      equilibrium) state itself, which dm-clrs's never does.
+
+    The indexing is dm-clrs's ``get_triplet_msgs`` (its max over the first node of
+    ``(k, i, j)``). ``e_ki`` / ``e_kj`` are taken on the message-passing edge set (zero where a
+    pair is not an edge); under the ``complete`` policy this is all pairs, as in CLRS.
 
     Args:
         hidden (int): width ``H`` of the state and the output.
         triplet_dim (int, optional): ``F``, width of the triplet features. (default: ``8``,
             CLRS's ``nb_triplet_fts``)
+        latents (str, optional): ``"decoders"`` or ``"messages"`` (above). (default:
+            ``"decoders"``)
         **kwargs: the options of :class:`GatedMPNN` (``node_dim``, ``edge_dim``, ``graph_dim``,
             ``msg_layers``, ``layer_norm``, ``gated``, ``gate_bias``).
 
@@ -79,10 +89,16 @@ class TripletGMPNN(GatedMPNN):
         as :class:`GatedMPNN`; extra memory :math:`O(E \cdot n_{\max} \cdot F)`.
     """
 
-    def __init__(self, hidden: int, triplet_dim: int = 8, **kwargs) -> None:
+    LATENTS = ("decoders", "messages")
+
+    def __init__(self, hidden: int, triplet_dim: int = 8, latents: str = "decoders", **kwargs) -> None:
         super().__init__(hidden, **kwargs)
         if triplet_dim < 1:
             raise ValueError(f"triplet_dim must be >= 1, got {triplet_dim}")
+        if latents not in self.LATENTS:
+            raise ValueError(f"latents must be one of {', '.join(self.LATENTS)}, got {latents!r}")
+        self.latents = latents
+        self.decoder_edge_latents = latents == "decoders"
         _, edge_dim, graph_dim, z_dim = self.input_widths
         self.triplet_dim = triplet_dim
         self.t_k = nn.Linear(z_dim, triplet_dim, bias=False)
@@ -94,6 +110,17 @@ class TripletGMPNN(GatedMPNN):
         self.t_g = nn.Linear(graph_dim, triplet_dim)
         self.t_out = nn.Linear(triplet_dim, hidden)
 
+    def edge_latents(self, h: Tensor, x_enc: Tensor, edge_index: Tensor, edge_attr: Tensor, graph_attr: Tensor,
+                     batch: Tensor) -> Tensor:
+        r""":math:`\tau` ``[E, H]`` on ``edge_index`` from the state ``h`` a step reads."""
+        z = torch.cat([x_enc, h], dim=-1)
+        src, dst = edge_index
+        reduced = triplet_edge_latents(self.t_k(z), self.t_ki(edge_attr), self.t_kj(edge_attr), edge_index,
+                                       batch, graph_attr.shape[0])
+        per_edge = (self.t_i(z).index_select(0, src) + self.t_j(z).index_select(0, dst) + self.t_ij(edge_attr)
+                    + self.t_g(graph_attr).index_select(0, batch.index_select(0, src)))
+        return torch.relu(self.t_out(reduced + per_edge))
+
     def forward(
         self,
         h: Tensor,
@@ -104,16 +131,10 @@ class TripletGMPNN(GatedMPNN):
         batch: Tensor,
         edge_extra: Tensor | None = None,
     ) -> Tensor:
-        z = torch.cat([x_enc, h], dim=-1)
-        src, dst = edge_index
-        reduced = triplet_edge_latents(self.t_k(z), self.t_ki(edge_attr), self.t_kj(edge_attr), edge_index,
-                                       batch, graph_attr.shape[0])
-        per_edge = (self.t_i(z).index_select(0, src) + self.t_j(z).index_select(0, dst) + self.t_ij(edge_attr)
-                    + self.t_g(graph_attr).index_select(0, batch.index_select(0, src)))
-        tau = torch.relu(self.t_out(reduced + per_edge))
-        if edge_extra is not None:
-            tau = tau + edge_extra
-        return super().forward(h, x_enc, edge_index, edge_attr, graph_attr, batch, edge_extra=tau)
+        if self.latents == "messages":
+            tau = self.edge_latents(h, x_enc, edge_index, edge_attr, graph_attr, batch)
+            edge_extra = tau if edge_extra is None else tau + edge_extra
+        return super().forward(h, x_enc, edge_index, edge_attr, graph_attr, batch, edge_extra=edge_extra)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(hidden={self.hidden}, triplet_dim={self.triplet_dim})"
+        return f"{type(self).__name__}(hidden={self.hidden}, triplet_dim={self.triplet_dim}, latents={self.latents!r})"

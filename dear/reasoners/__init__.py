@@ -23,6 +23,7 @@ from typing import Any
 
 from .decoders import FieldDecoder, ProbeDecoder, log_sinkhorn, predictions_for_scoring
 from .encoders import SUPPORTED, Encoding, FieldEncoder, ProbeEncoder, dense_from_data, dense_from_prediction
+from .init import INITS, init_parameters_
 from .layout import BatchLayout, grouped_log_softmax, grouped_softmax
 from .losses import field_loss, reduce_loss
 from .models import DEAR, NAR, GraphInputs, NARHints, NARLearntTermination, Reasoner, resolve_spec
@@ -33,6 +34,7 @@ __all__ = [
     "NAR",
     "BatchLayout",
     "Encoding",
+    "INITS",
     "FieldDecoder",
     "FieldEncoder",
     "GraphInputs",
@@ -48,6 +50,7 @@ __all__ = [
     "field_loss",
     "grouped_log_softmax",
     "grouped_softmax",
+    "init_parameters_",
     "log_sinkhorn",
     "predictions_for_scoring",
     "reduce_loss",
@@ -62,7 +65,8 @@ MODELS: dict[str, type[Reasoner]] = {
 }
 
 
-def build_model(name: str, spec: Any, hidden: int = 128, processor: str = "mpnn", **options: Any) -> Reasoner:
+def build_model(name: str, spec: Any, hidden: int = 128, processor: str = "mpnn", init: str = "torch",
+                **options: Any) -> Reasoner:
     """Build the reasoner ``name`` for a task.
 
     Args:
@@ -71,6 +75,8 @@ def build_model(name: str, spec: Any, hidden: int = 128, processor: str = "mpnn"
             graph/batch carrying ``clrs_spec``.
         hidden: width of encodings and states. (default: ``128``)
         processor: ``"mpnn"``, ``"triplet_gmpnn"`` or ``"gatv2"``. (default: ``"mpnn"``)
+        init: parameter initialisation, ``"torch"`` or ``"dmclrs"`` (Haiku's, for comparisons
+            with the JAX reference; see :mod:`dear.reasoners.init`). (default: ``"torch"``)
         **options: the model class's keyword options (e.g. DEAR's ``tol``, ``max_iter``,
             ``max_iter_test``, ``solver``, ``backward``, ``jac_reg``, ``noise``); unknown ones
             raise ``TypeError`` naming them.
@@ -83,4 +89,6 @@ def build_model(name: str, spec: Any, hidden: int = 128, processor: str = "mpnn"
         cls = MODELS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown model {name!r}; valid: {', '.join(MODELS)}") from None
-    return cls(spec, hidden=hidden, processor=processor, **options)
+    if init not in INITS:  # before building: a bad name costs nothing
+        raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
+    return init_parameters_(cls(spec, hidden=hidden, processor=processor, **options), init)

@@ -90,13 +90,18 @@ class FieldDecoder(nn.Module):
         hidden: ``H``; node representations are ``2H`` wide, edge and graph features ``H``.
         sinkhorn_steps, sinkhorn_temperature, gumbel: Sinkhorn settings for permutation
             pointers (dm-clrs: ``10``, ``0.1``, Gumbel noise in training).
+        edge_latents: whether the processor hands edge latents ``[E, H]`` to the decoders
+            (the Triplet-GMPNN's, as dm-clrs's ``e_t = [edge_fts, tri_msgs]``). Pointer and
+            edge decoders then add ``L t_ij`` to their edge term: a linear map of the
+            concatenation ``[e_ij, t_ij]`` is exactly ``C e_ij + L t_ij``. (default: ``False``)
     """
 
     def __init__(self, field: Field, hidden: int, sinkhorn_steps: int = 10, sinkhorn_temperature: float = 0.1,
-                 gumbel: bool = True) -> None:
+                 gumbel: bool = True, edge_latents: bool = False) -> None:
         super().__init__()
         check_supported(field)
         self.field = field
+        self.latent: nn.Linear | None = None
         self.sinkhorn_steps = sinkhorn_steps
         self.sinkhorn_temperature = sinkhorn_temperature
         self.gumbel = gumbel
@@ -108,6 +113,8 @@ class FieldDecoder(nn.Module):
             self.dst = nn.Linear(z_dim, hidden)
             self.edge = nn.Linear(hidden, hidden, bias=False)
             self.out = nn.Linear(hidden, 1)
+            if edge_latents:
+                self.latent = nn.Linear(hidden, hidden, bias=False)
         elif loc == "node":
             self.out = nn.Linear(z_dim, out)
         elif loc == "edge":
@@ -115,6 +122,8 @@ class FieldDecoder(nn.Module):
             self.src = nn.Linear(z_dim, width)
             self.dst = nn.Linear(z_dim, width, bias=False)
             self.edge = nn.Linear(hidden, width, bias=False)
+            if edge_latents:
+                self.latent = nn.Linear(hidden, width, bias=False)
             if t == "pointer":
                 self.node = nn.Linear(z_dim, hidden)
                 self.out = nn.Linear(hidden, 1)
@@ -127,12 +136,25 @@ class FieldDecoder(nn.Module):
         """Whether this decoder reads pair features (edge-located probes)."""
         return self.field.location == "edge"
 
-    def forward(self, z: Tensor, enc: Encoding, layout: BatchLayout) -> Tensor:
+    def _edge_term(self, features: Tensor, latents: Tensor | None) -> Tensor:
+        """``C e`` plus, with processor edge latents, ``L t`` (rows aligned with ``features``)."""
+        term = self.edge(features)
+        if self.latent is not None:
+            if latents is None:
+                raise ValueError(f"the decoder of {self.field.key!r} was built for processor edge latents; "
+                                 "pass edge_latents")
+            term = term + self.latent(latents)
+        return term
+
+    def forward(self, z: Tensor, enc: Encoding, layout: BatchLayout, edge_latents: Tensor | None = None) -> Tensor:
+        """Raw output from node representations ``z`` ``[N, 2H]``, the encoding, and (when built
+        with ``edge_latents=True``) the processor's edge latents ``[E, H]`` on ``edge_index``."""
         f = self.field
         loc, t = f.location, f.type_
         if loc == "node" and t in POINTERS:
             src, dst = layout.edge_index
-            m = torch.maximum(self.src(z).index_select(0, src), self.dst(z).index_select(0, dst) + self.edge(enc.edge))
+            m = torch.maximum(self.src(z).index_select(0, src),
+                              self.dst(z).index_select(0, dst) + self._edge_term(enc.edge, edge_latents))
             scores = self.out(m).squeeze(-1)
             if t == "pointer":
                 return grouped_log_softmax(scores, src, layout.num_nodes)
@@ -150,8 +172,12 @@ class FieldDecoder(nn.Module):
         if loc == "edge":
             if enc.pair is None:
                 raise ValueError(f"edge probe {f.key!r} needs pair features; encode with with_pairs=True")
+            pair_latents = None
+            if self.latent is not None and edge_latents is not None:  # edges -> their pair rows, 0 elsewhere
+                pair_latents = edge_latents.new_zeros(layout.num_pairs, edge_latents.shape[-1]).index_copy(
+                    0, layout.edge_pair, edge_latents)
             pred = (self.src(z).index_select(0, layout.pair_src) + self.dst(z).index_select(0, layout.pair_dst)
-                    + self.edge(enc.pair))
+                    + self._edge_term(enc.pair, pair_latents))
             if t == "pointer":
                 return self._edge_pointer(pred, self.node(z), layout)
             return pred if t == "categorical" else pred.squeeze(-1)
@@ -184,8 +210,9 @@ class ProbeDecoder(nn.Module):
     def needs_pairs(self) -> bool:
         return any(d.needs_pairs for d in self.decoders.values())
 
-    def forward(self, z: Tensor, enc: Encoding, layout: BatchLayout) -> dict[str, Tensor]:
-        return {f.key: self.decoders[f.key](z, enc, layout) for f in self.fields}
+    def forward(self, z: Tensor, enc: Encoding, layout: BatchLayout,
+                edge_latents: Tensor | None = None) -> dict[str, Tensor]:
+        return {f.key: self.decoders[f.key](z, enc, layout, edge_latents) for f in self.fields}
 
 
 def predictions_for_scoring(batch_or_outputs: Any, outputs: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:

@@ -139,10 +139,13 @@ class Reasoner(nn.Module):
         self.hidden = hidden
         self.processor_name = processor
         self.missing_pointer_targets = missing_pointer_targets
-        self._decoder_options = {"sinkhorn_steps": sinkhorn_steps, "sinkhorn_temperature": sinkhorn_temperature,
-                                 "gumbel": gumbel}
         self.input_encoder = ProbeEncoder(inputs, hidden)
         self.processor = get_processor(processor, hidden, **dict(processor_options or {}))
+        # Processors with decoder edge latents (the Triplet-GMPNN, as in dm-clrs) feed them to
+        # the pointer and edge decoders, computed from the state the last step read.
+        self.edge_latents = bool(getattr(self.processor, "decoder_edge_latents", False))
+        self._decoder_options = {"sinkhorn_steps": sinkhorn_steps, "sinkhorn_temperature": sinkhorn_temperature,
+                                 "gumbel": gumbel, "edge_latents": self.edge_latents}
         self.output_decoder = ProbeDecoder(outputs, hidden, **self._decoder_options)
         self.needs_pairs = self.output_decoder.needs_pairs
 
@@ -160,9 +163,18 @@ class Reasoner(nn.Module):
         """One processor step ``h -> P(h; enc)``."""
         return self.processor(h, enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch)
 
-    def decode(self, h: Tensor, enc: Encoding, layout: BatchLayout) -> dict[str, Tensor]:
-        """Raw outputs ``{"output_<name>": tensor}`` from node states ``h``."""
-        return self.output_decoder(torch.cat([enc.node, h], dim=-1), enc, layout)
+    def latents(self, h_in: Tensor, enc: Encoding, layout: BatchLayout) -> Tensor | None:
+        """The processor's decoder edge latents ``[E, H]`` from the state ``h_in`` a step read
+        (``None`` for processors without them)."""
+        if not self.edge_latents:
+            return None
+        return self.processor.edge_latents(h_in, enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch)
+
+    def decode(self, h: Tensor, enc: Encoding, layout: BatchLayout, h_in: Tensor | None = None) -> dict[str, Tensor]:
+        """Raw outputs ``{"output_<name>": tensor}`` from node states ``h``; ``h_in`` is the
+        state the last step read (for processor edge latents; default ``h``, a fixed point's)."""
+        return self.output_decoder(torch.cat([enc.node, h], dim=-1), enc, layout,
+                                   self.latents(h if h_in is None else h_in, enc, layout))
 
     def initial_state(self, layout: BatchLayout) -> Tensor:
         """:math:`h^{(0)} = 0`, ``[N, H]``."""
@@ -231,31 +243,34 @@ class NAR(Reasoner):
         return _true_steps(batch, layout)
 
     def _unroll(self, batch: Any, layout: BatchLayout, enc: Encoding,
-                record: bool = False) -> tuple[Tensor, Tensor, list[Tensor]]:
-        """Final states, steps per graph, and (``record``) the state after every step."""
+                record: bool = False) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+        """Final states, the states each graph's last step read, steps per graph, and
+        (``record``) the state after every step."""
         steps = self.num_steps(batch, layout)
         total = int(steps.max()) if layout.num_graphs else 0
-        h = self.initial_state(layout)
+        h = h_in = self.initial_state(layout)
         states: list[Tensor] = []
         for s in range(total):
             active = (steps > s).index_select(0, layout.batch).unsqueeze(-1)
+            if self.edge_latents:
+                h_in = torch.where(active, h, h_in)
             h = torch.where(active, self.step(h, enc, layout), h)
             if record:
                 states.append(h)
-        return h, steps, states
+        return h, h_in, steps, states
 
     def forward(self, batch: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
         layout = BatchLayout(batch)
         enc = self.encode(batch, layout)
-        h, steps, _ = self._unroll(batch, layout, enc)
-        outputs = self.decode(h, enc, layout)
+        h, h_in, steps, _ = self._unroll(batch, layout, enc)
+        outputs = self.decode(h, enc, layout, h_in)
         return outputs, {"steps": steps, "iterations": steps, "nfe": int(steps.max()) if layout.num_graphs else 0}
 
     def trajectory(self, batch: Any) -> tuple[Tensor, Tensor]:
         """States after each unrolled step, ``[T, N, H]`` (a graph whose steps are done repeats
         its last state), and the steps per graph ``[B]``. Used as the DEAR alignment target."""
         layout = BatchLayout(batch)
-        _, steps, states = self._unroll(batch, layout, self.encode(batch, layout), record=True)
+        _, _, steps, states = self._unroll(batch, layout, self.encode(batch, layout), record=True)
         if not states:
             raise ValueError("the batch has no graphs to unroll")
         return torch.stack(states), steps
@@ -326,23 +341,30 @@ class NARHints(NAR):
         enc_in = self.encode(batch, layout)
         steps = self.num_steps(batch, layout)
         total = int(steps.max()) if layout.num_graphs else 0
-        h = self.initial_state(layout)
+        h = h_in = self.initial_state(layout)
         dense = self.hint_encoder.dense_inputs(batch, layout, self.dtype, step=0)
         final = enc_in
+        latents = final_latents = None
         per_step: dict[str, list[Tensor]] = {f.key: [] for f in self.hint_fields}
         for s in range(total):
             enc = self.hint_encoder(dense, layout, with_pairs=self.needs_pairs, base=enc_in)
             active_g = steps > s
+            latents = self.latents(h, enc, layout)  # dm-clrs: tri_msgs of the state the step reads
             h = torch.where(active_g.index_select(0, layout.batch).unsqueeze(-1), self.step(h, enc, layout), h)
-            preds = self.hint_decoder(torch.cat([enc.node, h], dim=-1), enc, layout)
+            preds = self.hint_decoder(torch.cat([enc.node, h], dim=-1), enc, layout, latents)
             for k, v in preds.items():
                 per_step[k].append(v)
             last = steps == s + 1
             final = enc.where(last.index_select(0, layout.batch), last.index_select(0, layout.edge_graph), last,
                               last.index_select(0, layout.pair_graph) if enc.pair is not None else None, final)
+            if latents is not None:
+                last_e = last.index_select(0, layout.edge_graph).unsqueeze(-1)
+                final_latents = latents if final_latents is None else torch.where(last_e, latents, final_latents)
             if s + 1 < total:
                 dense = self._next_hints(batch, layout, s + 1, preds)
-        outputs = self.decode(h, final, layout)
+        if self.edge_latents and final_latents is None:  # no steps at all: latents of h(0)
+            final_latents = self.latents(h, final, layout)
+        outputs = self.output_decoder(torch.cat([final.node, h], dim=-1), final, layout, final_latents)
         for k, v in per_step.items():
             outputs[k] = torch.stack(v, dim=1)
         return outputs, {"steps": steps, "iterations": steps, "nfe": total}
@@ -412,26 +434,33 @@ class NARLearntTermination(NAR):
             steps = _true_steps(batch, layout)
             total = int(steps.max()) if layout.num_graphs else 0
             logits = []
+            h_in = h
             for s in range(total):
                 active = (steps > s).index_select(0, layout.batch).unsqueeze(-1)
+                if self.edge_latents:
+                    h_in = torch.where(active, h, h_in)
                 h = torch.where(active, self.step(h, enc, layout), h)
                 logits.append(self.termination_logits(h, enc, layout))
-            outputs = self.decode(h, enc, layout)
+            outputs = self.decode(h, enc, layout, h_in)
             outputs["aux_termination_logits"] = torch.stack(logits, dim=1)  # [B, S]
             return outputs, {"steps": steps, "iterations": steps, "nfe": total}
         taken = torch.zeros(layout.num_graphs, dtype=torch.long, device=layout.device)
         stopped = torch.zeros(layout.num_graphs, dtype=torch.bool, device=layout.device)
         nfe = 0
+        h_in = h
         for _ in range(self.max_steps_test):
             active_g = ~stopped
-            h = torch.where(active_g.index_select(0, layout.batch).unsqueeze(-1), self.step(h, enc, layout), h)
+            active = active_g.index_select(0, layout.batch).unsqueeze(-1)
+            if self.edge_latents:
+                h_in = torch.where(active, h, h_in)
+            h = torch.where(active, self.step(h, enc, layout), h)
             nfe += 1
             taken += active_g.long()
             stop = torch.sigmoid(self.termination_logits(h, enc, layout)) > self.threshold
             stopped |= stop & active_g
             if bool(stopped.all()):
                 break
-        outputs = self.decode(h, enc, layout)
+        outputs = self.decode(h, enc, layout, h_in)
         return outputs, {"steps": taken, "iterations": taken, "nfe": nfe, "terminated": stopped}
 
     def _extra_terms(self, batch: Any, outputs: Mapping[str, Tensor], layout: BatchLayout,
