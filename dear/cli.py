@@ -29,6 +29,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", choices=PROFILES,
                    help="quick: one algorithm in minutes on a CPU; paper: the DEAR paper's settings (for a GPU)")
     p.add_argument("--processor", default=None, choices=PROCESSORS)
+    p.add_argument("--init", default=None, choices=("torch", "dmclrs"),
+                   help="parameter initialisation: torch (default) or dmclrs (Haiku's, as dm-clrs's models)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--hidden", type=int, default=None)
@@ -85,7 +87,8 @@ def _config_from(args: argparse.Namespace, **fixed):
     if solver_train:
         fixed["solver_training"] = solver_train
     return profile_config(
-        args.profile, protocol=args.protocol, processor=args.processor, steps=args.steps, batch_size=args.batch_size,
+        args.profile, protocol=args.protocol, processor=args.processor, init=getattr(args, "init", None),
+        steps=args.steps, batch_size=args.batch_size,
         hidden=args.hidden, lr=args.lr, num_train=args.num_train, solver=args.solver, tol=args.tol,
         max_iter=args.max_iter, max_iter_test=args.max_iter_test, backward=args.backward,
         eval_every=args.eval_every, device=args.device, align_weight=getattr(args, "align_weight", None),

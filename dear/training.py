@@ -73,7 +73,8 @@ def build(cfg: TrainConfig, spec: ct.GraphSpec) -> torch.nn.Module:
                    "jac_reg": cfg.jac_reg, "noise": cfg.noise}
         if cfg.align_weight > 0:
             options["align_weight"] = cfg.align_weight
-    return build_model(cfg.model, spec, hidden=cfg.hidden, processor=cfg.processor, **options, **cfg.extra)
+    return build_model(cfg.model, spec, hidden=cfg.hidden, processor=cfg.processor, init=cfg.init, **options,
+                       **cfg.extra)
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:

@@ -161,7 +161,7 @@ def our_config(algorithm: str, a: argparse.Namespace) -> TrainConfig:
         algorithm=algorithm, model="nar-hints", protocol="official", profile="quick", seed=a.seed,
         num_train=None, num_val=None, num_test=None, edge_policy="complete", processor="triplet_gmpnn",
         hidden=a.hidden, steps=a.steps, batch_size=a.batch_size, lr=a.lr, grad_clip=a.grad_clip,
-        device=a.device, extra={"teacher_forcing": a.teacher_forcing, "init": a.init},
+        init=a.init, device=a.device, extra={"teacher_forcing": a.teacher_forcing},
     ).validate()
 
 

@@ -60,6 +60,27 @@ def test_config_errors_name_the_choices():
         TrainConfig.from_dict({"algo": "bfs"})
     with pytest.raises(ValueError, match="unknown algorithm"):
         tiny(algorithm="bfz")
+    with pytest.raises(ConfigError, match="unknown init 'haiku'; valid: torch, dmclrs"):
+        tiny(init="haiku")
+    with pytest.raises(ConfigError, match="`init` field"):
+        tiny(extra={"init": "dmclrs"})
+
+
+def test_init_reaches_the_model_and_old_configs_mean_torch(tmp_path):
+    """``init`` builds the model it names; a config saved before the field existed loads as
+    ``torch`` (what those runs were trained with) and resumes into the same directory."""
+    from dear.training import build, load_data  # noqa: PLC0415
+
+    cfg = tiny(init="dmclrs")
+    torch.manual_seed(0)
+    model = build(cfg, load_data(cfg, "train").spec)
+    assert float(model.processor.lin_src.bias.abs().max()) == 0.0  # Haiku: zero biases
+    train(tiny(steps=2), tmp_path, progress=False)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["init"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert TrainConfig.load(tmp_path / "config.json").init == "torch"
+    train(tiny(steps=2), tmp_path, progress=False)  # same config: accepted, no mismatch
 
 
 def test_evaluate_writes_the_documented_schema(tmp_path):
@@ -86,8 +107,12 @@ def test_cli_train_evaluate_and_errors(tmp_path, capsys):
     args = ["train", "--algorithm", "minimum", "--model", "nar", "--out", str(out), "--steps", "3", "--batch-size", "4",
             "--hidden", "16", "--num-train", "8", "--eval-every", "3", "--device", "cpu", "--quiet"]
     assert main(args) == 0
-    assert main(["evaluate", str(out), "--sizes", "6", "--repeats", "1"]) == 0
+    assert main(["evaluate", str(out), "--sizes", "6", "--repeats", "1", "--warmup", "0"]) == 0
     assert "minimum / nar" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["results"]["6"]["timing"]["warmup"] == 0
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(out), "--repeats", "0"])
+    assert "must be >= 1" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
     assert "not a run directory" in capsys.readouterr().err
     assert main(["train", "--algorithm", "bfz", "--model", "dear", "--out", str(tmp_path / "x")]) == 2
