@@ -30,7 +30,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="quick: one algorithm in minutes on a CPU; paper: the DEAR paper's settings (for a GPU)")
     p.add_argument("--processor", default=None, choices=PROCESSORS)
     p.add_argument("--init", default=None, choices=("torch", "dmclrs"),
-                   help="parameter initialisation: torch (default) or dmclrs (Haiku's, as dm-clrs's models)")
+                   help="parameter initialisation: dmclrs (Haiku's, as dm-clrs's models; quick profile's default) "
+                        "or torch (PyTorch's; paper profile's default)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--hidden", type=int, default=None)

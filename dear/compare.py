@@ -32,7 +32,7 @@ from typing import Any, Sequence
 from dear.config import TrainConfig, replace
 from dear.evaluate import evaluate_run
 from dear.io import atomic_write_text
-from dear.training import is_complete, train
+from dear.training import RunError, config_mismatch, is_complete, train
 
 #: A job: (algorithm, model, seed).
 Job = tuple[str, str, int]
@@ -79,6 +79,21 @@ def _results(path: Path, tol: float | None, sizes: Sequence[int] | None, device:
 def jobs_of(algorithms: Sequence[str], models: Sequence[str], seeds: int) -> list[Job]:
     """Every (algorithm, model, seed) run of a comparison, in table order."""
     return [(a, m, s) for a in algorithms for m in models for s in range(seeds)]
+
+
+def check_reusable(base: TrainConfig, jobs: Sequence[Job], out: Path) -> None:
+    """Refuse, before anything runs, an ``out`` whose existing runs were trained with other
+    settings: reusing them would put another configuration's numbers in this table."""
+    bad = []
+    for algo, model, seed in jobs:
+        d = run_dir(out, algo, model, seed)
+        diff = config_mismatch(replace(base, algorithm=algo, model=model, seed=seed), d)
+        if diff:
+            bad.append(f"{d} ({', '.join(diff)})")
+    if bad:
+        shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise RunError(f"{len(bad)} run(s) under {out} were trained with other settings: {shown}. "
+                       "Use another --out directory, or the settings those runs were trained with.")
 
 
 def job_done(out: Path, job: Job, sizes: Sequence[int] | None, tol_sweep: Sequence[float]) -> bool:
@@ -203,6 +218,7 @@ def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str],
 
     out = Path(out)
     jobs = jobs_of(algorithms, models, seeds)
+    check_reusable(base, jobs, out)
     if launched_by_torchrun():
         if workers > 1:
             raise ValueError("--workers and torchrun both start processes; use one of them")

@@ -104,17 +104,24 @@ def rank_seed(seed: int, rank: int, step: int) -> int:
     return (int(seed) * 1_000_003 + 7_919 * int(rank) + int(step)) % (2**63 - 1)
 
 
+def config_mismatch(cfg: TrainConfig, run_dir: Path) -> list[str]:
+    """The config fields in which ``run_dir``'s saved run differs from ``cfg`` (empty when it
+    holds no run yet or the same one). Configs saved before a field existed read as its default."""
+    cfg_path = Path(run_dir) / "config.json"
+    if not cfg_path.exists():
+        return []
+    saved = TrainConfig.load(cfg_path).to_dict()
+    return sorted(k for k, v in cfg.to_dict().items() if saved.get(k) != v)
+
+
 def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
     """Refuse a run directory holding another config; write ours if it holds none."""
-    cfg_path = run_dir / "config.json"
-    if cfg_path.exists():
-        saved = TrainConfig.load(cfg_path)
-        if saved.to_dict() != cfg.to_dict():
-            diff = sorted(k for k, v in cfg.to_dict().items() if saved.to_dict().get(k) != v)
-            raise RunError(f"{run_dir} holds a run with a different config ({', '.join(diff)}); "
-                           "use another --out directory or the same settings to resume")
-    else:
-        cfg.save(cfg_path)
+    diff = config_mismatch(cfg, run_dir)
+    if diff:
+        raise RunError(f"{run_dir} holds a run with a different config ({', '.join(diff)}); "
+                       "use another --out directory or the same settings to resume")
+    if not (run_dir / "config.json").exists():
+        cfg.save(run_dir / "config.json")
 
 
 def alignment_teacher_dir(cfg: TrainConfig) -> Path | None:

@@ -270,8 +270,11 @@ def test_compare_jobs_take_locks_skip_done_runs_and_resume(tmp_path):
     from filelock import FileLock
 
     from dear.compare import compare, job_done, jobs_of, run_jobs
+    from dear.config import replace
+    from dear.training import RunError
 
     base = tiny("nar", steps=2, eval_every=2, num_train=8)
+    assert base.init == "dmclrs"  # the quick profile's
     out = tmp_path / "cmp"
     jobs = jobs_of(["minimum"], ["nar"], 2)
     # Two workers' passes (in-process here): the first takes both runs, the second finds
@@ -288,6 +291,13 @@ def test_compare_jobs_take_locks_skip_done_runs_and_resume(tmp_path):
     res = compare(base, ["minimum"], ["nar"], 2, out, sizes=[6], progress=False, workers=2)
     assert res["table"]["minimum"]["nar"]["6"]["score"]["n"] == 2
     assert (out / "compare.json").exists()
+    # Finished runs trained with other settings are refused, not silently tabulated.
+    (out / "compare.json").unlink()
+    with pytest.raises(RunError, match=r"2 run\(s\).*other settings.*seed0 \(init\)"):
+        compare(replace(base, init="torch"), ["minimum"], ["nar"], 2, out, sizes=[6], progress=False)
+    with pytest.raises(RunError, match=r"steps"):
+        compare(replace(base, steps=3), ["minimum"], ["nar"], 1, out, sizes=[6], progress=False, workers=2)
+    assert not (out / "compare.json").exists()
 
 
 def test_compare_workers_train_in_separate_processes(tmp_path, capfd):
