@@ -104,6 +104,15 @@ def test_docs_describe_every_schema_field():
     assert f"`{entry_filename(example)}`" in doc  # the file name the docs show is the real one
 
 
+def test_default_variant_names_the_init_only_when_it_is_not_torch():
+    from dear.leaderboard.convert import default_clrs_variant
+
+    cfg = {"processor": "mpnn", "hidden": 128, "model": "dear", "solver": "anderson", "tol": 0.1, "profile": "quick"}
+    assert default_clrs_variant(cfg) == "mpnn h128, anderson tol 0.1, quick profile"  # saved before `init`
+    assert default_clrs_variant({**cfg, "init": "torch"}) == "mpnn h128, anderson tol 0.1, quick profile"
+    assert default_clrs_variant({**cfg, "init": "dmclrs", "model": "nar"}) == "mpnn h128, dmclrs init, quick profile"
+
+
 # --------------------------------------------------------------------------- round trip
 
 

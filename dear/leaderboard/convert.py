@@ -88,6 +88,8 @@ def default_clrs_variant(cfg: Mapping[str, Any]) -> str:
         parts.append(f"{_nice(cfg['solver'])} tol {cfg['tol']:g}")
     if cfg.get("edge_policy", "adjacency") != "adjacency":
         parts.append(f"{cfg['edge_policy']} edges")
+    if cfg.get("init", "torch") != "torch":  # configs saved before the field existed mean torch
+        parts.append(f"{cfg['init']} init")
     parts.append(f"{cfg['profile']} profile")
     return ", ".join(parts)
 
