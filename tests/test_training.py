@@ -74,13 +74,16 @@ def test_init_reaches_the_model_and_old_configs_mean_torch(tmp_path):
     cfg = tiny(init="dmclrs")
     torch.manual_seed(0)
     model = build(cfg, load_data(cfg, "train").spec)
-    assert float(model.processor.lin_src.bias.abs().max()) == 0.0  # Haiku: zero biases
-    train(tiny(steps=2), tmp_path, progress=False)
+    assert float(model.processor.lin_src.bias.detach().abs().max()) == 0.0  # Haiku: zero biases
+    assert tiny().init == "dmclrs" and profile_config("paper", algorithm="bfs").init == "torch"
+    train(tiny(steps=2, init="torch"), tmp_path, progress=False)
     saved = json.loads((tmp_path / "config.json").read_text())
     del saved["init"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert TrainConfig.load(tmp_path / "config.json").init == "torch"
-    train(tiny(steps=2), tmp_path, progress=False)  # same config: accepted, no mismatch
+    train(tiny(steps=2, init="torch"), tmp_path, progress=False)  # same config: accepted, no mismatch
+    with pytest.raises(RunError, match=r"different config \(init\)"):  # the quick profile's init is not
+        train(tiny(steps=2), tmp_path, progress=False)
 
 
 def test_evaluate_writes_the_documented_schema(tmp_path):
