@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from dear.config import BACKWARDS, MODELS, PROCESSORS, PROFILES
+from dear.config import BACKWARDS, INITS, MODELS, PROCESSORS, PROFILES
 
 
 def _csv(kind):
@@ -29,7 +29,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", choices=PROFILES,
                    help="quick: one algorithm in minutes on a CPU; paper: the DEAR paper's settings (for a GPU)")
     p.add_argument("--processor", default=None, choices=PROCESSORS)
-    p.add_argument("--init", default=None, choices=("torch", "dmclrs"),
+    p.add_argument("--init", default=None, choices=INITS,
                    help="parameter initialisation: dmclrs (Haiku's, as dm-clrs's models; quick profile's default) "
                         "or torch (PyTorch's; paper profile's default)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps")

@@ -15,6 +15,8 @@ from typing import Any, Mapping
 MODELS = ("dear", "nar", "nar-hints", "nar-lt")
 PROCESSORS = ("mpnn", "triplet_gmpnn", "gatv2")
 BACKWARDS = ("phantom", "ift", "unroll")
+# parameter initialisation schemes (dear.reasoners.init implements them)
+INITS = ("torch", "dmclrs")
 PROFILES = ("quick", "paper")
 
 
@@ -79,8 +81,6 @@ class TrainConfig:
         _choice("processor", self.processor, PROCESSORS)
         _choice("backward", self.backward, BACKWARDS)
         _choice("edge_policy", self.edge_policy, ("adjacency", "complete"))
-        from dear.reasoners.init import INITS  # noqa: PLC0415
-
         _choice("init", self.init, INITS)
         if "init" in self.extra:
             raise ConfigError("set the initialisation with the config's `init` field (--init), not extra")

@@ -18,9 +18,9 @@ import math
 
 from torch import nn
 
-__all__ = ["INITS", "init_parameters_"]
+from dear.config import INITS  # the names live with the other config choices
 
-INITS = ("torch", "dmclrs")
+__all__ = ["INITS", "init_parameters_"]
 
 
 def _trunc_normal_(weight, std: float) -> None:
