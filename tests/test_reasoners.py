@@ -97,6 +97,29 @@ def test_processors_shape_and_graph_independence(name, split):
     assert not torch.allclose(out[~keep], out2[~keep])
 
 
+def test_max_aggregation_matches_pyg():
+    """GatedMPNN's own max aggregation (reduce into -inf) gives PyG's ``aggr="max"`` values and
+    gradients, including tied messages (gradient split between them) and a node without
+    incoming messages (0, as PyG)."""
+    from torch_geometric.utils import scatter
+
+    proc = get_processor("mpnn", 8)
+    torch.manual_seed(0)
+    index = torch.tensor([0, 0, 1, 1, 1, 3, 3, 5])
+    x = torch.randn(8, 8)
+    x[1] = x[0]  # a full tie at node 0
+    x[4, :3] = x[2, :3]  # partial tie at node 1
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    g = torch.randn(7, 8)
+    ya = scatter(a, index, 0, dim_size=7, reduce="max")
+    yb = proc.aggregate(b, index, dim_size=7)
+    (ya * g).sum().backward()
+    (yb * g).sum().backward()
+    assert torch.equal(ya, yb) and torch.equal(yb[2], torch.zeros(8)) and torch.equal(yb[6], torch.zeros(8))
+    assert torch.allclose(a.grad, b.grad)
+    assert torch.allclose(b.grad[0], 0.5 * g[0]) and torch.allclose(b.grad[1], 0.5 * g[0])
+
+
 def test_triplet_latents_routing(split):
     """dm-clrs's Triplet-GMPNN (default ``latents="decoders"``): the node update ignores the
     triplet weights, which reach the pointer decoders instead; ``"messages"`` is the reverse."""
@@ -497,3 +520,39 @@ def test_short_training_learns_minimum(name, steps, split):
     before, after, _ = _train_minimum(name, steps, split)
     assert after >= 0.8, (before, after)
     assert after > before + 0.5
+
+
+@pytest.mark.parametrize("name,processor,options", [
+    ("nar", "mpnn", {}), ("nar-lt", "triplet_gmpnn", {}),
+    ("dear", "mpnn", {"backward": "phantom"}), ("dear", "triplet_gmpnn", {"backward": "ift"}),
+])
+def test_edge_projection_once_per_forward(name, processor, options, split, monkeypatch):
+    """Models whose encoding is fixed over steps project the encoded edges once per forward
+    (``edge_projection``) instead of once per step: same outputs and same gradients as the
+    per-step path, and ``lin_edge`` really runs once."""
+    torch.manual_seed(0)
+    ds = split("bfs", num_samples=4, sizes=(5, 7))
+    model = build_model(name, ds.spec, hidden=8, processor=processor, **options).train()
+    b = _batch(ds)
+    calls = []
+    handle = model.processor.lin_edge.register_forward_hook(lambda *a: calls.append(1))
+
+    def run():
+        torch.manual_seed(1)
+        out, _ = model(b)
+        loss = model.loss(b, out)
+        model.zero_grad()
+        loss.backward()
+        return out["output_pi"].detach(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    out_once, grads_once = run()
+    once = len(calls)
+    calls.clear()
+    monkeypatch.setattr(model, "edge_projection", lambda enc: None)
+    out_each, grads_each = run()
+    handle.remove()
+    assert once == 1 and len(calls) > 2, (once, len(calls))
+    assert torch.allclose(out_once, out_each, atol=1e-5)
+    assert grads_once.keys() == grads_each.keys() and "processor.lin_edge.weight" in grads_once
+    for k in grads_once:
+        assert torch.allclose(grads_once[k], grads_each[k], atol=1e-5, rtol=1e-4), k

@@ -80,9 +80,10 @@ def dear_problems(model: nn.Module, batch: Any, cfg: SolverTrainConfig | None = 
             enc = model.encode(data, layout)
             node, edge, graph = enc.node, enc.edge, enc.graph
             ei, bvec, ng = layout.edge_index, layout.batch, layout.num_graphs
+            proj = model.edge_projection(enc)  # the model is frozen: a constant of every fit step
 
             def f(z: Tensor) -> Tensor:
-                return model._f(z, node, ei, edge, graph, bvec)
+                return model._f(z, node, ei, edge, graph, bvec, proj)
 
             z0 = model.initial_state(layout)
             z_star, ok = exact_fixed_point(f, z0, bvec, ng, tol=cfg.fp_tol, max_iter=cfg.fp_max_iter,

@@ -56,7 +56,8 @@ class GatedMPNN(MessagePassing):
         - **input:** ``h`` :math:`(N, H)`, ``x_enc`` :math:`(N, F_x)`, ``edge_index``
           :math:`(2, E)` (self loops expected: max aggregation gives 0 to nodes with no
           incoming edge), ``edge_attr`` :math:`(E, F_e)`, ``graph_attr`` :math:`(B, F_g)`,
-          ``batch`` :math:`(N)`, optional ``edge_extra`` :math:`(E, H)`.
+          ``batch`` :math:`(N)`, optional ``edge_extra`` :math:`(E, H)`, optional
+          ``edge_proj`` :math:`(E, H)` (:meth:`project_edges` of ``edge_attr``, computed once).
         - **output:** :math:`(N, H)`.
     """
 
@@ -106,6 +107,17 @@ class GatedMPNN(MessagePassing):
         if self.gated:
             nn.init.constant_(self.gate_out.bias, self.gate_bias)
 
+    def project_edges(self, edge_attr: Tensor) -> Tensor:
+        r""":math:`W_e e_{ij}`, the part of every message that does not depend on the state.
+
+        A model that runs many steps on the same encoded edges (``nar``, ``nar-lt``, ``dear``)
+        computes it once per forward and passes it to :meth:`forward` as ``edge_proj``: that
+        removes one of the three ``(E, H) x (H, H)`` products of a step (and two of the
+        backward's), which dominate a step on dense graphs. Compute it in the grad mode the
+        steps will use it in, so its gradient reaches ``lin_edge`` and the encoder.
+        """
+        return self.lin_edge(edge_attr)
+
     def forward(
         self,
         h: Tensor,
@@ -115,12 +127,13 @@ class GatedMPNN(MessagePassing):
         graph_attr: Tensor,
         batch: Tensor,
         edge_extra: Tensor | None = None,
+        edge_proj: Tensor | None = None,
     ) -> Tensor:
         z = torch.cat([x_enc, h], dim=-1)
         # Node-level projections first (N rows instead of E): W_s z_i, W_t z_j + W_g g.
         src = self.lin_src(z)
         dst = self.lin_dst(z) + self.lin_graph(graph_attr).index_select(0, batch)
-        e = self.lin_edge(edge_attr)
+        e = self.lin_edge(edge_attr) if edge_proj is None else edge_proj
         if edge_extra is not None:
             e = e + edge_extra
         m = self.propagate(edge_index, src=src, dst=dst, e=e, size=(z.shape[0], z.shape[0]))
@@ -140,6 +153,22 @@ class GatedMPNN(MessagePassing):
         for layer in self.msg_mlp:
             t = layer(t) if isinstance(layer, nn.Linear) else t.relu_()
         return t
+
+    def aggregate(self, inputs: Tensor, index: Tensor, ptr: Tensor | None = None,
+                  dim_size: int | None = None) -> Tensor:
+        """Max over each node's incoming messages (0 for a node with none).
+
+        Same values and gradients as PyG's ``aggr="max"``, which scatters into zeros with
+        ``include_self=False``: that form's backward re-scatters a zero fill over the whole
+        ``(E, H)`` index and took ~2/3 of the aggregation's time (13.7 ms vs 5.5 ms forward +
+        backward at E = 5754, H = 128, one CPU thread). Reducing into ``-inf`` with
+        ``include_self=True`` gives the same maxima, and ``-inf`` never ties with a message, so
+        gradients split between tied messages exactly as before.
+        """
+        size = dim_size if dim_size is not None else (int(index.max()) + 1 if index.numel() else 0)
+        out = inputs.new_full((size, inputs.shape[1]), float("-inf"))
+        out = out.scatter_reduce(0, index.view(-1, 1).expand_as(inputs), inputs, "amax", include_self=True)
+        return torch.where(torch.isneginf(out), torch.zeros((), dtype=out.dtype, device=out.device), out)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(hidden={self.hidden}, gated={self.gated})"

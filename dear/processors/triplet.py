@@ -130,11 +130,13 @@ class TripletGMPNN(GatedMPNN):
         graph_attr: Tensor,
         batch: Tensor,
         edge_extra: Tensor | None = None,
+        edge_proj: Tensor | None = None,
     ) -> Tensor:
         if self.latents == "messages":
             tau = self.edge_latents(h, x_enc, edge_index, edge_attr, graph_attr, batch)
             edge_extra = tau if edge_extra is None else tau + edge_extra
-        return super().forward(h, x_enc, edge_index, edge_attr, graph_attr, batch, edge_extra=edge_extra)
+        return super().forward(h, x_enc, edge_index, edge_attr, graph_attr, batch, edge_extra=edge_extra,
+                               edge_proj=edge_proj)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(hidden={self.hidden}, triplet_dim={self.triplet_dim}, latents={self.latents!r})"

@@ -159,9 +159,21 @@ class Reasoner(nn.Module):
         dense = self.input_encoder.dense_inputs(data, layout, self.dtype)
         return self.input_encoder(dense, layout, with_pairs=self.needs_pairs)
 
-    def step(self, h: Tensor, enc: Encoding, layout: BatchLayout) -> Tensor:
-        """One processor step ``h -> P(h; enc)``."""
-        return self.processor(h, enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch)
+    def edge_projection(self, enc: Encoding) -> Tensor | None:
+        """The processor's state-independent edge term for ``enc`` (``None`` when it has none).
+
+        Models whose encoding is the same at every step compute it once per forward and pass
+        it to :meth:`step`; the result is the same as without it, one ``(E, H) x (H, H)``
+        product per step cheaper (see :meth:`GatedMPNN.project_edges`)."""
+        project = getattr(self.processor, "project_edges", None)
+        return None if project is None else project(enc.edge)
+
+    def step(self, h: Tensor, enc: Encoding, layout: BatchLayout, edge_proj: Tensor | None = None) -> Tensor:
+        """One processor step ``h -> P(h; enc)``; ``edge_proj`` is :meth:`edge_projection` of
+        the same ``enc`` when the caller computed it once for many steps."""
+        if edge_proj is None:
+            return self.processor(h, enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch)
+        return self.processor(h, enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch, edge_proj=edge_proj)
 
     def latents(self, h_in: Tensor, enc: Encoding, layout: BatchLayout) -> Tensor | None:
         """The processor's decoder edge latents ``[E, H]`` from the state ``h_in`` a step read
@@ -249,12 +261,13 @@ class NAR(Reasoner):
         steps = self.num_steps(batch, layout)
         total = int(steps.max()) if layout.num_graphs else 0
         h = h_in = self.initial_state(layout)
+        proj = self.edge_projection(enc) if total else None
         states: list[Tensor] = []
         for s in range(total):
             active = (steps > s).index_select(0, layout.batch).unsqueeze(-1)
             if self.edge_latents:
                 h_in = torch.where(active, h, h_in)
-            h = torch.where(active, self.step(h, enc, layout), h)
+            h = torch.where(active, self.step(h, enc, layout, proj), h)
             if record:
                 states.append(h)
         return h, h_in, steps, states
@@ -430,6 +443,7 @@ class NARLearntTermination(NAR):
         layout = BatchLayout(batch)
         enc = self.encode(batch, layout)
         h = self.initial_state(layout)
+        proj = self.edge_projection(enc)
         if self.training:
             steps = _true_steps(batch, layout)
             total = int(steps.max()) if layout.num_graphs else 0
@@ -439,7 +453,7 @@ class NARLearntTermination(NAR):
                 active = (steps > s).index_select(0, layout.batch).unsqueeze(-1)
                 if self.edge_latents:
                     h_in = torch.where(active, h, h_in)
-                h = torch.where(active, self.step(h, enc, layout), h)
+                h = torch.where(active, self.step(h, enc, layout, proj), h)
                 logits.append(self.termination_logits(h, enc, layout))
             outputs = self.decode(h, enc, layout, h_in)
             outputs["aux_termination_logits"] = torch.stack(logits, dim=1)  # [B, S]
@@ -453,7 +467,7 @@ class NARLearntTermination(NAR):
             active = active_g.index_select(0, layout.batch).unsqueeze(-1)
             if self.edge_latents:
                 h_in = torch.where(active, h, h_in)
-            h = torch.where(active, self.step(h, enc, layout), h)
+            h = torch.where(active, self.step(h, enc, layout, proj), h)
             nfe += 1
             taken += active_g.long()
             stop = torch.sigmoid(self.termination_logits(h, enc, layout)) > self.threshold
@@ -573,8 +587,11 @@ class DEAR(Reasoner):
         )
 
     def _f(self, h: Tensor, x: Tensor, edge_index: Tensor, edge_attr: Tensor, graph_attr: Tensor,
-           batch: Tensor) -> Tensor:
-        out = self.processor(h, x, edge_index, edge_attr, graph_attr, batch)
+           batch: Tensor, edge_proj: Tensor | None = None) -> Tensor:
+        if edge_proj is None:
+            out = self.processor(h, x, edge_index, edge_attr, graph_attr, batch)
+        else:
+            out = self.processor(h, x, edge_index, edge_attr, graph_attr, batch, edge_proj=edge_proj)
         if self.training and self.noise > 0.0:
             out = out + self.noise * torch.randn_like(out)
         return out
@@ -614,9 +631,12 @@ class DEAR(Reasoner):
             h0 = solver.initial_state().to(h0.dtype)
         aligning = self._aligning()
         self.equilibrium.record_trajectory = aligning
+        # Computed here, in the forward's grad mode: the solve runs without grad, the
+        # backward's steps with it, and both must use (and differentiate) the same term.
+        proj = self.edge_projection(enc)
         try:
             h = self.equilibrium(h0, enc.node, layout.edge_index, enc.edge, enc.graph,
-                                 layout.batch, batch=layout.batch, num_graphs=layout.num_graphs)
+                                 layout.batch, proj, batch=layout.batch, num_graphs=layout.num_graphs)
         finally:
             self.equilibrium.record_trajectory = False
             if solver is not None:
@@ -633,7 +653,8 @@ class DEAR(Reasoner):
             # gradients, like the phantom backward); rows of finished graphs repeat their last
             # iterate and are masked by the per-graph lengths.
             outputs["aux_align_states"] = torch.stack(
-                [self._f(x, enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch) for x in fwd.trajectory])
+                [self._f(x, enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch, proj)
+                 for x in fwd.trajectory])
             outputs["aux_align_lengths"] = fwd.iterations
             fwd.trajectory = None
         stats = {"iterations": fwd.iterations, "nfe": fwd.nfe, "extra_nfe": st.extra_nfe,
