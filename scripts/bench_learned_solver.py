@@ -26,12 +26,14 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from dear.io import atomic_write_text, hardware, versions
+from dear.learned.training import SolverTrainConfig
 from dear.nodecls.train import NodeClsConfig, run
 from dear.pareto import equal_accuracy_speedups, nodecls_pareto, plot_curves, seed_mean_point
 
@@ -113,6 +115,8 @@ def dataset_summary(dataset: str, runs: dict, pareto: dict) -> dict:
             "target_5pct_met": all(r["fraction_of_model_training"] <= 0.05 for r in learned_recs),
         },
         "fallback_rate_inference": [r["inference"]["fallback_rate"] for r in learned_recs],
+        # the alternating schedule the learned-solver runs used (defaults filled in)
+        "solver_training_schedule": asdict(SolverTrainConfig.from_dict(runs["learned"]["config"]["solver_training"])),
     }
 
 
@@ -158,7 +162,7 @@ def dear_run(algo: str, out: Path, steps: int, hidden: int, num_train: int, solv
     from dear.evaluate import evaluate_run  # noqa: PLC0415
     from dear.io import atomic_torch_save  # noqa: PLC0415
     from dear.learned.problems import dear_problems  # noqa: PLC0415
-    from dear.learned.training import SolverTrainConfig, SolverTrainer  # noqa: PLC0415
+    from dear.learned.training import SolverTrainer  # noqa: PLC0415
     from dear.training import batch_indices, build, is_complete, load_data, train  # noqa: PLC0415
     import clrs_tasks as ct  # noqa: PLC0415
 
