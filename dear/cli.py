@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from dear.runtime import tune_allocator  # noqa: PLC0415
+
+    tune_allocator()  # large CPU tensors: reuse freed blocks (dear/runtime.py; DEAR_MALLOC_TUNING=0 opts out)
     if args.version:
         from dear import __version__  # noqa: PLC0415
 

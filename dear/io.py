@@ -13,6 +13,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from dear.runtime import allocator_tuned
+
 
 def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> None:
     path = Path(path)
@@ -71,7 +73,8 @@ def git_commit() -> str | None:
 
 def hardware(device: torch.device | None = None) -> dict[str, Any]:
     info: dict[str, Any] = {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-                            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+                            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                            "allocator_tuned": allocator_tuned()}
     if device is not None and device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     info["device"] = str(device) if device is not None else "cpu"

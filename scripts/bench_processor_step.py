@@ -1,0 +1,144 @@
+"""What the processor-step optimisations of GatedMPNN buy, measured (GitHub issue 4).
+
+Two changes make a step cheaper without changing its result (both tested in
+``tests/test_reasoners.py``):
+
+* **edge projection once per forward**: ``W_e e_ij`` does not depend on the state, so models
+  whose encoding is fixed over steps (``nar``, ``nar-lt``, ``dear``) compute it once
+  (:meth:`dear.reasoners.models.Reasoner.edge_projection`) instead of at every step;
+* **max aggregation into -inf**: :meth:`dear.processors.GatedMPNN.aggregate` instead of PyG's
+  ``aggr="max"`` (whose ``include_self=False`` backward re-scatters a zero fill over ``E x H``).
+
+For each (algorithm, model) this times a training step (forward, loss, backward, Adam; batch
+``--batch-size`` of the dear protocol's train split at n=16, hidden 128, the quick profile's
+init) and an inference forward (test split, n=64, no grad) in three variants, interleaved
+round by round so that load changes on a shared machine hit all alike:
+
+* ``before``: per-step projection and PyG's aggregation (the code before the change);
+* ``projection``: projection once, PyG's aggregation;
+* ``after``: both (what the package does).
+
+It reports per-variant medians and the speed-up of ``after`` over ``before``, and writes them
+to ``leaderboards/runs/bench/processor_step.json``. The allocator setting of
+:mod:`dear.runtime` is on as in the ``dear`` CLI; run once more with ``DEAR_MALLOC_TUNING=0``
+(and another ``--out``) to measure what it adds::
+
+    OMP_NUM_THREADS=1 python scripts/bench_processor_step.py
+    DEAR_MALLOC_TUNING=0 OMP_NUM_THREADS=1 python scripts/bench_processor_step.py \
+        --out leaderboards/runs/bench/processor_step_glibc_default.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch_geometric.nn import MessagePassing
+
+import clrs_tasks as ct
+from dear.config import profile_config
+from dear.io import atomic_write_text, hardware, versions
+from dear.processors import GatedMPNN
+from dear.runtime import tune_allocator
+from dear.training import build, load_data, model_loss
+
+VARIANTS = ("before", "projection", "after")
+
+
+@contextmanager
+def variant(model: torch.nn.Module, name: str) -> Iterator[None]:
+    """Run the block with the code path of ``name`` (see the module docstring)."""
+    saved_aggregate = GatedMPNN.aggregate
+    if name == "before":
+        model.edge_projection = lambda enc: None  # type: ignore[method-assign]
+    if name in ("before", "projection"):
+        GatedMPNN.aggregate = MessagePassing.aggregate  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        GatedMPNN.aggregate = saved_aggregate  # type: ignore[method-assign]
+        model.__dict__.pop("edge_projection", None)
+
+
+def measure(algorithm: str, model_name: str, batch_size: int, rounds: int, reps: int) -> dict[str, Any]:
+    cfg = profile_config("quick", algorithm=algorithm, model=model_name, batch_size=batch_size)
+    train = load_data(cfg, "train", num_samples=batch_size)
+    test = load_data(cfg, "test", num_samples=batch_size)
+    b_train = ct.collate([train[i] for i in range(len(train))])
+    b_test = ct.collate([test[i] for i in range(len(test))])
+    torch.manual_seed(0)
+    model = build(cfg, train.spec)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    def train_step() -> None:
+        model.train()
+        loss, _ = model_loss(model, b_train)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+
+    def infer() -> None:
+        model.eval()
+        with torch.no_grad():
+            model(b_test)
+
+    times: dict[str, dict[str, list[float]]] = {v: {"train_step": [], "inference": []} for v in VARIANTS}
+    for r in range(rounds + 1):  # round 0 warms every path up and is not kept
+        for v in VARIANTS:
+            with variant(model, v):
+                for key, fn in (("train_step", train_step), ("inference", infer)):
+                    t = time.perf_counter()
+                    for _ in range(reps):
+                        fn()
+                    if r:
+                        times[v][key].append((time.perf_counter() - t) / reps)
+    med = {v: {k: statistics.median(x) for k, x in d.items()} for v, d in times.items()}
+    return {
+        "algorithm": algorithm, "model": model_name, "batch_size": batch_size,
+        "edges_train_batch": int(b_train.edge_index.shape[1]), "edges_test_batch": int(b_test.edge_index.shape[1]),
+        "seconds_median": med,
+        "speedup_after_vs_before": {k: med["before"][k] / med["after"][k] for k in ("train_step", "inference")},
+        "rounds": rounds, "reps_per_round": reps,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", nargs="+", default=["dfs:nar", "floyd_warshall:nar", "bellman_ford:dear",
+                                                   "insertion_sort:dear"], metavar="ALGO:MODEL")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--out", default="leaderboards/runs/bench/processor_step.json")
+    args = ap.parse_args(argv)
+    tune_allocator()  # as the dear CLI does; DEAR_MALLOC_TUNING=0 measures glibc's default
+    rows = []
+    for case in args.cases:
+        algo, _, model_name = case.partition(":")
+        if not model_name:
+            ap.error(f"--cases entries are ALGO:MODEL, got {case!r}")
+        r = measure(algo, model_name, args.batch_size, args.rounds, args.reps)
+        rows.append(r)
+        s, m = r["speedup_after_vs_before"], r["seconds_median"]
+        print(f"{algo:>16} {model_name:<5} train step {m['before']['train_step']:.3f} -> {m['after']['train_step']:.3f} s "
+              f"({s['train_step']:.2f}x), inference {m['before']['inference']:.3f} -> {m['after']['inference']:.3f} s "
+              f"({s['inference']:.2f}x)", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps({"cases": rows, "command": " ".join(sys.argv), "threads": torch.get_num_threads(),
+                                       "versions": versions(), "hardware": hardware(torch.device("cpu"))},
+                                      indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
