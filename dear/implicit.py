@@ -234,12 +234,27 @@ class Equilibrium(nn.Module):
         *args: Any,
         batch: Tensor | None = None,
         num_graphs: int | None = None,
+        subset_args: Callable[[Tensor], tuple[Any, ...]] | None = None,
         **kwargs: Any,
     ) -> Tensor:
+        """``z*`` with ``f(z*, *args, **kwargs) = z*`` per graph (see the class docstring).
+
+        ``subset_args(graph_ids)`` (optional) returns ``args`` restricted to the given graphs
+        (ascending original ids; rows, edges and graph rows of those graphs only, renumbered as
+        their own batch); ``kwargs`` are passed unchanged to every call. With it the forward
+        solve drops graphs as they finish (``restrict`` of :func:`dear.solvers.solve`): same
+        result, cost proportional to each graph's own iterations.
+        """
         batch, num_graphs = prepare_batch(batch, z0.shape[0], z0.device, num_graphs)
 
         def step(z: Tensor) -> Tensor:
             return self.f(z, *args, **kwargs)
+
+        restrict = None
+        if subset_args is not None:
+            def restrict(graph_ids: Tensor) -> Callable[[Tensor], Tensor]:
+                sub = subset_args(graph_ids)
+                return lambda z: self.f(z, *sub, **kwargs)
 
         if self.backward == "unroll":
             return self._unroll(step, z0, batch, num_graphs)
@@ -250,6 +265,7 @@ class Equilibrium(nn.Module):
             tol=self.tol, max_iter=max_iter, stop_mode=self.stop_mode, first_hit=self.first_hit,
             num_graphs=num_graphs, check_every=self.check_every,
             raise_on_failure=self.raise_on_failure, return_trajectory=self.record_trajectory,
+            restrict=restrict,
         )
         stats = EquilibriumStats(mode=self.backward, forward=result)
         self.last_stats = stats

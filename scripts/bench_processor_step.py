@@ -11,7 +11,8 @@ Two changes make a step cheaper without changing its result (both tested in
 
 For each (algorithm, model) this times a training step (forward, loss, backward, Adam; batch
 ``--batch-size`` of the dear protocol's train split at n=16, hidden 128, the quick profile's
-init) and an inference forward (test split, n=64, no grad) in three variants, interleaved
+init) and an inference forward (``--infer-batch`` graphs of the test split, n=64, no grad) in
+three variants, interleaved
 round by round so that load changes on a shared machine hit all alike:
 
 * ``before``: per-step projection and PyG's aggregation (the code before the change);
@@ -67,10 +68,11 @@ def variant(model: torch.nn.Module, name: str) -> Iterator[None]:
         model.__dict__.pop("edge_projection", None)
 
 
-def measure(algorithm: str, model_name: str, batch_size: int, rounds: int, reps: int) -> dict[str, Any]:
+def measure(algorithm: str, model_name: str, batch_size: int, infer_batch: int, rounds: int,
+            reps: int) -> dict[str, Any]:
     cfg = profile_config("quick", algorithm=algorithm, model=model_name, batch_size=batch_size)
     train = load_data(cfg, "train", num_samples=batch_size)
-    test = load_data(cfg, "test", num_samples=batch_size)
+    test = load_data(cfg, "test", num_samples=infer_batch)
     b_train = ct.collate([train[i] for i in range(len(train))])
     b_test = ct.collate([test[i] for i in range(len(test))])
     torch.manual_seed(0)
@@ -102,7 +104,7 @@ def measure(algorithm: str, model_name: str, batch_size: int, rounds: int, reps:
                         times[v][key].append((time.perf_counter() - t) / reps)
     med = {v: {k: statistics.median(x) for k, x in d.items()} for v, d in times.items()}
     return {
-        "algorithm": algorithm, "model": model_name, "batch_size": batch_size,
+        "algorithm": algorithm, "model": model_name, "batch_size": batch_size, "inference_batch": infer_batch,
         "edges_train_batch": int(b_train.edge_index.shape[1]), "edges_test_batch": int(b_test.edge_index.shape[1]),
         "seconds_median": med,
         "speedup_after_vs_before": {k: med["before"][k] / med["after"][k] for k in ("train_step", "inference")},
@@ -113,10 +115,11 @@ def measure(algorithm: str, model_name: str, batch_size: int, rounds: int, reps:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", nargs="+", default=["dfs:nar", "floyd_warshall:nar", "bellman_ford:dear",
-                                                   "insertion_sort:dear"], metavar="ALGO:MODEL")
-    ap.add_argument("--batch-size", type=int, default=32)
+                                                   "binary_search:dear"], metavar="ALGO:MODEL")
+    ap.add_argument("--batch-size", type=int, default=32, help="training batch (n=16)")
+    ap.add_argument("--infer-batch", type=int, default=8, help="inference batch (test split, n=64)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--out", default="leaderboards/runs/bench/processor_step.json")
     args = ap.parse_args(argv)
     tune_allocator()  # as the dear CLI does; DEAR_MALLOC_TUNING=0 measures glibc's default
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         algo, _, model_name = case.partition(":")
         if not model_name:
             ap.error(f"--cases entries are ALGO:MODEL, got {case!r}")
-        r = measure(algo, model_name, args.batch_size, args.rounds, args.reps)
+        r = measure(algo, model_name, args.batch_size, args.infer_batch, args.rounds, args.reps)
         rows.append(r)
         s, m = r["speedup_after_vs_before"], r["seconds_median"]
         print(f"{algo:>16} {model_name:<5} train step {m['before']['train_step']:.3f} -> {m['after']['train_step']:.3f} s "

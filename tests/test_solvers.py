@@ -355,3 +355,60 @@ def test_cuda_matches_cpu(method: str) -> None:
     assert gpu.z.is_cuda and gpu.converged.all()
     assert torch.allclose(gpu.z.cpu(), cpu.z, atol=1e-9)
     assert torch.equal(gpu.iterations.cpu(), cpu.iterations)
+
+
+def _restrictable_map(sizes: list[int], seed: int):
+    """A block map with per-graph contraction (graphs converge at very different speeds), the
+    rows each call evaluated, and ``restrict(graph_ids)``: the same map on those graphs only."""
+    gen = torch.Generator().manual_seed(seed)
+    blocks, biases = [], []
+    for g, n in enumerate(sizes):
+        k = n * HIDDEN
+        A = torch.randn(k, k, generator=gen, dtype=torch.float64)
+        blocks.append((0.3 + 0.65 * g / len(sizes)) * A / torch.linalg.matrix_norm(A, 2))
+        biases.append(torch.randn(k, generator=gen, dtype=torch.float64))
+    calls: list[int] = []
+
+    def make(ids: list[int]):
+        def f(z: torch.Tensor) -> torch.Tensor:
+            calls.append(z.shape[0])
+            out, off = [], 0
+            for g in ids:
+                k = sizes[g] * HIDDEN
+                out.append(blocks[g] @ z.reshape(-1)[off:off + k] + biases[g])
+                off += k
+            return torch.cat(out).view_as(z)
+        return f
+
+    return make(list(range(len(sizes)))), (lambda ids: make(ids.tolist())), calls
+
+
+@pytest.mark.parametrize("method", ["picard", "anderson"])
+@pytest.mark.parametrize("first_hit", [False, True])
+def test_compaction_drops_finished_graphs_without_changing_results(method: str, first_hit: bool) -> None:
+    """With ``restrict`` the loop stops evaluating graphs that are done: identical answers,
+    iterations, residuals and flags, and fewer rows evaluated."""
+    sizes = [3, 9, 1, 14, 6, 5, 7, 2]
+    f, restrict, calls = _restrictable_map(sizes, seed=4)
+    batch = _batch(sizes)
+    z0 = torch.zeros(sum(sizes), HIDDEN, dtype=torch.float64)
+    kw = dict(method=method, tol=1e-8, max_iter=200, first_hit=first_hit)
+    plain = solve(f, z0, batch, **kw)
+    rows_plain = sum(calls)
+    calls.clear()
+    packed = solve(f, z0, batch, restrict=restrict, **kw)
+    assert plain.converged.all() and len(set(plain.iterations.tolist())) > 3
+    assert torch.equal(plain.iterations, packed.iterations) and packed.nfe == plain.nfe
+    assert torch.equal(plain.converged, packed.converged) and torch.equal(plain.diverged, packed.diverged)
+    assert torch.allclose(plain.z, packed.z, rtol=0, atol=1e-12)
+    assert torch.allclose(plain.residual, packed.residual, rtol=1e-9, atol=0)
+    assert min(calls) < sum(sizes) and sum(calls) < rows_plain, (sum(calls), rows_plain)
+    # no compaction where the solver cannot slice its state, or a trace is recorded
+    calls.clear()
+    solve(f, z0, batch, method="broyden", tol=1e-8, max_iter=200, restrict=restrict)
+    assert min(calls) == sum(sizes)
+    calls.clear()
+    traced = solve(f, z0, batch, restrict=restrict, return_trace=True, **kw)
+    assert min(calls) == sum(sizes) and traced.trace.shape[1] == len(sizes)
+    with pytest.raises(ValueError, match="compact_below"):
+        solve(f, z0, batch, restrict=restrict, compact_below=0.0, **kw)

@@ -15,6 +15,7 @@ batch's device) so encoders, decoders and losses never loop over graphs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-__all__ = ["BatchLayout", "grouped_log_softmax", "grouped_softmax"]
+__all__ = ["BatchLayout", "GraphSubset", "grouped_log_softmax", "grouped_softmax"]
 
 
 def grouped_log_softmax(x: Tensor, index: Tensor, num_groups: int) -> Tensor:
@@ -42,6 +43,29 @@ def grouped_log_softmax(x: Tensor, index: Tensor, num_groups: int) -> Tensor:
 def grouped_softmax(x: Tensor, index: Tensor, num_groups: int) -> Tensor:
     """``softmax`` within groups (the exponential of :func:`grouped_log_softmax`)."""
     return grouped_log_softmax(x, index, num_groups).exp()
+
+
+@dataclass(frozen=True)
+class GraphSubset:
+    """Some graphs of a batch as a batch of their own (:meth:`BatchLayout.subset`).
+
+    Attributes:
+        graphs: ``[B']`` original ids of the kept graphs (ascending).
+        nodes: ``[N']`` original node rows of those graphs, in order.
+        edges: ``[E']`` original edge columns of those graphs, in order.
+        edge_index: ``[2, E']`` the kept edges in the subset's node numbering.
+        batch: ``[N']`` graph of each kept node in the subset's numbering.
+    """
+
+    graphs: Tensor
+    nodes: Tensor
+    edges: Tensor
+    edge_index: Tensor
+    batch: Tensor
+
+    @property
+    def num_graphs(self) -> int:
+        return int(self.graphs.numel())
 
 
 class BatchLayout:
@@ -82,6 +106,23 @@ class BatchLayout:
         self.edge_graph = batch.index_select(0, edge_index[0])
         self.pair_ptr = torch.cat([self.sizes.new_zeros(1), (self.sizes * self.sizes).cumsum(0)])
         self.num_pairs = int(self.pair_ptr[-1])
+
+    def subset(self, graphs: Tensor) -> GraphSubset:
+        """The graphs ``graphs`` (ascending original ids) as a batch of their own: used to
+        keep stepping only the graphs that are not done yet (unrolled models past a graph's
+        last step, solvers past its convergence)."""
+        keep = torch.zeros(self.num_graphs, dtype=torch.bool, device=self.device)
+        keep[graphs] = True
+        node_keep = keep.index_select(0, self.batch)
+        nodes = node_keep.nonzero().squeeze(1)
+        edges = keep.index_select(0, self.edge_graph).nonzero().squeeze(1)
+        node_new = torch.cumsum(node_keep, 0) - 1
+        graph_new = torch.cumsum(keep, 0) - 1
+        return GraphSubset(
+            graphs=graphs, nodes=nodes, edges=edges,
+            edge_index=node_new[self.edge_index.index_select(1, edges)],
+            batch=graph_new.index_select(0, self.batch.index_select(0, nodes)),
+        )
 
     # ------------------------------------------------------------------ pairs
     @cached_property

@@ -49,7 +49,7 @@ from dear.solvers.learned import LearnedSolver, build_learned_solver, is_learned
 from .decoders import ProbeDecoder
 from .encoders import Encoding, ProbeEncoder, dense_from_prediction
 from .alignment import alignment_loss
-from .layout import BatchLayout
+from .layout import BatchLayout, GraphSubset
 from .losses import MISSING_MODES, field_loss, reduce_loss, row_graph
 
 __all__ = ["DEAR", "GraphInputs", "NAR", "NARHints", "NARLearntTermination", "Reasoner", "resolve_spec"]
@@ -114,6 +114,13 @@ class Reasoner(nn.Module):
             not message-passing edges (see :mod:`.losses`). (default: ``"skip"``)
     """
 
+    #: Drop graphs that are done from the batch while stepping (NAR unrolls, DEAR's forward
+    #: solve) once at most ``compact_below`` of the graphs being stepped still run: the same
+    #: results, with work proportional to each graph's own steps. Off: every step runs on the
+    #: whole batch, finished graphs masked (the DEAR paper's code).
+    compact: bool = True
+    compact_below: float = 0.5
+
     def __init__(
         self,
         spec: Any,
@@ -171,9 +178,24 @@ class Reasoner(nn.Module):
     def step(self, h: Tensor, enc: Encoding, layout: BatchLayout, edge_proj: Tensor | None = None) -> Tensor:
         """One processor step ``h -> P(h; enc)``; ``edge_proj`` is :meth:`edge_projection` of
         the same ``enc`` when the caller computed it once for many steps."""
+        return self._process(h, *self._step_args(enc, layout, edge_proj))
+
+    def _process(self, h: Tensor, x: Tensor, edge_index: Tensor, edge_attr: Tensor, graph_attr: Tensor,
+                 batch: Tensor, edge_proj: Tensor | None = None) -> Tensor:
         if edge_proj is None:
-            return self.processor(h, enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch)
-        return self.processor(h, enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch, edge_proj=edge_proj)
+            return self.processor(h, x, edge_index, edge_attr, graph_attr, batch)
+        return self.processor(h, x, edge_index, edge_attr, graph_attr, batch, edge_proj=edge_proj)
+
+    @staticmethod
+    def _step_args(enc: Encoding, layout: BatchLayout, edge_proj: Tensor | None,
+                   sub: GraphSubset | None = None) -> tuple[Any, ...]:
+        """What a step reads besides ``h``: ``(x, edge_index, edge_attr, graph_attr, batch,
+        edge_proj)``, of the whole batch or of the graphs of ``sub`` only."""
+        if sub is None:
+            return enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch, edge_proj
+        return (enc.node.index_select(0, sub.nodes), sub.edge_index, enc.edge.index_select(0, sub.edges),
+                enc.graph.index_select(0, sub.graphs), sub.batch,
+                None if edge_proj is None else edge_proj.index_select(0, sub.edges))
 
     def latents(self, h_in: Tensor, enc: Encoding, layout: BatchLayout) -> Tensor | None:
         """The processor's decoder edge latents ``[E, H]`` from the state ``h_in`` a step read
@@ -257,19 +279,44 @@ class NAR(Reasoner):
     def _unroll(self, batch: Any, layout: BatchLayout, enc: Encoding,
                 record: bool = False) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
         """Final states, the states each graph's last step read, steps per graph, and
-        (``record``) the state after every step."""
+        (``record``) the state after every step.
+
+        Graphs whose steps are done are dropped from the batch (:attr:`compact`) once at most
+        :attr:`compact_below` of those being stepped still run, so a batch costs the sum of its
+        graphs' steps rather than ``B`` times the longest; the result is the same."""
         steps = self.num_steps(batch, layout)
         total = int(steps.max()) if layout.num_graphs else 0
         h = h_in = self.initial_state(layout)
         proj = self.edge_projection(enc) if total else None
         states: list[Tensor] = []
+        args = self._step_args(enc, layout, proj)
+        cur_steps, cur_batch = steps, layout.batch
+        # graphs still running before step s, counted on the host once (steps are known)
+        running = ([int(c) for c in torch.bincount(steps, minlength=total + 1).flip(0).cumsum(0).flip(0)]
+                   if self.compact and not record and total else None)
+        nodes: Tensor | None = None  # original rows of the graphs being stepped (None: all)
+        h_all = h_in_all = h
         for s in range(total):
-            active = (steps > s).index_select(0, layout.batch).unsqueeze(-1)
+            if running is not None and running[s + 1] <= self.compact_below * cur_steps.numel() \
+                    and running[s + 1] < cur_steps.numel():
+                # Graphs with steps <= s are final: keep their rows, step the others only.
+                if nodes is None:
+                    h_all, h_in_all = h, h_in
+                else:
+                    h_all, h_in_all = h_all.index_copy(0, nodes, h), h_in_all.index_copy(0, nodes, h_in)
+                sub = layout.subset((steps > s).nonzero().squeeze(1))
+                nodes = sub.nodes
+                h, h_in = h_all.index_select(0, nodes), h_in_all.index_select(0, nodes)
+                args = self._step_args(enc, layout, proj, sub)
+                cur_steps, cur_batch = steps.index_select(0, sub.graphs), sub.batch
+            active = (cur_steps > s).index_select(0, cur_batch).unsqueeze(-1)
             if self.edge_latents:
                 h_in = torch.where(active, h, h_in)
-            h = torch.where(active, self.step(h, enc, layout, proj), h)
+            h = torch.where(active, self._process(h, *args), h)
             if record:
                 states.append(h)
+        if nodes is not None:
+            h, h_in = h_all.index_copy(0, nodes, h), h_in_all.index_copy(0, nodes, h_in)
         return h, h_in, steps, states
 
     def forward(self, batch: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -588,10 +635,7 @@ class DEAR(Reasoner):
 
     def _f(self, h: Tensor, x: Tensor, edge_index: Tensor, edge_attr: Tensor, graph_attr: Tensor,
            batch: Tensor, edge_proj: Tensor | None = None) -> Tensor:
-        if edge_proj is None:
-            out = self.processor(h, x, edge_index, edge_attr, graph_attr, batch)
-        else:
-            out = self.processor(h, x, edge_index, edge_attr, graph_attr, batch, edge_proj=edge_proj)
+        out = self._process(h, x, edge_index, edge_attr, graph_attr, batch, edge_proj)
         if self.training and self.noise > 0.0:
             out = out + self.noise * torch.randn_like(out)
         return out
@@ -634,9 +678,12 @@ class DEAR(Reasoner):
         # Computed here, in the forward's grad mode: the solve runs without grad, the
         # backward's steps with it, and both must use (and differentiate) the same term.
         proj = self.edge_projection(enc)
+        # Lets the solve drop graphs as they converge (same result, less work per iteration).
+        subset_args = (lambda graphs: self._step_args(enc, layout, proj, layout.subset(graphs))) \
+            if self.compact else None
         try:
-            h = self.equilibrium(h0, enc.node, layout.edge_index, enc.edge, enc.graph,
-                                 layout.batch, proj, batch=layout.batch, num_graphs=layout.num_graphs)
+            h = self.equilibrium(*(h0, *self._step_args(enc, layout, proj)), batch=layout.batch,
+                                 num_graphs=layout.num_graphs, subset_args=subset_args)
         finally:
             self.equilibrium.record_trajectory = False
             if solver is not None:

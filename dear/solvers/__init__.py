@@ -72,6 +72,8 @@ def solve(
     return_trace: bool = False,
     return_trajectory: bool = False,
     raise_on_failure: bool = False,
+    restrict: Callable[[Tensor], Callable[[Tensor], Tensor]] | None = None,
+    compact_below: float = 0.5,
     **solver_options: Any,
 ) -> SolverResult:
     r"""Find ``z = f(z)`` for every graph of a PyG batch, stopping each graph on its own.
@@ -104,6 +106,12 @@ def solve(
         return_trace: keep the per-graph residual of every evaluation (``result.trace``).
         return_trajectory: keep every evaluated iterate (``result.trajectory``).
         raise_on_failure: raise :class:`SolverError` if any graph did not converge or diverged.
+        restrict: ``restrict(graph_ids) -> f_sub``, the same map on a subset of the graphs
+            (ascending original ids; their rows in order). With it the loop drops finished
+            graphs once at most ``compact_below`` of those it iterates are active, so later
+            evaluations only cost what the unfinished graphs cost (Picard and Anderson; results
+            unchanged; off with ``return_trace`` / ``return_trajectory``). (default: ``None``)
+        compact_below: active fraction that triggers dropping finished graphs. (default: ``0.5``)
         **solver_options: options of the chosen solver (e.g. Anderson's ``m``, ``lam``,
             ``beta``); unknown ones raise ``ValueError`` listing the valid ones.
 
@@ -126,4 +134,6 @@ def solve(
         return_trace=return_trace,
         return_trajectory=return_trajectory,
         raise_on_failure=raise_on_failure,
+        restrict=restrict,
+        compact_below=compact_below,
     )

@@ -71,6 +71,14 @@ class Anderson(Solver):
         self._residuals = x0.new_zeros(self.m, n_rows, dim)
         self._gram = x0.new_zeros(num_graphs, self.m, self.m)
 
+    supports_compaction = True
+
+    def compact(self, rows: Tensor, graphs: Tensor, batch: Tensor, num_graphs: int) -> None:
+        super().compact(rows, graphs, batch, num_graphs)
+        self._targets = self._targets.index_select(1, rows)
+        self._residuals = self._residuals.index_select(1, rows)
+        self._gram = self._gram.index_select(0, graphs)
+
     def update(self, x: Tensor, fx: Tensor, r: Tensor, step: int) -> Tensor:
         slot = step % self.m
         n = min(step + 1, self.m)

@@ -199,6 +199,9 @@ class Solver:
     """
 
     name: ClassVar[str] = ""
+    #: Whether :meth:`compact` can drop finished graphs mid-solve (see ``restrict`` of
+    #: :func:`run_solver`). Solvers with per-solve state override :meth:`compact` to slice it.
+    supports_compaction: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.batch: Tensor | None = None
@@ -212,6 +215,13 @@ class Solver:
     def update(self, x: Tensor, fx: Tensor, r: Tensor, step: int) -> Tensor:
         """Next iterate from the current one. ``r = fx - x``; ``step`` counts from 0."""
         raise NotImplementedError
+
+    def compact(self, rows: Tensor, graphs: Tensor, batch: Tensor, num_graphs: int) -> None:
+        """Keep only ``rows`` (current row indices) of ``graphs`` (current graph indices);
+        ``batch`` / ``num_graphs`` describe what is left. Only called when
+        :attr:`supports_compaction` is true; overrides slice their per-solve buffers too."""
+        self.batch = batch
+        self.num_graphs = num_graphs
 
     def graph_dot(self, a: Tensor, b: Tensor) -> Tensor:
         """Per-graph inner product of two ``[N, D]`` tensors -> ``[num_graphs]``."""
@@ -386,8 +396,22 @@ def run_solver(
     return_trace: bool = False,
     return_trajectory: bool = False,
     raise_on_failure: bool = False,
+    restrict: Callable[[Tensor], Callable[[Tensor], Tensor]] | None = None,
+    compact_below: float = 0.5,
 ) -> SolverResult:
-    """The per-graph stopping loop shared by every solver (see :func:`dear.solvers.solve`)."""
+    """The per-graph stopping loop shared by every solver (see :func:`dear.solvers.solve`).
+
+    ``restrict(graphs)`` (optional) returns ``f`` on a subset of the graphs: given the original
+    ids of the graphs to keep (ascending), a map of their rows only (in their original order).
+    With it, once at most ``compact_below`` of the graphs being iterated are still active, the
+    loop drops the finished ones (their results are final) and continues on the rest, so a
+    batch costs in proportion to the iterations each graph needs rather than to the slowest
+    graph's. Results are unchanged: graphs never interact. It needs a solver that
+    :attr:`~Solver.supports_compaction` and host-side counts (CPU, or ``check_every=1``), and is
+    off when a trace or trajectory is recorded.
+    """
+    if not 0.0 < float(compact_below) <= 1.0:
+        raise ValueError(f"compact_below must lie in (0, 1], got {compact_below!r}")
     if not isinstance(z0, Tensor) or z0.dim() < 1:
         raise ValueError("z0 must be a tensor whose first dimension indexes rows (nodes)")
     if not z0.is_floating_point():
@@ -403,12 +427,19 @@ def run_solver(
     n_rows = shape[0]
     batch, n_graphs = prepare_batch(batch, n_rows, z0.device, num_graphs)
 
-    def F(x: Tensor) -> Tensor:
-        out = f(x.view(shape))
-        if not isinstance(out, Tensor) or out.shape != shape:
-            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(f"f must return a tensor shaped like z0 {tuple(shape)}, got {got}")
-        return out.reshape(n_rows, -1)
+    def checked(fn: Callable[[Tensor], Tensor], cur_shape: torch.Size) -> Callable[[Tensor], Tensor]:
+        rows = cur_shape[0]
+
+        def F(x: Tensor) -> Tensor:
+            out = fn(x.view(cur_shape))
+            if not isinstance(out, Tensor) or out.shape != cur_shape:
+                got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+                raise ValueError(f"f must return a tensor shaped like z0 {tuple(cur_shape)}, got {got}")
+            return out.reshape(rows, -1)
+
+        return F
+
+    F = checked(f, shape)
 
     with torch.no_grad():
         # A copy: the result must never alias the caller's z0.
@@ -430,12 +461,39 @@ def run_solver(
         # step anyway): it lets a step skip the row masking while no graph has stopped, which
         # is most steps and, for a single graph, every step but the last.
         counts_on_host = dev.type == "cpu" or check_every == 1
+        compacting = (restrict is not None and counts_on_host and solver.supports_compaction
+                      and not return_trace and not return_trajectory)
+        # After the first compaction the loop works on a subset: `row_ids` / `graph_ids` map its
+        # rows and graphs to the original ones, and finished graphs' results live in `final`.
+        row_ids: Tensor | None = None
+        graph_ids: Tensor | None = None
+        final: dict[str, Tensor] = {}
+        cur_graphs = n_graphs
         n_active = n_graphs
+
+        def accepted(x: Tensor, fx: Tensor, z_img: Tensor, converged: Tensor, active: Tensor,
+                     batch: Tensor) -> Tensor:
+            """Each graph's answer: frozen rows hold its accepted (or last finite) iterate;
+            rows still active hold the last evaluated iterate."""
+            z = x
+            if not first_hit:
+                z = torch.where(_rows(converged, batch), z_img, z)
+                z = torch.where(_rows(active, batch), fx, z)
+            return z
+
+        def flush(z_cur: Tensor) -> None:
+            """Write the current subset's rows and per-graph records into `final`."""
+            assert row_ids is not None and graph_ids is not None
+            final["z"].index_copy_(0, row_ids, z_cur)
+            for key, val in (("iterations", iterations), ("residual", residual),
+                             ("converged", converged), ("diverged", diverged)):
+                final[key].index_copy_(0, graph_ids, val)
+
         for k in range(max_iter):
             fx = F(x)
             nfe += 1
             r = fx - x
-            res = graph_residual(r, fx, batch, n_graphs, stop_mode)
+            res = graph_residual(r, fx, batch, cur_graphs, stop_mode)
             bad = active & ~torch.isfinite(res)
             hit = active & (res < tol)  # NaN < tol is False
             residual = torch.where(active, res, residual)
@@ -457,15 +515,39 @@ def run_solver(
             # The loop's host synchronisation (every `check_every` evaluations).
             if (k + 1) % check_every == 0 and not (n_active if counts_on_host else bool(active.any())):
                 break
+            if compacting and n_active <= compact_below * cur_graphs and n_active < cur_graphs:
+                # Drop the finished graphs: their answers are final.
+                if row_ids is None:
+                    row_ids = torch.arange(n_rows, device=dev)
+                    graph_ids = torch.arange(n_graphs, device=dev)
+                    final = {"z": x.new_empty(x.shape), "iterations": iterations.clone(),
+                             "residual": residual.clone(), "converged": converged.clone(),
+                             "diverged": diverged.clone()}
+                flush(accepted(x, fx, z_img, converged, active, batch))
+                keep_graphs = active.nonzero().squeeze(1)
+                keep_rows = _rows(active, batch).squeeze(1).nonzero().squeeze(1)
+                renumber = torch.cumsum(active, 0) - 1
+                batch = renumber.index_select(0, batch.index_select(0, keep_rows))
+                row_ids = row_ids.index_select(0, keep_rows)
+                graph_ids = graph_ids.index_select(0, keep_graphs)
+                x, fx, r = (t.index_select(0, keep_rows) for t in (x, fx, r))
+                if not first_hit:
+                    z_img = z_img.index_select(0, keep_rows)
+                iterations, residual, converged, diverged = (
+                    t.index_select(0, keep_graphs) for t in (iterations, residual, converged, diverged))
+                active = torch.ones(n_active, dtype=torch.bool, device=dev)
+                cur_graphs = n_active
+                solver.compact(keep_rows, keep_graphs, batch, cur_graphs)
+                F = checked(restrict(graph_ids), torch.Size((row_ids.numel(), *shape[1:])))
             x_next = solver.update(x, fx, r, k)
             # Done graphs are frozen: their rows of x keep the accepted (or last finite) iterate.
-            x = x_next if counts_on_host and n_active == n_graphs else torch.where(_rows(active, batch), x_next, x)
-        # Frozen rows of x hold each graph's accepted iterate (diverged: the iterate that
-        # failed); rows still active hold the last evaluated iterate.
-        z_out = x
-        if not first_hit:
-            z_out = torch.where(_rows(converged, batch), z_img, z_out)
-            z_out = torch.where(_rows(active, batch), fx, z_out)
+            x = x_next if counts_on_host and n_active == cur_graphs else torch.where(_rows(active, batch), x_next, x)
+        z_out = accepted(x, fx, z_img, converged, active, batch)
+        if row_ids is not None:
+            flush(z_out)
+            z_out = final["z"]
+            iterations, residual, converged, diverged = (
+                final[k] for k in ("iterations", "residual", "converged", "diverged"))
 
     result = SolverResult(
         z=z_out.view(shape),

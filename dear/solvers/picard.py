@@ -25,6 +25,8 @@ class Picard(Solver):
         tau (float, optional): step size in ``(0, 1]``; ``1`` is plain Picard. (default: ``1.0``)
     """
 
+    supports_compaction = True  # no per-solve state
+
     def __init__(self, tau: float = 1.0) -> None:
         super().__init__()
         if not 0.0 < float(tau) <= 1.0:
