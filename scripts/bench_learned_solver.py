@@ -49,12 +49,13 @@ def log(msg: str) -> None:
 
 
 def train_runs(dataset: str, seeds: int, out: Path, epochs: int, patience: int, solver_train: dict[str, Any],
-               kappa: float | None = None) -> dict:
+               kappa: float | None = None, nodecls: dict[str, Any] | None = None) -> dict:
     runs = {}
     for solver in ("picard", "learned"):
         cfg = NodeClsConfig(dataset=dataset, model="ignn", solver=solver, seeds=seeds, epochs=epochs,
                             patience=patience, kappa=kappa,
-                            solver_training=dict(solver_train) if solver == "learned" else {})
+                            solver_training=dict(solver_train) if solver == "learned" else {},
+                            **dict(nodecls or {}))
         log(f"{dataset}: training IGNN with {solver} ({seeds} seed(s))")
         runs[solver] = run(cfg, out / solver, progress=False)
     return runs
@@ -119,6 +120,8 @@ def dataset_summary(dataset: str, runs: dict, pareto: dict) -> dict:
         "fallback_rate_inference": [r["inference"]["fallback_rate"] for r in learned_recs],
         # the alternating schedule the learned-solver runs used (defaults filled in)
         "kappa": runs["learned"]["config"].get("kappa") or 0.9,  # None: the IGNN default
+        "normalize_features": runs["learned"]["config"].get("normalize_features"),
+        "model_options": runs["learned"]["config"].get("model_options"),
         "solver_training_schedule": asdict(SolverTrainConfig.from_dict(runs["learned"]["config"]["solver_training"])),
     }
 
@@ -241,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patience", type=int, default=100)
     ap.add_argument("--tols", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4, 3e-5, 1e-5, 3e-6])
     ap.add_argument("--solver-train", nargs="*", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--nodecls", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="other NodeClsConfig fields, values as JSON, e.g. normalize_features='\"no\"' "
+                         "model_options='{\"input_dropout\": 0.5}' (the amgcn60 runs' settings)")
     ap.add_argument("--kappa", type=float, default=None,
                     help="IGNN's well-posedness margin (default: the model's); 0.5 as the amgcn60 nodecls runs "
                          "makes BlogCatalog/Flickr train in 300 epochs")
@@ -262,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     out = Path(args.out)
     solver_train = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.solver_train)}
+    nodecls = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.nodecls)}
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     summary.setdefault("datasets", {})
@@ -282,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for ds in args.datasets:
         d = out / ds.replace(":", "_")
-        runs = train_runs(ds, args.seeds, d, args.epochs, args.patience, solver_train, args.kappa)
+        runs = train_runs(ds, args.seeds, d, args.epochs, args.patience, solver_train, args.kappa, nodecls)
         pareto = merged_pareto(ds, runs["learned"]["seeds"], d, list(args.tols))
         summary["datasets"][ds] = dataset_summary(ds, runs, pareto)
         save()

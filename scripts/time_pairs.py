@@ -1,0 +1,108 @@
+"""Paired inference timing of DEAR against NAR, robust to load changes on a shared machine.
+
+``dear compare`` times each run on its own, one after the other; on a CPU shared with other
+jobs the load can change between two runs and move a ratio by 2x (measured: the same Floyd-
+Warshall DEAR pass took 20 s and, minutes later beside a heavier neighbour, 42-58 s). This
+script loads both finished runs of an algorithm (``RUNS/ALGO/{dear,nar}/seed<k>``), builds the
+test batches once (the run's protocol test split, its training batch size, as
+``dear evaluate``), runs one untimed pass of each, then ``--rounds`` rounds of one timed pass of
+each model, alternating which goes first. Every round gives a ratio of two passes taken
+seconds apart; the reported speed-up is the median of those ratios, beside the per-model
+medians of seconds per graph. Scores are not recomputed here (``dear evaluate`` does that; the
+models are the same checkpoints).
+
+    OMP_NUM_THREADS=1 python scripts/time_pairs.py --runs leaderboards/runs/clrs/quick-dmclrs \\
+        --out leaderboards/runs/clrs/quick-dmclrs-eval-2026-11-30/paired_timing.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import clrs_tasks as ct
+from dear.evaluate import load_run
+from dear.io import atomic_write_text, git_commit, hardware, versions
+from dear.runtime import tune_allocator
+from dear.training import load_data
+
+ALGORITHMS = ("dfs", "strongly_connected_components", "dag_shortest_paths", "insertion_sort", "floyd_warshall",
+              "minimum", "mst_prim", "bellman_ford", "binary_search_dear", "bfs")
+
+
+@torch.no_grad()
+def time_pair(runs: Path, algorithm: str, seed: int, rounds: int, device: torch.device) -> dict[str, Any]:
+    models, batches = {}, None
+    for name in ("dear", "nar"):
+        cfg, model, _ = load_run(runs / algorithm / name / f"seed{seed}", device)
+        models[name] = model
+        if batches is None:
+            ds = load_data(cfg, "test")
+            bs = cfg.batch_size
+            batches = [ct.collate([ds[i] for i in range(s, min(s + bs, len(ds)))]).to(device)
+                       for s in range(0, len(ds), bs)]
+            n_graphs = len(ds)
+
+    def one_pass(name: str) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        for b in batches:
+            models[name](b)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t0
+
+    for name in models:  # warm-up
+        one_pass(name)
+    seconds: dict[str, list[float]] = {"dear": [], "nar": []}
+    for r in range(rounds):
+        for name in (("dear", "nar") if r % 2 == 0 else ("nar", "dear")):
+            seconds[name].append(one_pass(name))
+    ratios = [n / d for n, d in zip(seconds["nar"], seconds["dear"])]
+    return {
+        "algorithm": algorithm, "seed": seed, "num_graphs": n_graphs, "batch_size": bs,
+        "seconds": seconds, "ratios_nar_over_dear": ratios,
+        "seconds_per_graph_median": {k: statistics.median(v) / n_graphs for k, v in seconds.items()},
+        "dear_speedup_median": statistics.median(ratios),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", required=True, help="a `dear compare --out` directory with dear and nar runs")
+    ap.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    tune_allocator()
+    device = torch.device(args.device)
+    out = Path(args.out)
+    done = json.loads(out.read_text()) if out.exists() else {"pairs": {}}
+    for algo in args.algorithms:
+        if algo in done["pairs"]:  # resumable
+            continue
+        r = time_pair(Path(args.runs), algo, args.seed, args.rounds, device)
+        done["pairs"][algo] = r
+        done.update({"command": " ".join(sys.argv), "rounds": args.rounds, "versions": versions(),
+                     "git_commit": git_commit(), "hardware": hardware(device), "threads": torch.get_num_threads()})
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, json.dumps(done, indent=1) + "\n")
+        s = r["seconds_per_graph_median"]
+        print(f"{algo:>30}: DEAR {s['dear'] * 1e3:8.1f} ms/graph, NAR {s['nar'] * 1e3:8.1f} ms/graph, "
+              f"speed-up {r['dear_speedup_median']:.2f}x (rounds: {', '.join(f'{x:.2f}' for x in r['ratios_nar_over_dear'])})",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
