@@ -78,12 +78,13 @@ def dear_problems(model: nn.Module, batch: Any, cfg: SolverTrainConfig | None = 
             data = GraphInputs(batch, model.spec.stage("input"))
             layout = BatchLayout(data)
             enc = model.encode(data, layout)
-            node, edge, graph = enc.node, enc.edge, enc.graph
+            node = enc.node
             ei, bvec, ng = layout.edge_index, layout.batch, layout.num_graphs
-            proj = model.edge_projection(enc)  # the model is frozen: a constant of every fit step
+            # the model is frozen: the step's inputs (edge projection included) are constants
+            args = model._step_args(enc, layout, model.edge_projection(enc))
 
             def f(z: Tensor) -> Tensor:
-                return model._f(z, node, ei, edge, graph, bvec, proj)
+                return model._f(z, *args)
 
             z0 = model.initial_state(layout)
             z_star, ok = exact_fixed_point(f, z0, bvec, ng, tol=cfg.fp_tol, max_iter=cfg.fp_max_iter,

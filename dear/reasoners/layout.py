@@ -63,10 +63,6 @@ class GraphSubset:
     edge_index: Tensor
     batch: Tensor
 
-    @property
-    def num_graphs(self) -> int:
-        return int(self.graphs.numel())
-
 
 class BatchLayout:
     """Row indices of one PyG batch (or single graph) of CLRS graphs, per location.

@@ -678,12 +678,13 @@ class DEAR(Reasoner):
         # Computed here, in the forward's grad mode: the solve runs without grad, the
         # backward's steps with it, and both must use (and differentiate) the same term.
         proj = self.edge_projection(enc)
+        args = self._step_args(enc, layout, proj)
         # Lets the solve drop graphs as they converge (same result, less work per iteration).
         subset_args = (lambda graphs: self._step_args(enc, layout, proj, layout.subset(graphs))) \
             if self.compact else None
         try:
-            h = self.equilibrium(*(h0, *self._step_args(enc, layout, proj)), batch=layout.batch,
-                                 num_graphs=layout.num_graphs, subset_args=subset_args)
+            h = self.equilibrium(h0, *args, batch=layout.batch, num_graphs=layout.num_graphs,
+                                 subset_args=subset_args)
         finally:
             self.equilibrium.record_trajectory = False
             if solver is not None:
@@ -700,8 +701,7 @@ class DEAR(Reasoner):
             # gradients, like the phantom backward); rows of finished graphs repeat their last
             # iterate and are masked by the per-graph lengths.
             outputs["aux_align_states"] = torch.stack(
-                [self._f(x, enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch, proj)
-                 for x in fwd.trajectory])
+                [self._f(x, *args) for x in fwd.trajectory])
             outputs["aux_align_lengths"] = fwd.iterations
             fwd.trajectory = None
         stats = {"iterations": fwd.iterations, "nfe": fwd.nfe, "extra_nfe": st.extra_nfe,
