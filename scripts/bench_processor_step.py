@@ -3,9 +3,11 @@
 Two changes make a step cheaper without changing its result (both tested in
 ``tests/test_reasoners.py``):
 
-* **edge projection once per forward**: ``W_e e_ij`` does not depend on the state, so models
-  whose encoding is fixed over steps (``nar``, ``nar-lt``, ``dear``) compute it once
-  (:meth:`dear.reasoners.models.Reasoner.edge_projection`) instead of at every step;
+* **static terms once per forward**: the edge term ``W_e e_ij`` and the input halves ``W^x x``
+  of the node maps of ``z = [x | h]`` do not depend on the state, so models whose encoding is
+  fixed over steps (``nar``, ``nar-lt``, ``dear``) compute them once
+  (:meth:`dear.reasoners.models.Reasoner.static_terms`,
+  :meth:`dear.processors.GatedMPNN.project_static`) instead of at every step;
 * **max aggregation into -inf**: :meth:`dear.processors.GatedMPNN.aggregate` instead of PyG's
   ``aggr="max"`` (whose ``include_self=False`` backward re-scatters a zero fill over ``E x H``).
 
@@ -15,9 +17,12 @@ init) and an inference forward (``--infer-batch`` graphs of the test split, n=64
 three variants, interleaved
 round by round so that load changes on a shared machine hit all alike:
 
-* ``before``: per-step projection and PyG's aggregation (the code before the change);
-* ``projection``: projection once, PyG's aggregation;
+* ``before``: static terms at every step and PyG's aggregation;
+* ``static``: static terms once, PyG's aggregation;
 * ``after``: both (what the package does).
+
+(Each step's node maps are one fused product in all three; the per-step edge and input
+products of ``before`` cost what the code before these changes spent on them.)
 
 It reports per-variant medians and the speed-up of ``after`` over ``before``, and writes them
 to ``leaderboards/runs/bench/processor_step.json``. The allocator setting of
@@ -50,7 +55,7 @@ from dear.processors import GatedMPNN
 from dear.runtime import tune_allocator
 from dear.training import build, load_data, model_loss
 
-VARIANTS = ("before", "projection", "after")
+VARIANTS = ("before", "static", "after")
 
 
 @contextmanager
@@ -58,14 +63,14 @@ def variant(model: torch.nn.Module, name: str) -> Iterator[None]:
     """Run the block with the code path of ``name`` (see the module docstring)."""
     saved_aggregate = GatedMPNN.aggregate
     if name == "before":
-        model.edge_projection = lambda enc: None  # type: ignore[method-assign]
-    if name in ("before", "projection"):
+        model.static_terms = lambda enc, layout: None  # type: ignore[method-assign]
+    if name in ("before", "static"):
         GatedMPNN.aggregate = MessagePassing.aggregate  # type: ignore[method-assign]
     try:
         yield
     finally:
         GatedMPNN.aggregate = saved_aggregate  # type: ignore[method-assign]
-        model.__dict__.pop("edge_projection", None)
+        model.__dict__.pop("static_terms", None)
 
 
 def measure(algorithm: str, model_name: str, batch_size: int, infer_batch: int, rounds: int,

@@ -120,6 +120,50 @@ def test_max_aggregation_matches_pyg():
     assert torch.allclose(b.grad[0], 0.5 * g[0]) and torch.allclose(b.grad[1], 0.5 * g[0])
 
 
+@pytest.mark.parametrize("gated", [True, False])
+def test_gated_mpnn_matches_its_formula(gated, split):
+    """The fused step (input halves precomputed, node maps in one product) computes the
+    docstring's formula written out map by map on ``z = [x | h]``: same output and gradients
+    for every parameter and input, with and without precomputed static terms."""
+    torch.manual_seed(0)
+    b = _batch(split("bfs"), 3)
+    hidden, width = 8, 6
+    proc = get_processor("mpnn", hidden, node_dim=width, gated=gated)
+    for p in proc.parameters():  # non-zero everywhere, so every term matters
+        torch.nn.init.normal_(p, std=0.5)
+    n, e, g = b.num_nodes, b.edge_index.shape[1], b.num_graphs
+    inputs = [torch.randn(n, hidden), torch.randn(n, width), torch.randn(e, hidden), torch.randn(g, hidden)]
+
+    def reference(h, x, ea, ga):
+        z = torch.cat([x, h], dim=-1)
+        src, dst = b.edge_index
+        t = torch.relu(proc.lin_src(z)[src] + proc.lin_dst(z)[dst] + proc.lin_edge(ea)
+                       + proc.lin_graph(ga)[b.batch[dst]])
+        msg = proc.msg_mlp(t)
+        m = scatter(msg, dst, 0, dim_size=n, reduce="max")
+        cand = proc.norm(torch.relu(proc.out_self(z) + proc.out_msg(m)))
+        if not gated:
+            return cand
+        gate = torch.sigmoid(proc.gate_out(torch.relu(proc.gate_self(z) + proc.gate_msg(m))))
+        return gate * cand + (1 - gate) * h
+
+    def grads(fn):
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        proc.zero_grad()
+        out = fn(*leaves)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        return out.detach(), [t.grad for t in leaves] + [p.grad.clone() for p in proc.parameters()]
+
+    want, want_g = grads(reference)
+    plain, plain_g = grads(lambda h, x, ea, ga: proc(h, x, b.edge_index, ea, ga, b.batch))
+    static, static_g = grads(lambda h, x, ea, ga: proc(h, x, b.edge_index, ea, ga, b.batch,
+                                                       static=proc.project_static(x, ea, ga, b.batch)))
+    assert torch.allclose(plain, want, atol=1e-5) and torch.equal(plain, static)
+    for got, ref_g, st in zip(plain_g, want_g, static_g):
+        assert torch.allclose(got, ref_g, atol=1e-4, rtol=1e-4)
+        assert torch.equal(got, st)
+
+
 def test_triplet_latents_routing(split):
     """dm-clrs's Triplet-GMPNN (default ``latents="decoders"``): the node update ignores the
     triplet weights, which reach the pointer decoders instead; ``"messages"`` is the reverse."""
@@ -526,10 +570,10 @@ def test_short_training_learns_minimum(name, steps, split):
     ("nar", "mpnn", {}), ("nar-lt", "triplet_gmpnn", {}),
     ("dear", "mpnn", {"backward": "phantom"}), ("dear", "triplet_gmpnn", {"backward": "ift"}),
 ])
-def test_edge_projection_once_per_forward(name, processor, options, split, monkeypatch):
-    """Models whose encoding is fixed over steps project the encoded edges once per forward
-    (``edge_projection``) instead of once per step: same outputs and same gradients as the
-    per-step path, and ``lin_edge`` really runs once."""
+def test_static_terms_once_per_forward(name, processor, options, split, monkeypatch):
+    """Models whose encoding is fixed over steps compute the processor's state-independent
+    terms once per forward (``static_terms``) instead of once per step: same outputs and same
+    gradients as the per-step path, and ``lin_edge`` really runs once."""
     torch.manual_seed(0)
     ds = split("bfs", num_samples=4, sizes=(5, 7))
     model = build_model(name, ds.spec, hidden=8, processor=processor, **options).train()
@@ -548,7 +592,7 @@ def test_edge_projection_once_per_forward(name, processor, options, split, monke
     out_once, grads_once = run()
     once = len(calls)
     calls.clear()
-    monkeypatch.setattr(model, "edge_projection", lambda enc: None)
+    monkeypatch.setattr(model, "static_terms", lambda enc, layout: None)
     out_each, grads_each = run()
     handle.remove()
     assert once == 1 and len(calls) > 2, (once, len(calls))

@@ -80,8 +80,8 @@ def dear_problems(model: nn.Module, batch: Any, cfg: SolverTrainConfig | None = 
             enc = model.encode(data, layout)
             node = enc.node
             ei, bvec, ng = layout.edge_index, layout.batch, layout.num_graphs
-            # the model is frozen: the step's inputs (edge projection included) are constants
-            args = model._step_args(enc, layout, model.edge_projection(enc))
+            # the model is frozen: the step's inputs (the static terms included) are constants
+            args = model._step_args(enc, layout, model.static_terms(enc, layout))
 
             def f(z: Tensor) -> Tensor:
                 return model._f(z, *args)

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-__all__ = ["GatedMPNN", "input_widths"]
+__all__ = ["GatedMPNN", "StaticTerms", "input_widths"]
+
+
+class StaticTerms(NamedTuple):
+    """The state-independent terms of a gated-MPNN step (:meth:`GatedMPNN.project_static`)."""
+
+    node: Tensor  # (N, kH): W^x x + biases of [src | dst (+ graph term) | out_self (| gate_self)]
+    edge: Tensor  # (E, H): W_e e_ij
+
+    def select(self, nodes: Tensor, edges: Tensor) -> "StaticTerms":
+        """The terms of a subset of the batch (rows ``nodes`` and ``edges``)."""
+        return StaticTerms(self.node.index_select(0, nodes), self.edge.index_select(0, edges))
 
 
 def input_widths(hidden: int, node_dim: int | None, edge_dim: int | None,
@@ -57,7 +71,7 @@ class GatedMPNN(MessagePassing):
           :math:`(2, E)` (self loops expected: max aggregation gives 0 to nodes with no
           incoming edge), ``edge_attr`` :math:`(E, F_e)`, ``graph_attr`` :math:`(B, F_g)`,
           ``batch`` :math:`(N)`, optional ``edge_extra`` :math:`(E, H)`, optional
-          ``edge_proj`` :math:`(E, H)` (:meth:`project_edges` of ``edge_attr``, computed once).
+          ``static`` (:meth:`project_static`, computed once for many steps).
         - **output:** :math:`(N, H)`.
     """
 
@@ -107,16 +121,33 @@ class GatedMPNN(MessagePassing):
         if self.gated:
             nn.init.constant_(self.gate_out.bias, self.gate_bias)
 
-    def project_edges(self, edge_attr: Tensor) -> Tensor:
-        r""":math:`W_e e_{ij}`, the part of every message that does not depend on the state.
+    def _node_layers(self) -> list[nn.Linear]:
+        """The linear maps of ``z = [x | h]``, in the column order of :class:`StaticTerms`."""
+        layers = [self.lin_src, self.lin_dst, self.out_self]
+        return layers + [self.gate_self] if self.gated else layers
 
-        A model that runs many steps on the same encoded edges (``nar``, ``nar-lt``, ``dear``)
-        computes it once per forward and passes it to :meth:`forward` as ``edge_proj``: that
-        removes one of the three ``(E, H) x (H, H)`` products of a step (and two of the
-        backward's), which dominate a step on dense graphs. Compute it in the grad mode the
-        steps will use it in, so its gradient reaches ``lin_edge`` and the encoder.
+    def project_static(self, x_enc: Tensor, edge_attr: Tensor, graph_attr: Tensor, batch: Tensor) -> StaticTerms:
+        r"""The parts of a step that do not depend on the state ``h``, for many steps at once.
+
+        Every map of :math:`z = [x \,\|\, h]` splits as :math:`W z = W^x x + W^h h`; the
+        :math:`W^x x` halves (with the biases and the graph term) and the edge term
+        :math:`W_e e_{ij}` are the same at every step of a forward. Models that run many
+        steps on one encoding (``nar``, ``nar-lt``, ``dear``) compute them once and pass them
+        to :meth:`forward` as ``static``: a step is left with the :math:`W^h h` products (one
+        fused ``(N, H) x (H, 4H)`` product), the message MLP, the aggregation and the output
+        maps. Compute it in the grad mode the steps will use it in, so gradients reach the
+        weights and the encoders. :meth:`forward` without ``static`` computes the same terms
+        itself, so both ways give identical results.
         """
-        return self.lin_edge(edge_attr)
+        hidden, width = self.hidden, x_enc.shape[-1]
+        layers = self._node_layers()
+        weight = torch.cat([layer.weight[:, :width] for layer in layers])
+        bias = torch.cat([layer.bias if layer.bias is not None else layer.weight.new_zeros(hidden)
+                          for layer in layers])
+        node = F.linear(x_enc, weight, bias)
+        graph = self.lin_graph(graph_attr).index_select(0, batch)
+        node = torch.cat([node[:, :hidden], node[:, hidden:2 * hidden] + graph, node[:, 2 * hidden:]], dim=-1)
+        return StaticTerms(node=node, edge=self.lin_edge(edge_attr))
 
     def forward(
         self,
@@ -127,20 +158,23 @@ class GatedMPNN(MessagePassing):
         graph_attr: Tensor,
         batch: Tensor,
         edge_extra: Tensor | None = None,
-        edge_proj: Tensor | None = None,
+        static: StaticTerms | None = None,
     ) -> Tensor:
-        z = torch.cat([x_enc, h], dim=-1)
-        # Node-level projections first (N rows instead of E): W_s z_i, W_t z_j + W_g g.
-        src = self.lin_src(z)
-        dst = self.lin_dst(z) + self.lin_graph(graph_attr).index_select(0, batch)
-        e = self.lin_edge(edge_attr) if edge_proj is None else edge_proj
-        if edge_extra is not None:
-            e = e + edge_extra
-        m = self.propagate(edge_index, src=src, dst=dst, e=e, size=(z.shape[0], z.shape[0]))
-        cand = self.norm(torch.relu(self.out_self(z) + self.out_msg(m)))
+        if static is None:
+            static = self.project_static(x_enc, edge_attr, graph_attr, batch)
+        hidden, width = self.hidden, x_enc.shape[-1]
+        # Every map of h in one product: [src | dst | out_self | gate_self], (N, 4H).
+        w_h = torch.cat([layer.weight[:, width:] for layer in self._node_layers()])
+        # (split, not slices: one backward concatenation instead of a zero-filled copy per slice)
+        src, dst, own, *gate_self = torch.addmm(static.node, h, w_h.t()).split(hidden, dim=-1)
+        e = static.edge if edge_extra is None else static.edge + edge_extra
+        m = self.propagate(edge_index, src=src, dst=dst, e=e, size=(h.shape[0], h.shape[0]))
         if not self.gated:
-            return cand
-        gate = torch.sigmoid(self.gate_out(torch.relu(self.gate_self(z) + self.gate_msg(m))))
+            return self.norm(torch.relu(own + self.out_msg(m)))
+        # Both maps of the aggregated messages in one product: [out_msg | gate_msg], (N, 2H).
+        out_msg, gate_msg = (m @ torch.cat([self.out_msg.weight, self.gate_msg.weight]).t()).split(hidden, dim=-1)
+        cand = self.norm(torch.relu(own + out_msg))
+        gate = torch.sigmoid(self.gate_out(torch.relu(gate_self[0] + gate_msg)))
         return gate * cand + (1.0 - gate) * h
 
     def message(self, src_j: Tensor, dst_i: Tensor, e: Tensor) -> Tensor:  # noqa: D102

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import to_dense_adj, to_dense_batch
 
-from .mpnn import GatedMPNN
+from .mpnn import GatedMPNN, StaticTerms
 
 __all__ = ["TripletGMPNN", "triplet_edge_latents"]
 
@@ -130,13 +130,13 @@ class TripletGMPNN(GatedMPNN):
         graph_attr: Tensor,
         batch: Tensor,
         edge_extra: Tensor | None = None,
-        edge_proj: Tensor | None = None,
+        static: StaticTerms | None = None,
     ) -> Tensor:
         if self.latents == "messages":
             tau = self.edge_latents(h, x_enc, edge_index, edge_attr, graph_attr, batch)
             edge_extra = tau if edge_extra is None else tau + edge_extra
         return super().forward(h, x_enc, edge_index, edge_attr, graph_attr, batch, edge_extra=edge_extra,
-                               edge_proj=edge_proj)
+                               static=static)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(hidden={self.hidden}, triplet_dim={self.triplet_dim}, latents={self.latents!r})"

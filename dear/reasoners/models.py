@@ -166,36 +166,36 @@ class Reasoner(nn.Module):
         dense = self.input_encoder.dense_inputs(data, layout, self.dtype)
         return self.input_encoder(dense, layout, with_pairs=self.needs_pairs)
 
-    def edge_projection(self, enc: Encoding) -> Tensor | None:
-        """The processor's state-independent edge term for ``enc`` (``None`` when it has none).
+    def static_terms(self, enc: Encoding, layout: BatchLayout) -> Any | None:
+        """The processor's state-independent terms for ``enc`` (``None`` when it has none).
 
-        Models whose encoding is the same at every step compute it once per forward and pass
-        it to :meth:`step`; the result is the same as without it, one ``(E, H) x (H, H)``
-        product per step cheaper (see :meth:`GatedMPNN.project_edges`)."""
-        project = getattr(self.processor, "project_edges", None)
-        return None if project is None else project(enc.edge)
+        Models whose encoding is the same at every step compute them once per forward and
+        pass them to :meth:`step`; the result is the same as without them, with a cheaper step
+        (see :meth:`GatedMPNN.project_static`)."""
+        project = getattr(self.processor, "project_static", None)
+        return None if project is None else project(enc.node, enc.edge, enc.graph, layout.batch)
 
-    def step(self, h: Tensor, enc: Encoding, layout: BatchLayout, edge_proj: Tensor | None = None) -> Tensor:
-        """One processor step ``h -> P(h; enc)``; ``edge_proj`` is :meth:`edge_projection` of
-        the same ``enc`` when the caller computed it once for many steps."""
-        return self._process(h, *self._step_args(enc, layout, edge_proj))
+    def step(self, h: Tensor, enc: Encoding, layout: BatchLayout, static: Any | None = None) -> Tensor:
+        """One processor step ``h -> P(h; enc)``; ``static`` is :meth:`static_terms` of the
+        same ``enc`` when the caller computed them once for many steps."""
+        return self._process(h, *self._step_args(enc, layout, static))
 
     def _process(self, h: Tensor, x: Tensor, edge_index: Tensor, edge_attr: Tensor, graph_attr: Tensor,
-                 batch: Tensor, edge_proj: Tensor | None = None) -> Tensor:
-        if edge_proj is None:
+                 batch: Tensor, static: Any | None = None) -> Tensor:
+        if static is None:
             return self.processor(h, x, edge_index, edge_attr, graph_attr, batch)
-        return self.processor(h, x, edge_index, edge_attr, graph_attr, batch, edge_proj=edge_proj)
+        return self.processor(h, x, edge_index, edge_attr, graph_attr, batch, static=static)
 
     @staticmethod
-    def _step_args(enc: Encoding, layout: BatchLayout, edge_proj: Tensor | None,
+    def _step_args(enc: Encoding, layout: BatchLayout, static: Any | None,
                    sub: GraphSubset | None = None) -> tuple[Any, ...]:
         """What a step reads besides ``h``: ``(x, edge_index, edge_attr, graph_attr, batch,
-        edge_proj)``, of the whole batch or of the graphs of ``sub`` only."""
+        static)``, of the whole batch or of the graphs of ``sub`` only."""
         if sub is None:
-            return enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch, edge_proj
+            return enc.node, layout.edge_index, enc.edge, enc.graph, layout.batch, static
         return (enc.node.index_select(0, sub.nodes), sub.edge_index, enc.edge.index_select(0, sub.edges),
                 enc.graph.index_select(0, sub.graphs), sub.batch,
-                None if edge_proj is None else edge_proj.index_select(0, sub.edges))
+                None if static is None else static.select(sub.nodes, sub.edges))
 
     def latents(self, h_in: Tensor, enc: Encoding, layout: BatchLayout) -> Tensor | None:
         """The processor's decoder edge latents ``[E, H]`` from the state ``h_in`` a step read
@@ -287,7 +287,7 @@ class NAR(Reasoner):
         steps = self.num_steps(batch, layout)
         total = int(steps.max()) if layout.num_graphs else 0
         h = h_in = self.initial_state(layout)
-        proj = self.edge_projection(enc) if total else None
+        proj = self.static_terms(enc, layout) if total else None
         states: list[Tensor] = []
         args = self._step_args(enc, layout, proj)
         cur_steps, cur_batch = steps, layout.batch
@@ -490,7 +490,7 @@ class NARLearntTermination(NAR):
         layout = BatchLayout(batch)
         enc = self.encode(batch, layout)
         h = self.initial_state(layout)
-        proj = self.edge_projection(enc)
+        proj = self.static_terms(enc, layout)
         if self.training:
             steps = _true_steps(batch, layout)
             total = int(steps.max()) if layout.num_graphs else 0
@@ -634,8 +634,8 @@ class DEAR(Reasoner):
         )
 
     def _f(self, h: Tensor, x: Tensor, edge_index: Tensor, edge_attr: Tensor, graph_attr: Tensor,
-           batch: Tensor, edge_proj: Tensor | None = None) -> Tensor:
-        out = self._process(h, x, edge_index, edge_attr, graph_attr, batch, edge_proj)
+           batch: Tensor, static: Any | None = None) -> Tensor:
+        out = self._process(h, x, edge_index, edge_attr, graph_attr, batch, static)
         if self.training and self.noise > 0.0:
             out = out + self.noise * torch.randn_like(out)
         return out
@@ -677,7 +677,7 @@ class DEAR(Reasoner):
         self.equilibrium.record_trajectory = aligning
         # Computed here, in the forward's grad mode: the solve runs without grad, the
         # backward's steps with it, and both must use (and differentiate) the same term.
-        proj = self.edge_projection(enc)
+        proj = self.static_terms(enc, layout)
         args = self._step_args(enc, layout, proj)
         # Lets the solve drop graphs as they converge (same result, less work per iteration).
         subset_args = (lambda graphs: self._step_args(enc, layout, proj, layout.subset(graphs))) \
