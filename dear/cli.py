@@ -32,7 +32,11 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", default=None, choices=INITS,
                    help="parameter initialisation: dmclrs (Haiku's, as dm-clrs's models; quick profile's default) "
                         "or torch (PyTorch's; paper profile's default)")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps, exactly (default: the profile's; quick: 600 under its step budget)")
+    p.add_argument("--step-budget", type=int, default=None,
+                   help="processor-step budget: min(steps, budget / mean trace length) optimiser steps; "
+                        "0: none (default: quick 7200, paper none)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -89,7 +93,7 @@ def _config_from(args: argparse.Namespace, **fixed):
         fixed["solver_training"] = solver_train
     return profile_config(
         args.profile, protocol=args.protocol, processor=args.processor, init=getattr(args, "init", None),
-        steps=args.steps, batch_size=args.batch_size,
+        steps=args.steps, step_budget=args.step_budget, batch_size=args.batch_size,
         hidden=args.hidden, lr=args.lr, num_train=args.num_train, solver=args.solver, tol=args.tol,
         max_iter=args.max_iter, max_iter_test=args.max_iter_test, backward=args.backward,
         eval_every=args.eval_every, device=args.device, align_weight=getattr(args, "align_weight", None),

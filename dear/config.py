@@ -45,7 +45,11 @@ class TrainConfig:
     # models; trains markedly faster on Bellman-Ford, see dear.reasoners.init)
     init: str = "torch"
     # optimisation
-    steps: int = 600  # optimiser steps
+    steps: int = 600  # optimiser steps (at most; see step_budget)
+    # Processor-step budget: when set, a run takes min(steps, round(step_budget / L)) optimiser
+    # steps, L the mean number of processor steps the unrolled baseline takes per training
+    # graph (trace length - 1); the same for every model of an algorithm (resolved_steps).
+    step_budget: int | None = None
     batch_size: int = 32
     lr: float = 1e-3
     grad_clip: float = 1.0
@@ -96,6 +100,8 @@ class TrainConfig:
                 SolverTrainConfig.from_dict(self.solver_training)
             except ValueError as e:
                 raise ConfigError(str(e)) from None
+        if self.step_budget is not None and self.step_budget < 1:
+            raise ConfigError(f"step_budget must be >= 1 (or None for no budget), got {self.step_budget}")
         for name in ("hidden", "steps", "batch_size", "max_iter", "max_iter_test", "eval_every", "phantom_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -158,16 +164,40 @@ _PAPER = {
 # seed 0, it lifts DEAR on Bellman-Ford from 0.883 to 0.919 and on minimum from 0.880 to 0.940
 # (NAR on Bellman-Ford 0.917 -> 0.931); runs trained before this change keep init="torch" in
 # their config.json (leaderboards/runs/clrs/quick/ holds those, quick-dmclrs/ the new ones).
-_QUICK: dict[str, Any] = {"init": "dmclrs"}
+# The step budget keeps long-trace algorithms inside the 5 minutes: the unrolled baseline
+# backpropagates through every step of every trace, so its cost is optimiser steps x mean trace
+# length. 7,200 = 600 steps at 12 processor steps per graph (the array algorithms at n <= 16):
+# measured on 2 cores, NAR on dfs (35 steps per graph) took 458 s for 600 optimiser steps and
+# strongly connected components (67) 596 s; with the budget they take 205 and 107 steps, and
+# every algorithm whose traces average <= 12 steps keeps its 600 (docs/reasoners.md).
+QUICK_STEP_BUDGET = 7200
+_QUICK: dict[str, Any] = {"init": "dmclrs", "step_budget": QUICK_STEP_BUDGET}
 
 
 def profile_config(profile: str, **overrides: Any) -> TrainConfig:
-    """The profile's configuration with ``overrides`` (None values are ignored) applied."""
+    """The profile's configuration with ``overrides`` (None values are ignored) applied.
+
+    An explicit ``steps`` means exactly that many steps: it drops the profile's step budget
+    unless ``step_budget`` is given too (``step_budget=0`` drops it as well)."""
     _choice("profile", profile, PROFILES)
     base = dict(_PAPER if profile == "paper" else _QUICK)
+    if overrides.get("steps") is not None and overrides.get("step_budget") is None:
+        base.pop("step_budget", None)
     base.update({k: v for k, v in overrides.items() if v is not None})
+    if base.get("step_budget") == 0:
+        base["step_budget"] = None
     base["profile"] = profile
     return TrainConfig.from_dict(base).validate()
+
+
+def resolved_steps(cfg: TrainConfig, lengths: Any) -> int:
+    """Optimiser steps of a run: ``cfg.steps``, or fewer under ``cfg.step_budget`` given the
+    training graphs' trace ``lengths`` (``min(steps, round(budget / mean(max(length - 1, 1))))``,
+    at least 1). Depends on the data only, so every model and every resume of a run agree."""
+    if cfg.step_budget is None or len(lengths) == 0:
+        return cfg.steps
+    per_graph = sum(max(int(n) - 1, 1) for n in lengths) / len(lengths)
+    return max(1, min(cfg.steps, round(cfg.step_budget / per_graph)))
 
 
 def replace(cfg: TrainConfig, **changes: Any) -> TrainConfig:

@@ -7,12 +7,14 @@
                          "seconds_per_sample", "timing": {"method", "repeats", "warmup", "batch_size", "seconds": [...]},
                          "iterations": {"mean", "max"}, "true_steps": {"mean", "max"},
                          "nfe": {"mean"}, "converged_fraction", "fallback_fraction"}},
-     "tol", "checkpoint": {"step", "val"}, "fingerprints": {"<n>": sha256},
+     "tol", "checkpoint": {"step", "val"}, "trained_steps", "fingerprints": {"<n>": sha256},
      "versions", "hardware", "git_commit", "config"}
 
 ``iterations`` are the processor applications per graph (DEAR: solver iterations until that
 graph's first iterate under tolerance; NAR: its unrolled steps); ``true_steps`` are the traces'
-own lengths, reported beside them and never given to DEAR. ``fallback_fraction`` (DEAR with a
+own lengths, reported beside them and never given to DEAR. ``trained_steps`` is the number of
+optimiser steps the run took (its ``train_summary.json``; ``config.steps`` is the cap, which
+a ``step_budget`` may lower), null for a run without a summary. ``fallback_fraction`` (DEAR with a
 learned solver, else null) is the share of test graphs whose solve needed the classic fallback
 after the K learned steps. Timing: the test batches are
 collated and moved to the device first (data loading excluded); the scoring pass runs every
@@ -120,6 +122,13 @@ def evaluate_size(cfg: TrainConfig, model: torch.nn.Module, size: int | None, de
     return res, ds.fingerprint
 
 
+def _trained_steps(run_dir: Path) -> int | None:
+    try:
+        return int(json.loads((run_dir / "train_summary.json").read_text())["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def evaluate_run(run_dir: Path, sizes: Sequence[int] | None = None, tol: float | None = None, device: str = "auto",
                  repeats: int = 5, warmup: int = 1, write: bool = True) -> dict[str, Any]:
     """Evaluate a run on its protocol's test split (or the given sizes); write results.json."""
@@ -136,6 +145,7 @@ def evaluate_run(run_dir: Path, sizes: Sequence[int] | None = None, tol: float |
         "processor": cfg.processor, "tol": cfg.tol if cfg.model == "dear" else None,
         "results": results,
         "checkpoint": {"step": ckpt.get("step"), "val": ckpt.get("val")},
+        "trained_steps": _trained_steps(Path(run_dir)),
         "fingerprints": fps, "versions": versions(), "hardware": hardware(dev), "git_commit": git_commit(),
         "config": cfg.to_dict(),
     }

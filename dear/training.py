@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from contextlib import nullcontext
@@ -31,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 import clrs_tasks as ct
-from dear.config import TrainConfig
+from dear.config import TrainConfig, resolved_steps
 from dear.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -229,6 +230,8 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
     with local_first() if ddp else nullcontext():  # one rank per machine builds missing splits
         train_ds = load_data(cfg, "train")
         val_ds = load_data(cfg, "val")
+    # The run's own step count (the config keeps the cap and the budget it comes from).
+    cfg = dataclasses.replace(cfg, steps=resolved_steps(cfg, train_ds.lengths.tolist()))
     if ddp and min(len(train_ds), cfg.batch_size) < world:
         raise RunError(f"batch size {min(len(train_ds), cfg.batch_size)} is smaller than the {world} processes: "
                        "every process needs at least one graph per step; raise --batch-size")
@@ -351,7 +354,7 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
         schedule.finish(run_dir)  # the best checkpoint's solver, fine-tuned on that checkpoint's model
         learned_report = schedule.report()
     if step >= cfg.steps and main:
-        meta = {"steps": step, "best": best, "seconds_this_call": time.perf_counter() - t0, "resumed_from": resumed_from,
+        meta = {"steps": step, "step_budget": cfg.step_budget, "best": best, "seconds_this_call": time.perf_counter() - t0, "resumed_from": resumed_from,
                 "world_size": world, "versions": versions(), "git_commit": git_commit(), "hardware": hardware(device),
                 "train_fingerprint": train_ds.fingerprint, "val_fingerprint": val_ds.fingerprint}
         if learned_report is not None:

@@ -86,6 +86,48 @@ def test_init_reaches_the_model_and_old_configs_mean_torch(tmp_path):
         train(tiny(steps=2), tmp_path, progress=False)
 
 
+def test_step_budget_resolution():
+    """The quick profile caps optimiser steps by a processor-step budget over the mean trace
+    length; an explicit ``steps`` trains exactly that many; the paper profile has no budget."""
+    from dear.config import QUICK_STEP_BUDGET, resolved_steps  # noqa: PLC0415
+
+    quick = profile_config("quick", algorithm="dfs")
+    assert quick.step_budget == QUICK_STEP_BUDGET and quick.steps == 600
+    assert profile_config("quick", algorithm="dfs", steps=50).step_budget is None
+    assert profile_config("quick", algorithm="dfs", steps=50, step_budget=100).step_budget == 100
+    assert profile_config("quick", algorithm="dfs", step_budget=0).step_budget is None
+    assert profile_config("paper", algorithm="dfs").step_budget is None
+    # NAR unrolls max(length - 1, 1) steps per graph: lengths 11 and 31 average 20 steps
+    assert resolved_steps(quick, [11, 31]) == round(QUICK_STEP_BUDGET / 20)
+    assert resolved_steps(quick, [2, 1, 3]) == 600  # short traces: the cap
+    assert resolved_steps(profile_config("quick", algorithm="dfs", steps=5, step_budget=10**6), [400]) == 5
+    assert resolved_steps(profile_config("quick", algorithm="dfs", step_budget=1), [400]) == 1
+    assert resolved_steps(profile_config("quick", algorithm="dfs", steps=50), [400]) == 50
+    with pytest.raises(ConfigError, match="step_budget must be >= 1"):
+        tiny(step_budget=-3)
+
+
+def test_a_step_budget_shortens_the_run_and_is_recorded(tmp_path):
+    """``minimum`` traces have n steps (n = 8..16 in training, so 7..15 processor steps per
+    graph): a budget of 40 processor steps per graph slot gives a few optimiser steps however
+    large ``steps`` is, the same for every model; the summary, history and results say so."""
+    from dear.training import load_data  # noqa: PLC0415
+
+    cfg = tiny("nar", steps=50, step_budget=40)
+    lengths = load_data(cfg, "train").lengths.tolist()
+    want = round(40 / (sum(n - 1 for n in lengths) / len(lengths)))
+    assert 2 <= want <= 6
+    res = train(cfg, tmp_path, progress=False)
+    assert res.steps == want and is_complete(tmp_path)
+    summary = json.loads((tmp_path / "train_summary.json").read_text())
+    assert summary["steps"] == want and summary["step_budget"] == 40
+    assert json.loads((tmp_path / "config.json").read_text())["steps"] == 50  # the cap, as configured
+    assert json.loads((tmp_path / "history.json").read_text())["history"][-1]["step"] == want
+    assert evaluate_run(tmp_path, sizes=[8], repeats=1)["trained_steps"] == want
+    assert train(cfg, tmp_path, progress=False).steps == want  # a finished run is not extended
+    assert train(tiny("dear", steps=50, step_budget=40), tmp_path / "dear", progress=False).steps == want
+
+
 def test_evaluate_writes_the_documented_schema(tmp_path):
     cfg = tiny("dear")
     train(cfg, tmp_path, progress=False)

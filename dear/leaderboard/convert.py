@@ -221,6 +221,8 @@ def entry_from_clrs_results(
     if all(s is not None and s.get("resumed_from") == 0 for s in summaries):
         seconds = statistics.fmean(s["seconds_this_call"] for s in summaries)  # type: ignore[index]
     train_hw = summaries[0]["hardware"] if summaries and summaries[0] else None
+    # what the run trained: config.json keeps the cap, a step budget may have lowered it
+    steps = summaries[0]["steps"] if summaries and summaries[0] and "steps" in summaries[0] else cfg["steps"]
     return {
         "schema": SCHEMA,
         "track": track_name,
@@ -240,9 +242,9 @@ def entry_from_clrs_results(
         },
         "solver": solver,
         "training": {
-            "budget": f"{cfg['steps']} steps x batch {cfg['batch_size']}, {num_train} training graphs, "
+            "budget": f"{steps} steps x batch {cfg['batch_size']}, {num_train} training graphs, "
                       f"{cfg['profile']} profile",
-            "steps": cfg["steps"], "epochs": None, "batch_size": cfg["batch_size"], "num_train": num_train,
+            "steps": steps, "epochs": None, "batch_size": cfg["batch_size"], "num_train": num_train,
             "seconds_mean": seconds, "hardware": train_hw,
         },
         "code_version": {"dear": first["versions"].get("dear", "unknown"), "git_commit": first.get("git_commit")},

@@ -167,6 +167,8 @@ class GatedMPNN(MessagePassing):
         w_h = torch.cat([layer.weight[:, width:] for layer in self._node_layers()])
         # (split, not slices: one backward concatenation instead of a zero-filled copy per slice)
         src, dst, own, *gate_self = torch.addmm(static.node, h, w_h.t()).split(hidden, dim=-1)
+        # The per-edge gathers read src and dst E times: contiguous rows gather ~3x faster.
+        src, dst = src.contiguous(), dst.contiguous()
         e = static.edge if edge_extra is None else static.edge + edge_extra
         m = self.propagate(edge_index, src=src, dst=dst, e=e, size=(h.shape[0], h.shape[0]))
         if not self.gated:
