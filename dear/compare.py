@@ -265,6 +265,7 @@ def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str],
                                          for n in sizes_seen}
                 entry["tol_sweep"] = sweep
             table[algo][model] = entry
+            table[algo].setdefault("trained_steps", {})[model] = [r.get("trained_steps") for r in per_seed]
         if "dear" in table[algo] and "nar" in table[algo]:
             table[algo]["dear_speedup_over_nar"] = {
                 n: table[algo]["nar"][n]["seconds_per_sample"] / table[algo]["dear"][n]["seconds_per_sample"]
@@ -279,14 +280,17 @@ def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str],
 def format_table(result: dict[str, Any]) -> str:
     lines = []
     models = result["models"]
-    head = f"{'algorithm':<30} {'n':>4} " + " ".join(f"{m + ' score':>18} {m + ' s/sample':>13}" for m in models)
+    head = f"{'algorithm':<30} {'steps':>7} {'n':>4} " + " ".join(f"{m + ' score':>18} {m + ' s/sample':>13}" for m in models)
     if "dear" in models and "nar" in models:
         head += f" {'speed-up':>9} {'dear iters':>10} {'true steps':>10}"
     lines.append(head)
     for algo, entry in result["table"].items():
         sizes = [k for k in entry[models[0]] if k != "tol_sweep"]
+        # optimiser steps the runs took (one number when every run of the row agrees)
+        took = sorted({t for m in models for t in entry.get("trained_steps", {}).get(m, []) if t is not None})
+        steps = "/".join(str(t) for t in took) if took else "?"
         for n in sizes:
-            row = f"{algo:<30} {n:>4} "
+            row = f"{algo:<30} {steps:>7} {n:>4} "
             for m in models:
                 e = entry[m][n]
                 row += f" {100 * e['score']['mean']:7.2f} ± {100 * e['score']['std']:5.2f}   {e['seconds_per_sample']:13.2e}"
@@ -298,6 +302,6 @@ def format_table(result: dict[str, Any]) -> str:
         if sweep:
             for tol, per_n in sweep.items():
                 for n, e in per_n.items():
-                    lines.append(f"{'':<30} {n:>4}   dear tol {tol:<6} score {100 * e['score']['mean']:6.2f}  "
+                    lines.append(f"{'':<30} {'':>7} {n:>4}   dear tol {tol:<6} score {100 * e['score']['mean']:6.2f}  "
                                  f"{e['seconds_per_sample']:.2e} s/sample  {e['iterations_mean']:.1f} iters")
     return "\n".join(lines)

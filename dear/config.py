@@ -167,9 +167,10 @@ _PAPER = {
 # The step budget keeps long-trace algorithms inside the 5 minutes: the unrolled baseline
 # backpropagates through every step of every trace, so its cost is optimiser steps x mean trace
 # length. 7,200 = 600 steps at 12 processor steps per graph (the array algorithms at n <= 16):
-# measured on 2 cores, NAR on dfs (35 steps per graph) took 458 s for 600 optimiser steps and
-# strongly connected components (67) 596 s; with the budget they take 205 and 107 steps, and
-# every algorithm whose traces average <= 12 steps keeps its 600 (docs/reasoners.md).
+# measured alone on 2 cores, NAR on dfs (35 steps per graph) took 458 s for 600 optimiser steps
+# and strongly connected components (67) 596 s; under the budget they take 206 and 108 steps
+# (142 s and 91 s), DAG shortest paths 500 (179 s), and every algorithm whose traces average
+# <= 12 steps keeps its 600 (docs/reasoners.md, "Quick profile").
 QUICK_STEP_BUDGET = 7200
 _QUICK: dict[str, Any] = {"init": "dmclrs", "step_budget": QUICK_STEP_BUDGET}
 

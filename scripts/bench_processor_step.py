@@ -48,12 +48,12 @@ from typing import Any, Iterator
 import torch
 from torch_geometric.nn import MessagePassing
 
-import clrs_tasks as ct
-from dear.config import profile_config
 from dear.io import atomic_write_text, hardware, versions
 from dear.processors import GatedMPNN
 from dear.runtime import tune_allocator
-from dear.training import build, load_data, model_loss
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from time_commits import step_functions  # noqa: E402  (a sibling script)
 
 VARIANTS = ("before", "static", "after")
 
@@ -75,28 +75,7 @@ def variant(model: torch.nn.Module, name: str) -> Iterator[None]:
 
 def measure(algorithm: str, model_name: str, batch_size: int, infer_batch: int, rounds: int,
             reps: int) -> dict[str, Any]:
-    cfg = profile_config("quick", algorithm=algorithm, model=model_name, batch_size=batch_size)
-    train = load_data(cfg, "train", num_samples=batch_size)
-    test = load_data(cfg, "test", num_samples=infer_batch)
-    b_train = ct.collate([train[i] for i in range(len(train))])
-    b_test = ct.collate([test[i] for i in range(len(test))])
-    torch.manual_seed(0)
-    model = build(cfg, train.spec)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-
-    def train_step() -> None:
-        model.train()
-        loss, _ = model_loss(model, b_train)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-
-    def infer() -> None:
-        model.eval()
-        with torch.no_grad():
-            model(b_test)
-
+    model, train_step, infer, b_train, b_test = step_functions(algorithm, model_name, batch_size, infer_batch)
     times: dict[str, dict[str, list[float]]] = {v: {"train_step": [], "inference": []} for v in VARIANTS}
     for r in range(rounds + 1):  # round 0 warms every path up and is not kept
         for v in VARIANTS:

@@ -23,49 +23,61 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CASES = ["dfs:nar", "strongly_connected_components:nar", "floyd_warshall:nar", "bellman_ford:dear",
                  "binary_search:dear", "insertion_sort:dear"]
 
 
-def child(repo: str, cases: list[str], batch_size: int, infer_batch: int, reps: int) -> dict[str, Any]:
-    """Runs in a subprocess with ``repo`` first on the path: seconds per case and phase."""
-    sys.path.insert(0, repo)
+def step_functions(algorithm: str, model_name: str, batch_size: int, infer_batch: int
+                   ) -> tuple[Any, Callable[[], None], Callable[[], None], Any, Any]:
+    """``(model, train_step, infer, train_batch, test_batch)`` for one case, built with the
+    ``dear`` found first on ``sys.path`` (the imports are made here, after the caller chose it):
+    a quick-profile model (seed 0), a training step (forward, loss, backward, clip, Adam) on
+    ``batch_size`` graphs of the dear protocol's train split and a no-grad forward on
+    ``infer_batch`` test graphs. Shared with ``bench_processor_step.py``."""
     import torch  # noqa: PLC0415
 
     import clrs_tasks as ct  # noqa: PLC0415
     from dear.config import profile_config  # noqa: PLC0415
-    from dear.runtime import tune_allocator  # noqa: PLC0415
     from dear.training import build, load_data, model_loss  # noqa: PLC0415
+
+    cfg = profile_config("quick", algorithm=algorithm, model=model_name, batch_size=batch_size)
+    train = load_data(cfg, "train", num_samples=batch_size)
+    test = load_data(cfg, "test", num_samples=infer_batch)
+    b_train = ct.collate([train[i] for i in range(len(train))])
+    b_test = ct.collate([test[i] for i in range(len(test))])
+    torch.manual_seed(0)
+    model = build(cfg, train.spec)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    def train_step() -> None:
+        model.train()
+        loss, _ = model_loss(model, b_train)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+
+    def infer() -> None:
+        model.eval()
+        with torch.no_grad():
+            model(b_test)
+
+    return model, train_step, infer, b_train, b_test
+
+
+def child(repo: str, cases: list[str], batch_size: int, infer_batch: int, reps: int) -> dict[str, Any]:
+    """Runs in a subprocess with ``repo`` first on the path: seconds per case and phase."""
+    sys.path.insert(0, repo)
+    from dear.runtime import tune_allocator  # noqa: PLC0415
 
     tune_allocator()
     out: dict[str, Any] = {}
     for case in cases:
         algo, _, model_name = case.partition(":")
-        cfg = profile_config("quick", algorithm=algo, model=model_name, batch_size=batch_size)
-        train = load_data(cfg, "train", num_samples=batch_size)
-        test = load_data(cfg, "test", num_samples=infer_batch)
-        b_train = ct.collate([train[i] for i in range(len(train))])
-        b_test = ct.collate([test[i] for i in range(len(test))])
-        torch.manual_seed(0)
-        model = build(cfg, train.spec)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-
-        def train_step() -> None:
-            model.train()
-            loss, _ = model_loss(model, b_train)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-
-        def infer() -> None:
-            model.eval()
-            with torch.no_grad():
-                model(b_test)
-
+        _, train_step, infer, _, _ = step_functions(algo, model_name, batch_size, infer_batch)
         res = {}
         for key, fn in (("train_step", train_step), ("inference", infer)):
             fn()  # warm-up

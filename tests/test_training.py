@@ -172,3 +172,4 @@ def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
     assert "demo: DEAR vs NAR on bfs" in out and "speed-up" in out and "dear tol 0.03" in out
     table = json.loads((tmp_path / "demo" / "compare.json").read_text())["table"]["bfs"]
     assert set(table["dear"]["tol_sweep"]) == {"0.3", "0.03"} and "64" in table["nar"]
+    assert table["trained_steps"] == {"dear": [2], "nar": [2]}  # the demo's explicit --steps, no budget
