@@ -101,7 +101,7 @@ class TrainConfig:
             except ValueError as e:
                 raise ConfigError(str(e)) from None
         if self.step_budget is not None and self.step_budget < 1:
-            raise ConfigError(f"step_budget must be >= 1 (or None for no budget), got {self.step_budget}")
+            raise ConfigError(f"step_budget must be >= 1, got {self.step_budget} (no budget: --step-budget 0, or None in a config)")
         for name in ("hidden", "steps", "batch_size", "max_iter", "max_iter_test", "eval_every", "phantom_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")

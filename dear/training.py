@@ -19,10 +19,10 @@ broadcast. See ``docs/scale-out.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from contextlib import nullcontext
@@ -354,7 +354,8 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
         schedule.finish(run_dir)  # the best checkpoint's solver, fine-tuned on that checkpoint's model
         learned_report = schedule.report()
     if step >= cfg.steps and main:
-        meta = {"steps": step, "step_budget": cfg.step_budget, "best": best, "seconds_this_call": time.perf_counter() - t0, "resumed_from": resumed_from,
+        meta = {"steps": step, "step_budget": cfg.step_budget, "best": best,
+                "seconds_this_call": time.perf_counter() - t0, "resumed_from": resumed_from,
                 "world_size": world, "versions": versions(), "git_commit": git_commit(), "hardware": hardware(device),
                 "train_fingerprint": train_ds.fingerprint, "val_fingerprint": val_ds.fingerprint}
         if learned_report is not None:

@@ -287,9 +287,9 @@ class NAR(Reasoner):
         steps = self.num_steps(batch, layout)
         total = int(steps.max()) if layout.num_graphs else 0
         h = h_in = self.initial_state(layout)
-        proj = self.static_terms(enc, layout) if total else None
+        static = self.static_terms(enc, layout) if total else None
         states: list[Tensor] = []
-        args = self._step_args(enc, layout, proj)
+        args = self._step_args(enc, layout, static)
         cur_steps, cur_batch = steps, layout.batch
         # graphs still running before step s, counted on the host once (steps are known)
         running = ([int(c) for c in torch.bincount(steps, minlength=total + 1).flip(0).cumsum(0).flip(0)]
@@ -307,7 +307,7 @@ class NAR(Reasoner):
                 sub = layout.subset((steps > s).nonzero().squeeze(1))
                 nodes = sub.nodes
                 h, h_in = h_all.index_select(0, nodes), h_in_all.index_select(0, nodes)
-                args = self._step_args(enc, layout, proj, sub)
+                args = self._step_args(enc, layout, static, sub)
                 cur_steps, cur_batch = steps.index_select(0, sub.graphs), sub.batch
             active = (cur_steps > s).index_select(0, cur_batch).unsqueeze(-1)
             if self.edge_latents:
@@ -490,7 +490,7 @@ class NARLearntTermination(NAR):
         layout = BatchLayout(batch)
         enc = self.encode(batch, layout)
         h = self.initial_state(layout)
-        proj = self.static_terms(enc, layout)
+        static = self.static_terms(enc, layout)
         if self.training:
             steps = _true_steps(batch, layout)
             total = int(steps.max()) if layout.num_graphs else 0
@@ -500,7 +500,7 @@ class NARLearntTermination(NAR):
                 active = (steps > s).index_select(0, layout.batch).unsqueeze(-1)
                 if self.edge_latents:
                     h_in = torch.where(active, h, h_in)
-                h = torch.where(active, self.step(h, enc, layout, proj), h)
+                h = torch.where(active, self.step(h, enc, layout, static), h)
                 logits.append(self.termination_logits(h, enc, layout))
             outputs = self.decode(h, enc, layout, h_in)
             outputs["aux_termination_logits"] = torch.stack(logits, dim=1)  # [B, S]
@@ -514,7 +514,7 @@ class NARLearntTermination(NAR):
             active = active_g.index_select(0, layout.batch).unsqueeze(-1)
             if self.edge_latents:
                 h_in = torch.where(active, h, h_in)
-            h = torch.where(active, self.step(h, enc, layout, proj), h)
+            h = torch.where(active, self.step(h, enc, layout, static), h)
             nfe += 1
             taken += active_g.long()
             stop = torch.sigmoid(self.termination_logits(h, enc, layout)) > self.threshold
@@ -676,11 +676,11 @@ class DEAR(Reasoner):
         aligning = self._aligning()
         self.equilibrium.record_trajectory = aligning
         # Computed here, in the forward's grad mode: the solve runs without grad, the
-        # backward's steps with it, and both must use (and differentiate) the same term.
-        proj = self.static_terms(enc, layout)
-        args = self._step_args(enc, layout, proj)
+        # backward's steps with it, and both must use (and differentiate) the same terms.
+        static = self.static_terms(enc, layout)
+        args = self._step_args(enc, layout, static)
         # Lets the solve drop graphs as they converge (same result, less work per iteration).
-        subset_args = (lambda graphs: self._step_args(enc, layout, proj, layout.subset(graphs))) \
+        subset_args = (lambda graphs: self._step_args(enc, layout, static, layout.subset(graphs))) \
             if self.compact else None
         try:
             h = self.equilibrium(h0, *args, batch=layout.batch, num_graphs=layout.num_graphs,
