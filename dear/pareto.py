@@ -54,7 +54,7 @@ def _load_nodecls(run_dir: Path, device: "torch.device"):
 
     from dear.nodecls import load_dataset  # noqa: PLC0415
     from dear.nodecls.baselines import build_nodecls_model  # noqa: PLC0415
-    from dear.nodecls.train import NodeClsConfig, prepare_features  # noqa: PLC0415
+    from dear.nodecls.train import NodeClsConfig, model_features  # noqa: PLC0415
 
     res_path = run_dir / "results.json"
     if not res_path.exists():
@@ -66,7 +66,7 @@ def _load_nodecls(run_dir: Path, device: "torch.device"):
         raise ValueError(f"{run_dir} holds a {cfg.model} run; Pareto curves need an implicit model (ignn)")
     data = load_dataset(cfg.dataset, root=cfg.data_root, split=cfg.split, cache_dir=cfg.cache_dir,
                         seed=cfg.data_seed, **cfg.dataset_options)
-    x = prepare_features(data, cfg.normalize_features).to(device)
+    x = model_features(data, cfg).to(device)
     data = data.to(device)
     multilabel = bool(getattr(data, "multilabel", False))
     num_classes = int(data.y.shape[1]) if multilabel else int(data.num_classes)

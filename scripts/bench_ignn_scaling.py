@@ -30,7 +30,7 @@ import torch
 from dear.io import atomic_write_text, git_commit, hardware, resolve_device, versions
 from dear.nodecls import load_dataset
 from dear.nodecls.ignn import IGNN
-from dear.nodecls.train import NodeClsConfig, prepare_features, time_inference, train_one_seed
+from dear.nodecls.train import NodeClsConfig, model_features, prepare_features, time_inference, train_one_seed
 
 
 def _sbm(num_nodes: int, args: argparse.Namespace):
@@ -50,7 +50,7 @@ def train_reference(args: argparse.Namespace, device: torch.device) -> tuple[dic
                         epochs=args.epochs, patience=args.patience, hidden=args.hidden, kappa=args.kappa,
                         solver="picard", tol=args.tol, max_iter=args.max_iter, seeds=1).validate()
     data = _sbm(args.train_nodes, args)
-    x = prepare_features(data, cfg.normalize_features).to(device)
+    x = model_features(data, cfg).to(device)
     record, state = train_one_seed(cfg, data.to(device), x, seed=0, device=device, progress=not args.quiet)
     return record, state
 

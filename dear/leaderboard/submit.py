@@ -162,7 +162,7 @@ def _verify_nodecls(entry: dict[str, Any], checkpoints: Sequence[Path], toleranc
     from dear.io import resolve_device  # noqa: PLC0415
     from dear.nodecls import load_dataset  # noqa: PLC0415
     from dear.nodecls.baselines import build_nodecls_model  # noqa: PLC0415
-    from dear.nodecls.train import NodeClsConfig, _metric, prepare_features  # noqa: PLC0415
+    from dear.nodecls.train import NodeClsConfig, _metric, model_features  # noqa: PLC0415
 
     if not entry.get("config"):
         raise EntryRejected("verify", "a nodecls entry needs its run config to rebuild the model for --verify")
@@ -173,7 +173,7 @@ def _verify_nodecls(entry: dict[str, Any], checkpoints: Sequence[Path], toleranc
     data = load_dataset(entry["task"], split=entry["protocol"]["split"], seed=seed, **over)
     if data.fingerprint != entry["split_fingerprint"]:
         raise EntryRejected("verify", "the local dataset's fingerprint is not the entry's")
-    x = prepare_features(data, cfg.normalize_features).to(dev)
+    x = model_features(data, cfg).to(dev)
     data = data.to(dev)
     multilabel = bool(getattr(data, "multilabel", False))
     num_classes = int(data.y.shape[1]) if multilabel else int(data.num_classes)

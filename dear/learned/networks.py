@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dear.sparse_ops import mean_operator, spmm
+
 __all__ = [
     "SPARSIFIERS",
     "AlphaBetaPredictor",
@@ -169,10 +171,7 @@ class ResidualCompressor(nn.Module):
 
 def _mean_aggregate(h: Tensor, edge_index: Tensor, num_nodes: int) -> Tensor:
     """Mean of in-neighbour rows (zero for nodes without in-edges)."""
-    src, dst = edge_index[0], edge_index[1]
-    out = h.new_zeros(num_nodes, h.shape[1]).index_add_(0, dst, h.index_select(0, src))
-    cnt = h.new_zeros(num_nodes).index_add_(0, dst, h.new_ones(dst.numel())).clamp_min(1.0)
-    return out / cnt.unsqueeze(1)
+    return spmm(mean_operator(edge_index, num_nodes, h.dtype), h)
 
 
 class AlphaBetaPredictor(nn.Module):

@@ -298,8 +298,7 @@ class LearnedSolver(nn.Module, Solver):
             self._gram = self._gram[:, 1:, 1:]
         with torch.no_grad():
             rd = r.detach()
-            cols = torch.stack([torch.linalg.vecdot(old.detach(), rd) for old in self._rs + [rd]], dim=1)
-            col = cols.new_zeros(self.num_graphs, cols.shape[1]).index_add_(0, self.batch, cols)
+            col = self.graph_dots([old.detach() for old in self._rs] + [rd], rd)
             n = col.shape[1]
             gram = col.new_zeros(self.num_graphs, n, n)
             if n > 1:
@@ -348,19 +347,16 @@ class LearnedSolver(nn.Module, Solver):
                                            log_norms=logs.nan_to_num(0.0).clamp(-50, 50))
             alpha = alpha_w[:, pad:]
         self.last_alpha, self.last_beta, self.last_gram = alpha, beta, gram
-        a_rows = self.to_nodes(alpha)  # [N, n]
         # sum_i alpha_i (x_i + beta r_i), beta = 1 for classic Anderson (= sum_i alpha_i f(x_i)).
-        ar_rows = a_rows if beta is None else a_rows * self.to_nodes(beta).unsqueeze(1)
+        a_r = alpha if beta is None else alpha * beta.unsqueeze(1)
         if torch.is_grad_enabled():  # training unroll: out-of-place, differentiable
+            a_rows, ar_rows = self.to_nodes(alpha), self.to_nodes(a_r)  # [N, n]
             out = a_rows[:, :1] * self._xs[0] + ar_rows[:, :1] * self._rs[0]
             for j in range(1, n):
                 out = out + a_rows[:, j:j + 1] * self._xs[j] + ar_rows[:, j:j + 1] * self._rs[j]
             return out
-        # Inference: accumulate in place, no [n, N, D] stack or temporaries per step.
-        out = torch.zeros_like(self._xs[-1])
-        for j in range(n):
-            out.addcmul_(a_rows[:, j:j + 1], self._xs[j]).addcmul_(ar_rows[:, j:j + 1], self._rs[j])
-        return out
+        # Inference: accumulate in place (scalar weights for a single graph), no [n, N, D] stack.
+        return self.combine(torch.cat([alpha, a_r], dim=1), self._xs + self._rs)
 
     # ---------------------------------------------------------------------- reporting
 
