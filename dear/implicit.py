@@ -279,7 +279,7 @@ class Equilibrium(nn.Module):
             if self.jac_reg_samples:
                 stats.jac_loss = jacobian_frobenius(z_out, z_star, self.jac_reg_samples)
             if z_out.requires_grad:
-                self._attach_adjoint(step, z_out, z_star, batch, num_graphs, stats)
+                self._attach_adjoint(step, z_out, z_star, batch, num_graphs, stats, restrict)
             return z_out
 
         # phantom: k damped steps from the (detached) equilibrium, with grad.
@@ -294,9 +294,15 @@ class Equilibrium(nn.Module):
 
     def _attach_adjoint(
         self, step: Callable[[Tensor], Tensor], z_out: Tensor, z_star: Tensor, batch: Tensor,
-        num_graphs: int, stats: EquilibriumStats
+        num_graphs: int, stats: EquilibriumStats,
+        restrict: Callable[[Tensor], Callable[[Tensor], Tensor]] | None = None,
     ) -> None:
         """Replace the gradient arriving at ``f(z*)`` by the per-graph adjoint solution.
+
+        With ``restrict`` (the forward's map on a subset of graphs) the adjoint solve also drops
+        graphs as they converge: the subset's vector-Jacobian products come from one extra
+        evaluation of ``f`` on the remaining graphs' rows of ``z*`` (graphs never interact, so
+        the products, and the gradients, are the same).
 
         The hook lives on ``z_out``'s autograd node, so it must not hold ``z_out`` itself: that
         would be a reference cycle through C++ (node -> hook -> tensor -> node) that Python's
@@ -323,12 +329,29 @@ class Equilibrium(nn.Module):
                     (vjp,) = torch.autograd.grad(out, z_star, g, retain_graph=True)
                     return vjp + grad
 
+                restrict_adjoint = None
+                if restrict is not None:
+                    def restrict_adjoint(graph_ids: Tensor) -> Callable[[Tensor], Tensor]:
+                        rows = torch.isin(batch, graph_ids).nonzero().squeeze(1)
+                        z_sub = z_star.detach().index_select(0, rows).requires_grad_()
+                        with torch.enable_grad():
+                            out_sub = restrict(graph_ids)(z_sub)
+                        stats.extra_nfe += 1
+                        grad_sub = grad.index_select(0, rows)
+
+                        def sub_map(g: Tensor) -> Tensor:
+                            (vjp,) = torch.autograd.grad(out_sub, z_sub, g, retain_graph=True)
+                            return vjp + grad_sub
+
+                        return sub_map
+
                 res = run_solver(
                     make_solver(self.backward_method, **self.backward_options), adjoint_map,
                     torch.zeros_like(grad), batch,
                     tol=self.backward_tol, max_iter=self.backward_max_iter,
                     stop_mode=self.stop_mode, num_graphs=num_graphs,
                     check_every=self.check_every, raise_on_failure=self.raise_on_failure,
+                    restrict=restrict_adjoint,
                 )
                 stats.backward = res
                 return res.z

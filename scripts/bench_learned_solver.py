@@ -126,20 +126,25 @@ def dataset_summary(dataset: str, runs: dict, pareto: dict) -> dict:
     }
 
 
-def scale_run(num_nodes: int, out: Path, epochs: int, tols: list[float], hidden: int) -> dict:
-    """SBM of ``num_nodes``: brief IGNN training with the learned solver, then residual targets."""
-    d = out / f"sbm_{num_nodes}"
+def scale_run(num_nodes: int, out: Path, epochs: int, tols: list[float], hidden: int,
+              subdir: str | None = None) -> dict:
+    """SBM of ``num_nodes``: brief IGNN training with the learned solver, then residual targets
+    (written to ``sbm_N/``, or with ``subdir`` re-measured on the existing run into ``sbm_N/subdir/``)."""
+    run_root = out / f"sbm_{num_nodes}"
+    d = run_root / subdir if subdir else run_root
     f = d / "scale.json"
     if f.exists():
         return json.loads(f.read_text())
+    if subdir and not (run_root / "run" / "seeds" / "seed_0.pt").exists():
+        raise SystemExit(f"sbm {num_nodes}: no checkpoint in {run_root / 'run'} on this machine to re-measure")
     cfg = NodeClsConfig(dataset="sbm", model="ignn", solver="learned", seeds=1, epochs=epochs, patience=epochs,
                         hidden=hidden, dataset_options={"num_nodes": num_nodes}, timing_repeats=3, timing_warmup=1,
                         solver_training={"warmup_epochs": max(1, epochs // 3), "every": max(1, epochs // 3),
                                          "first_steps": 20, "steps": 5, "final_steps": 10})
     log(f"sbm {num_nodes}: training IGNN (hidden {hidden}, {epochs} epochs) with the learned solver")
-    res = run(cfg, d / "run", progress=False)
+    res = run(cfg, run_root / "run", progress=False)
     log(f"sbm {num_nodes}: residual sweep")
-    p = nodecls_pareto(d / "run", solvers=("picard", "anderson", "learned"), tols=tols, repeats=3, warmup=1,
+    p = nodecls_pareto(run_root / "run", solvers=("picard", "anderson", "learned"), tols=tols, repeats=3, warmup=1,
                        out=d, plot=True)
     rows = {}
     for name, pts in p["curves"].items():
@@ -263,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dear-alternating", action="store_true",
                     help="train DEAR with the learned solver in the loop (alternating schedule) instead of "
                     "fitting it post hoc on the Anderson-trained model")
+    ap.add_argument("--pareto-subdir", default=None, metavar="NAME",
+                    help="re-measure the Pareto curves of the existing runs into DATASET/NAME/ (e.g. after a "
+                         "speed change), on the seeds whose checkpoints are on this machine; the summary then "
+                         "reports that measurement")
     ap.add_argument("--out", default="leaderboards/runs/learned")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -290,8 +299,20 @@ def main(argv: list[str] | None = None) -> int:
     for ds in args.datasets:
         d = out / ds.replace(":", "_")
         runs = train_runs(ds, args.seeds, d, args.epochs, args.patience, solver_train, args.kappa, nodecls)
-        pareto = merged_pareto(ds, runs["learned"]["seeds"], d, list(args.tols))
+        seeds = runs["learned"]["seeds"]
+        pdir = d
+        if args.pareto_subdir:
+            pdir = d / args.pareto_subdir
+            pdir.mkdir(parents=True, exist_ok=True)
+            have = [s for s in seeds if (d / "learned" / "seeds" / f"seed_{s}.pt").exists()]
+            if not have:
+                raise SystemExit(f"{ds}: no checkpoint of {d / 'learned'} on this machine to re-measure")
+            if have != seeds:
+                log(f"{ds}: re-measuring seeds {have} (no checkpoint here for {sorted(set(seeds) - set(have))})")
+            seeds = have
+        pareto = merged_pareto(ds, seeds, pdir, list(args.tols))
         summary["datasets"][ds] = dataset_summary(ds, runs, pareto)
+        summary["datasets"][ds]["pareto"] = {"dir": str(pdir), "seeds": seeds}
         save()
         s = summary["datasets"][ds]
         log(f"{ds}: learned-trained acc {s['accuracy']['ignn_learned_trained']['mean']:.2f}, "
@@ -306,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         save()
         log(f"dear {algo}: nfe ratio anderson/learned at equal score: {r['nfe_ratio']}")
     for n in args.scale:
-        summary["scale"][str(n)] = scale_run(n, out, args.scale_epochs, list(args.scale_tols), args.scale_hidden)
+        summary["scale"][str(n)] = scale_run(n, out, args.scale_epochs, list(args.scale_tols), args.scale_hidden,
+                                             args.pareto_subdir)
         save()
     save()
     log(f"wrote {summary_path}")
