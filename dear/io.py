@@ -81,6 +81,21 @@ def hardware(device: torch.device | None = None) -> dict[str, Any]:
     return info
 
 
+def write_measurement(path: Path | str, fields: dict[str, Any], device: torch.device | None = None) -> Path:
+    """Write a benchmark's JSON (``fields`` plus the provenance every measured number carries:
+    the command line, torch threads, package versions, git commit and hardware), atomically,
+    creating the folder. Returns the path."""
+    import json  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {**fields, "command": " ".join(sys.argv), "threads": torch.get_num_threads(), "versions": versions(),
+              "git_commit": git_commit(), "hardware": hardware(device or torch.device("cpu"))}
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    return path
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when present, else CPU; anything else is passed to ``torch.device``."""
     if name == "auto":

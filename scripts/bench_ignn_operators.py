@@ -14,17 +14,15 @@ outputs and gradients.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 import dear.nodecls.ignn as ignn_module
-from dear.io import atomic_write_text, git_commit, hardware, versions
+from dear.io import write_measurement
 from dear.nodecls import load_dataset
 from dear.nodecls.ignn import IGNN
 from dear.nodecls.train import NodeClsConfig, model_features
@@ -115,11 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ds}: forward {m['coo']['forward']:.3f}s -> {m['csr']['forward']:.3f}s ({s['forward']:.2f}x), "
               f"train step {m['coo']['train_step']:.3f}s -> {m['csr']['train_step']:.3f}s ({s['train_step']:.2f}x), "
               f"same results: {r['same_outputs_and_gradients']}", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps({"command": " ".join(sys.argv), "threads": torch.get_num_threads(),
-                                       "results": rows, "versions": versions(), "git_commit": git_commit(),
-                                       "hardware": hardware(torch.device("cpu"))}, indent=1) + "\n")
+    out = write_measurement(args.out, {"results": rows})
     print(f"wrote {out}")
     return 0
 

@@ -37,7 +37,6 @@ to ``leaderboards/runs/bench/processor_step.json``. The allocator setting of
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -48,7 +47,7 @@ from typing import Any, Iterator
 import torch
 from torch_geometric.nn import MessagePassing
 
-from dear.io import atomic_write_text, hardware, versions
+from dear.io import write_measurement
 from dear.processors import GatedMPNN
 from dear.runtime import tune_allocator
 
@@ -118,11 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{algo:>16} {model_name:<5} train step {m['before']['train_step']:.3f} -> {m['after']['train_step']:.3f} s "
               f"({s['train_step']:.2f}x), inference {m['before']['inference']:.3f} -> {m['after']['inference']:.3f} s "
               f"({s['inference']:.2f}x)", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps({"cases": rows, "command": " ".join(sys.argv), "threads": torch.get_num_threads(),
-                                       "versions": versions(), "hardware": hardware(torch.device("cpu"))},
-                                      indent=1) + "\n")
+    out = write_measurement(args.out, {"cases": rows})
     print(f"wrote {out}")
     return 0
 

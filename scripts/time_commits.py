@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     import torch  # noqa: PLC0415
 
-    from dear.io import atomic_write_text, hardware, versions  # noqa: PLC0415
+    from dear.io import write_measurement  # noqa: PLC0415
 
     rows = []
     for case in args.cases:
@@ -151,13 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{case:>40}: train step {med['base']['train_step']:.3f} -> {med['tree']['train_step']:.3f} s "
               f"({s['train_step']:.2f}x), inference {med['base']['inference']:.3f} -> "
               f"{med['tree']['inference']:.3f} s ({s['inference']:.2f}x)")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps({
+    out = write_measurement(args.out, {
         "base": base_rev.stdout.strip(), "head": head, "working_tree_modified": dirty, "cases": rows,
-        "batch_size": args.batch_size, "infer_batch": args.infer_batch, "rounds": args.rounds, "reps": args.reps,
-        "command": " ".join(sys.argv), "threads": torch.get_num_threads(), "versions": versions(),
-        "hardware": hardware(torch.device("cpu"))}, indent=1) + "\n")
+        "batch_size": args.batch_size, "infer_batch": args.infer_batch, "rounds": args.rounds, "reps": args.reps})
     print(f"wrote {out}")
     return 0
 
