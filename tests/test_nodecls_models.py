@@ -315,6 +315,11 @@ def test_cli_writes_results_json_and_resumes(tmp_path, capsys):
     assert res3["test_accuracy"]["per_seed"][:2] == res["test_accuracy"]["per_seed"]
     assert len(res3["per_seed"]) == 3
 
+    # rerun with nothing to train: results.json (and the commit recorded in it) is left alone
+    stamp = (out / "results.json").stat().st_mtime_ns
+    assert _run(argv(seeds="3")) == 0
+    assert (out / "results.json").stat().st_mtime_ns == stamp
+
     # another configuration into the same directory is refused
     with pytest.raises(NodeClsConfigError, match="different configuration"):
         _run(argv(tol="1e-4"))

@@ -261,6 +261,15 @@ def prepare_features(data: Data, mode: str = "auto") -> Tensor:
     return x
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or ``None`` when it is missing or unreadable."""
+    try:
+        out = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return out if isinstance(out, dict) else None
+
+
 def model_features(data: Data, cfg: "NodeClsConfig") -> Tensor:
     """The feature matrix a model of ``cfg`` sees: :func:`prepare_features`, then CSR storage
     (``cfg.sparse_features``) when the model's first layer is linear and training is full-graph.
@@ -618,7 +627,11 @@ def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str
     results = None
     if main:
         results = _aggregate(cfg, data, [done[s] for s in seeds], device, complete=True)
-        atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+        prev = _read_json(out_dir / "results.json") if not todo else None
+        if prev is not None and prev.get("complete") and prev.get("seeds") == results["seeds"]:
+            results = prev  # nothing trained: keep the file (and its provenance) as it is
+        else:
+            atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
     if info.distributed:
         results = broadcast_object(results)
     return results
