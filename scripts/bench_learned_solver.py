@@ -61,14 +61,17 @@ def train_runs(dataset: str, seeds: int, out: Path, epochs: int, patience: int, 
     return runs
 
 
-def merged_pareto(dataset: str, seeds: list[int], out: Path, tols: list[float]) -> dict:
+def merged_pareto(dataset: str, seeds: list[int], out: Path, tols: list[float], run_dir: Path | None = None) -> dict:
+    """Per-seed Pareto files (resumable) of the learned-solver run ``run_dir`` (default
+    ``out/learned``) merged into ``out/pareto.json`` and ``pareto.png``."""
+    run_dir = run_dir if run_dir is not None else out / "learned"
     per_seed_files = []
     for seed in seeds:
         f = out / f"pareto_seed{seed}.json"
         if not f.exists():
             log(f"{dataset}: pareto seed {seed}")
             tmp = out / f".pareto_tmp_seed{seed}"
-            nodecls_pareto(out / "learned", solvers=SOLVERS, tols=tols, seeds=[seed], out=tmp, plot=False)
+            nodecls_pareto(run_dir, solvers=SOLVERS, tols=tols, seeds=[seed], out=tmp, plot=False)
             (tmp / "pareto.json").replace(f)
             tmp.rmdir()
         per_seed_files.append(json.loads(f.read_text()))
@@ -310,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             if have != seeds:
                 log(f"{ds}: re-measuring seeds {have} (no checkpoint here for {sorted(set(seeds) - set(have))})")
             seeds = have
-        pareto = merged_pareto(ds, seeds, pdir, list(args.tols))
+        pareto = merged_pareto(ds, seeds, pdir, list(args.tols), run_dir=d / "learned")
         summary["datasets"][ds] = dataset_summary(ds, runs, pareto)
         summary["datasets"][ds]["pareto"] = {"dir": str(pdir), "seeds": seeds}
         save()
