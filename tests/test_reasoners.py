@@ -494,6 +494,43 @@ def test_nar_lt_evaluation_never_reads_length(split):
     assert ((stats["steps"] >= 1) & (stats["steps"] <= 6)).all()
 
 
+@pytest.mark.parametrize("processor", ["mpnn", "triplet_gmpnn"])
+def test_nar_lt_evaluation_drops_stopped_graphs_without_changing_results(processor, split, monkeypatch):
+    """In evaluation, graphs whose head said stop leave the batch (``model.compact``): same
+    outputs, step counts and stop flags as masking them, on graphs that stop at different steps
+    (a head that says stop after ``size + 1`` steps, whatever rows it is given)."""
+    torch.manual_seed(0)
+    ds = split("dag_shortest_paths", num_samples=8, sizes=(4, 6, 8))
+    model = build_model("nar-lt", ds.spec, hidden=16, processor=processor, max_steps_test=12).eval()
+    b = _batch(ds)
+    calls = [0]
+
+    def stop_after_size(h, x, batch, num_graphs):
+        calls[0] += 1
+        size = torch.bincount(batch, minlength=num_graphs).to(h.dtype)
+        return calls[0] - size - 0.5  # > 0 (stop) from step size + 1 on
+
+    monkeypatch.setattr(model, "_stop_logits", stop_after_size)
+    rows: list[int] = []
+    model.processor.register_forward_hook(lambda mod, args, out: rows.append(out.shape[0]))
+    results = {}
+    for compact in (True, False):
+        model.compact = compact
+        rows.clear()
+        calls[0] = 0
+        with torch.no_grad():
+            out, stats = model(b)
+        assert (min(rows) < b.num_nodes) == compact, rows
+        results[compact] = (out, stats)
+    (out_c, st_c), (out_p, st_p) = results[True], results[False]
+    sizes = torch.bincount(b.batch)
+    assert torch.equal(st_p["steps"], sizes + 1) and st_p["terminated"].all()
+    assert torch.equal(st_c["steps"], st_p["steps"]) and torch.equal(st_c["terminated"], st_p["terminated"])
+    assert st_c["nfe"] == st_p["nfe"] == int(sizes.max()) + 1
+    for k in out_p:
+        assert torch.allclose(out_c[k], out_p[k], atol=1e-5), k
+
+
 def test_nar_steps_follow_lengths(split):
     ds = split("bfs", include_hints=False)
     b = _batch(ds)

@@ -482,8 +482,10 @@ class NARLearntTermination(NAR):
 
     def termination_logits(self, h: Tensor, enc: Encoding, layout: BatchLayout) -> Tensor:
         """``[B]`` logits of "stop after this step"."""
-        pooled = scatter(torch.cat([enc.node, h], dim=-1), layout.batch, dim=0, dim_size=layout.num_graphs,
-                         reduce="max")
+        return self._stop_logits(h, enc.node, layout.batch, layout.num_graphs)
+
+    def _stop_logits(self, h: Tensor, x: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
+        pooled = scatter(torch.cat([x, h], dim=-1), batch, dim=0, dim_size=num_graphs, reduce="max")
         return self.termination(pooled).squeeze(-1)
 
     def forward(self, batch: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -505,24 +507,59 @@ class NARLearntTermination(NAR):
             outputs = self.decode(h, enc, layout, h_in)
             outputs["aux_termination_logits"] = torch.stack(logits, dim=1)  # [B, S]
             return outputs, {"steps": steps, "iterations": steps, "nfe": total}
-        taken = torch.zeros(layout.num_graphs, dtype=torch.long, device=layout.device)
-        stopped = torch.zeros(layout.num_graphs, dtype=torch.bool, device=layout.device)
-        nfe = 0
-        h_in = h
-        for _ in range(self.max_steps_test):
-            active_g = ~stopped
-            active = active_g.index_select(0, layout.batch).unsqueeze(-1)
-            if self.edge_latents:
-                h_in = torch.where(active, h, h_in)
-            h = torch.where(active, self.step(h, enc, layout, static), h)
-            nfe += 1
-            taken += active_g.long()
-            stop = torch.sigmoid(self.termination_logits(h, enc, layout)) > self.threshold
-            stopped |= stop & active_g
-            if bool(stopped.all()):
-                break
+        h, h_in, taken, stopped, nfe = self._run_until_stop(h, enc, layout, static)
         outputs = self.decode(h, enc, layout, h_in)
         return outputs, {"steps": taken, "iterations": taken, "nfe": nfe, "terminated": stopped}
+
+    def _run_until_stop(self, h: Tensor, enc: Encoding, layout: BatchLayout,
+                        static: Any | None) -> tuple[Tensor, Tensor, Tensor, Tensor, int]:
+        """Evaluation unroll: each graph steps until its head says stop (at least one step, at
+        most ``max_steps_test``). Stopped graphs leave the batch (:attr:`compact`) once at most
+        :attr:`compact_below` of those being stepped still run; their rows are final, so the
+        result is the same as stepping (and masking) the whole batch."""
+        num_graphs = layout.num_graphs
+        taken = torch.zeros(num_graphs, dtype=torch.long, device=layout.device)
+        stopped = torch.zeros(num_graphs, dtype=torch.bool, device=layout.device)
+        nfe = 0
+        h_in = h
+        args = self._step_args(enc, layout, static)
+        x, batch, cur = enc.node, layout.batch, num_graphs
+        graphs: Tensor | None = None  # original ids of the graphs being stepped (None: all)
+        nodes: Tensor | None = None
+        h_all = h_in_all = h
+        stop_cur, taken_cur = stopped, taken
+        for _ in range(self.max_steps_test):
+            active_g = ~stop_cur
+            active = active_g.index_select(0, batch).unsqueeze(-1)
+            if self.edge_latents:
+                h_in = torch.where(active, h, h_in)
+            h = torch.where(active, self._process(h, *args), h)
+            nfe += 1
+            taken_cur = taken_cur + active_g.long()
+            stop = torch.sigmoid(self._stop_logits(h, x, batch, cur)) > self.threshold
+            stop_cur = stop_cur | (stop & active_g)
+            running = int((~stop_cur).sum())
+            if running == 0:
+                break
+            if self.compact and running <= self.compact_below * cur and running < cur:
+                # Stopped graphs are final: write the subset back and keep the running ones.
+                if graphs is None:
+                    h_all, h_in_all, taken, stopped = h, h_in, taken_cur, stop_cur
+                else:
+                    h_all, h_in_all = h_all.index_copy(0, nodes, h), h_in_all.index_copy(0, nodes, h_in)
+                    taken, stopped = taken.index_copy(0, graphs, taken_cur), stopped.index_copy(0, graphs, stop_cur)
+                keep = (~stopped).nonzero().squeeze(1)
+                sub = layout.subset(keep)
+                graphs, nodes = keep, sub.nodes
+                h, h_in = h_all.index_select(0, nodes), h_in_all.index_select(0, nodes)
+                args = self._step_args(enc, layout, static, sub)
+                x, batch, cur = args[0], sub.batch, int(keep.numel())
+                taken_cur, stop_cur = taken.index_select(0, keep), stopped.index_select(0, keep)
+        if graphs is None:
+            return h, h_in, taken_cur, stop_cur, nfe
+        h_all, h_in_all = h_all.index_copy(0, nodes, h), h_in_all.index_copy(0, nodes, h_in)
+        taken, stopped = taken.index_copy(0, graphs, taken_cur), stopped.index_copy(0, graphs, stop_cur)
+        return h_all, h_in_all, taken, stopped, nfe
 
     def _extra_terms(self, batch: Any, outputs: Mapping[str, Tensor], layout: BatchLayout,
                      terms: dict[str, Tensor]) -> int:
