@@ -56,10 +56,15 @@ def test_ignn_with_cached_operators_deep_copies_and_matches_the_coo_product():
     with torch.no_grad():
         torch.testing.assert_close(clone(x, ei), before)
     adj = gcn_adjacency(ei, n, dtype=torch.float64)
-    f = IGNNMap(8).double()
     z, b = torch.randn(n, 8, dtype=torch.float64), torch.randn(n, 8, dtype=torch.float64)
-    want = torch.relu(torch.sparse.mm(adj, z @ f.weight.t()) + b)
-    torch.testing.assert_close(f(z, b, adj), want)
+    for act, phi in (("relu", torch.relu), ("tanh", torch.tanh)):
+        f = IGNNMap(8, activation=act).double()
+        want = phi(torch.sparse.mm(adj, z @ f.weight.t()) + b)
+        torch.testing.assert_close(f(z, b, adj), want)  # training path (grad to W)
+        b_before = b.clone()
+        with torch.no_grad():  # inference path: in place on its own product, never on b
+            torch.testing.assert_close(f(z, b, adj), want.detach())
+        assert torch.equal(b, b_before)
 
 
 def test_every_consumer_of_a_nodecls_run_sees_the_features_it_was_trained_on(tmp_path):

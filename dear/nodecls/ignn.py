@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "tanh": torch.tanh}
+INPLACE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": torch.relu_, "tanh": torch.tanh_}
 
 
 # --------------------------------------------------------------------------- graph helpers
@@ -186,7 +187,12 @@ class IGNNMap(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
 
     def forward(self, z: Tensor, b: Tensor, adj: Tensor) -> Tensor:
-        return self._act(_spmm(adj, z @ self.weight.t()) + b)
+        y = _spmm(adj, z @ self.weight.t())
+        if torch.is_grad_enabled():
+            return self._act(y + b)
+        # Inference (every solver iteration): y is a fresh tensor, so add and activate in place
+        # (two fewer N x H passes and allocations per iteration; same values).
+        return INPLACE_ACTIVATIONS[self.activation](y.add_(b))
 
 
 class IGNNLayer(nn.Module):
