@@ -28,10 +28,12 @@ __all__ = ["CSRPair", "coo_operator", "mean_operator", "spmm"]
 CSRPair = tuple[Tensor, Tensor]
 
 
-def _to_csr(coo: Tensor) -> Tensor:
+def _csr_pair(coo: Tensor) -> CSRPair:
+    """``(A, A^T)`` in CSR from a COO matrix."""
+    coo = coo.coalesce()
     with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta"
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return coo.coalesce().to_sparse_csr()
+        return coo.to_sparse_csr(), coo.t().coalesce().to_sparse_csr()
 
 
 #: id(tensor) -> (weak reference to it, its operators by key).
@@ -59,7 +61,7 @@ def coo_operator(adj: Tensor) -> CSRPair:
     ops = _operators_of(adj)
     key = ("coo", adj._version)
     if key not in ops:
-        ops[key] = (_to_csr(adj), _to_csr(adj.coalesce().t()))
+        ops[key] = _csr_pair(adj)
     return ops[key]
 
 
@@ -75,7 +77,7 @@ def mean_operator(edge_index: Tensor, num_nodes: int, dtype: torch.dtype) -> CSR
             0, dst, torch.ones(dst.numel(), dtype=dtype, device=edge_index.device))
         w = 1.0 / cnt.clamp_min(1.0)[dst]
         m = torch.sparse_coo_tensor(torch.stack([dst, src]), w, (num_nodes, num_nodes), check_invariants=False)
-        ops[key] = coo_operator(m.coalesce())
+        ops[key] = _csr_pair(m)
     return ops[key]
 
 
