@@ -626,11 +626,10 @@ def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str
                 save([g for g in got if g is not None])
     results = None
     if main:
-        results = _aggregate(cfg, data, [done[s] for s in seeds], device, complete=True)
-        prev = _read_json(out_dir / "results.json") if not todo else None
-        if prev is not None and prev.get("complete") and prev.get("seeds") == results["seeds"]:
-            results = prev  # nothing trained: keep the file (and its provenance) as it is
-        else:
+        # Nothing trained and the file already complete: keep it (and its provenance) as it is.
+        results = None if todo else _read_json(out_dir / "results.json")
+        if results is None or not results.get("complete") or results.get("seeds") != seeds:
+            results = _aggregate(cfg, data, [done[s] for s in seeds], device, complete=True)
             atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
     if info.distributed:
         results = broadcast_object(results)
