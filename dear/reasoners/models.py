@@ -245,6 +245,14 @@ class Reasoner(nn.Module):
         return f"task={self.spec.task!r}, hidden={self.hidden}, processor={self.processor_name!r}"
 
 
+def _merged(full: tuple[Tensor, ...], index: Tensor | None, part: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """``full`` with rows ``index`` replaced by ``part``: the whole-batch tensors of a loop that
+    steps a subset of its graphs (``index is None``: no subset yet, ``part`` is the whole)."""
+    if index is None:
+        return part
+    return tuple(f.index_copy(0, index, p) for f, p in zip(full, part))
+
+
 def _true_steps(batch: Any, layout: BatchLayout) -> Tensor:
     """``max(length - 1, 1)`` per graph: dm-clrs runs ``T - 1`` processor steps for a trace of
     ``T`` hint steps (at least one)."""
@@ -300,10 +308,7 @@ class NAR(Reasoner):
             if running is not None and running[s + 1] <= self.compact_below * cur_steps.numel() \
                     and running[s + 1] < cur_steps.numel():
                 # Graphs with steps <= s are final: keep their rows, step the others only.
-                if nodes is None:
-                    h_all, h_in_all = h, h_in
-                else:
-                    h_all, h_in_all = h_all.index_copy(0, nodes, h), h_in_all.index_copy(0, nodes, h_in)
+                h_all, h_in_all = _merged((h_all, h_in_all), nodes, (h, h_in))
                 sub = layout.subset((steps > s).nonzero().squeeze(1))
                 nodes = sub.nodes
                 h, h_in = h_all.index_select(0, nodes), h_in_all.index_select(0, nodes)
@@ -315,8 +320,7 @@ class NAR(Reasoner):
             h = torch.where(active, self._process(h, *args), h)
             if record:
                 states.append(h)
-        if nodes is not None:
-            h, h_in = h_all.index_copy(0, nodes, h), h_in_all.index_copy(0, nodes, h_in)
+        h, h_in = _merged((h_all, h_in_all), nodes, (h, h_in))
         return h, h_in, steps, states
 
     def forward(self, batch: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -543,11 +547,8 @@ class NARLearntTermination(NAR):
                 break
             if self.compact and running <= self.compact_below * cur and running < cur:
                 # Stopped graphs are final: write the subset back and keep the running ones.
-                if graphs is None:
-                    h_all, h_in_all, taken, stopped = h, h_in, taken_cur, stop_cur
-                else:
-                    h_all, h_in_all = h_all.index_copy(0, nodes, h), h_in_all.index_copy(0, nodes, h_in)
-                    taken, stopped = taken.index_copy(0, graphs, taken_cur), stopped.index_copy(0, graphs, stop_cur)
+                h_all, h_in_all = _merged((h_all, h_in_all), nodes, (h, h_in))
+                taken, stopped = _merged((taken, stopped), graphs, (taken_cur, stop_cur))
                 keep = (~stopped).nonzero().squeeze(1)
                 sub = layout.subset(keep)
                 graphs, nodes = keep, sub.nodes
@@ -555,11 +556,9 @@ class NARLearntTermination(NAR):
                 args = self._step_args(enc, layout, static, sub)
                 x, batch, cur = args[0], sub.batch, int(keep.numel())
                 taken_cur, stop_cur = taken.index_select(0, keep), stopped.index_select(0, keep)
-        if graphs is None:
-            return h, h_in, taken_cur, stop_cur, nfe
-        h_all, h_in_all = h_all.index_copy(0, nodes, h), h_in_all.index_copy(0, nodes, h_in)
-        taken, stopped = taken.index_copy(0, graphs, taken_cur), stopped.index_copy(0, graphs, stop_cur)
-        return h_all, h_in_all, taken, stopped, nfe
+        h, h_in = _merged((h_all, h_in_all), nodes, (h, h_in))
+        taken, stopped = _merged((taken, stopped), graphs, (taken_cur, stop_cur))
+        return h, h_in, taken, stopped, nfe
 
     def _extra_terms(self, batch: Any, outputs: Mapping[str, Tensor], layout: BatchLayout,
                      terms: dict[str, Tensor]) -> int:
