@@ -21,6 +21,7 @@ reference, and the ratio of Picard's fastest such point to it (``speedup_vs_pica
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import statistics
 from pathlib import Path
@@ -49,7 +50,11 @@ def set_forward_solver(layer: nn.Module, method: Any, options: dict[str, Any] | 
     eq.solver_options = dict(options or {})
 
 
-def _load_nodecls(run_dir: Path, device: "torch.device"):
+def _load_nodecls(run_dir: Path, device: "torch.device", dataset_options: dict[str, Any] | None = None):
+    """The run's config, results, data, model features and a per-seed model builder.
+
+    ``dataset_options`` overrides the run's own (e.g. ``{"num_nodes": 1_000_000}`` runs a model
+    trained on a small SBM graph on a larger one from the same generator)."""
     import torch  # noqa: PLC0415
 
     from dear.nodecls import load_dataset  # noqa: PLC0415
@@ -62,6 +67,8 @@ def _load_nodecls(run_dir: Path, device: "torch.device"):
     res = json.loads(res_path.read_text())
     conf = {k: v for k, v in res["config"].items() if k != "resolved_model_options"}
     cfg = NodeClsConfig(**conf)
+    if dataset_options:
+        cfg = dataclasses.replace(cfg, dataset_options={**cfg.dataset_options, **dataset_options})
     if cfg.model != "ignn":
         raise ValueError(f"{run_dir} holds a {cfg.model} run; Pareto curves need an implicit model (ignn)")
     data = load_dataset(cfg.dataset, root=cfg.data_root, split=cfg.split, cache_dir=cfg.cache_dir,
@@ -106,12 +113,15 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
                    tols: Sequence[float] = DEFAULT_TOLS, sweep: str = "tol", budgets: Sequence[int] = (),
                    seeds: Sequence[int] | None = None, repeats: int = 5, warmup: int = 2, max_iter: int = 300,
                    solver_training: dict[str, Any] | None = None, device: str = "auto",
-                   out: Path | None = None, plot: bool = True, margin: float = 0.5) -> dict[str, Any]:
+                   out: Path | None = None, plot: bool = True, margin: float = 0.5,
+                   dataset_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Pareto curves of ``solvers`` on every seed of an IGNN run (see the module docstring).
 
     ``sweep="tol"`` sweeps ``tols`` (cap ``max_iter``); ``sweep="budget"`` sweeps the iteration
     cap ``budgets`` at tolerance 0 (fixed step counts). Returns the JSON written to
-    ``out/pareto.json`` (``out`` defaults to ``run_dir``).
+    ``out/pareto.json`` (``out`` defaults to ``run_dir``). ``dataset_options`` evaluates the
+    run's models (and their learned solvers, which are GNNs too) on another graph of the same
+    generator, e.g. a larger SBM; the JSON records them.
     """
     import torch  # noqa: PLC0415
 
@@ -131,7 +141,7 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
             raise ValueError(f"unknown solver {s!r}; available solvers: {', '.join(available())}")
     run_dir = Path(run_dir)
     dev = resolve_device(device)
-    cfg, res, data, x, build = _load_nodecls(run_dir, dev)
+    cfg, res, data, x, build = _load_nodecls(run_dir, dev, dataset_options)
     seeds = list(seeds) if seeds is not None else list(res["seeds"])
     multilabel = bool(getattr(data, "multilabel", False))
     native = cfg.resolved_model_options().get("solver")
@@ -198,6 +208,7 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
         curves[name] = pts
     result = {
         "schema": SCHEMA, "kind": "nodecls", "run_dir": str(run_dir), "dataset": cfg.dataset, "split": res.get("split"),
+        "dataset_options": cfg.dataset_options, "evaluated_off_training_graph": bool(dataset_options),
         "trained_with": native, "seeds": seeds, "sweep": sweep, "points": points, "max_iter": max_iter,
         "curves": curves, "per_seed": per_seed, "solver_training_post_hoc": solver_train,
         "equal_accuracy": equal_accuracy_speedups(curves, margin=margin),

@@ -14,10 +14,12 @@ Per dataset (default: the four AM-GCN datasets, 60 labels per class):
    Picard, solver training share, fallback rates, beside the paper's IGNN-Solver numbers.
 
 ``--scale N [N ...]`` adds SBM graphs of N nodes: a short IGNN training with the learned solver,
-then seconds and evaluations to reach each residual for Picard, Anderson and learned.
+then seconds and evaluations to reach each residual for Picard, Anderson and learned; with
+``--scale-from M`` the M-node run's model and solver are measured on the N-node graphs instead.
 
     OMP_NUM_THREADS=1 python scripts/bench_learned_solver.py --datasets amgcn:citeseer --seeds 2
     OMP_NUM_THREADS=1 python scripts/bench_learned_solver.py --scale 100000
+    OMP_NUM_THREADS=1 python scripts/bench_learned_solver.py --scale 1000000 --scale-from 100000
 """
 
 from __future__ import annotations
@@ -130,36 +132,52 @@ def dataset_summary(dataset: str, runs: dict, pareto: dict) -> dict:
 
 
 def scale_run(num_nodes: int, out: Path, epochs: int, tols: list[float], hidden: int,
-              subdir: str | None = None) -> dict:
+              subdir: str | None = None, trained_on: int | None = None) -> dict:
     """SBM of ``num_nodes``: brief IGNN training with the learned solver, then residual targets
-    (written to ``sbm_N/``, or with ``subdir`` re-measured on the existing run into ``sbm_N/subdir/``)."""
-    run_root = out / f"sbm_{num_nodes}"
-    d = run_root / subdir if subdir else run_root
+    (written to ``sbm_N/``, or with ``subdir`` re-measured on the existing run into ``sbm_N/subdir/``).
+
+    With ``trained_on=M`` nothing is trained: the run of the ``M``-node graph (``sbm_M/run``, its
+    IGNN and its learned solver) is measured on an ``N``-node graph of the same generator, into
+    ``sbm_N/from_M/`` (training the solver on a 1,000,000-node graph would take hours here)."""
+    if trained_on is not None:
+        run_root = out / f"sbm_{trained_on}"
+        d = out / f"sbm_{num_nodes}" / (subdir or f"from_{trained_on}")
+    else:
+        run_root = out / f"sbm_{num_nodes}"
+        d = run_root / subdir if subdir else run_root
     f = d / "scale.json"
     if f.exists():
         return json.loads(f.read_text())
-    if subdir and not (run_root / "run" / "seeds" / "seed_0.pt").exists():
-        raise SystemExit(f"sbm {num_nodes}: no checkpoint in {run_root / 'run'} on this machine to re-measure")
-    cfg = NodeClsConfig(dataset="sbm", model="ignn", solver="learned", seeds=1, epochs=epochs, patience=epochs,
-                        hidden=hidden, dataset_options={"num_nodes": num_nodes}, timing_repeats=3, timing_warmup=1,
-                        solver_training={"warmup_epochs": max(1, epochs // 3), "every": max(1, epochs // 3),
-                                         "first_steps": 20, "steps": 5, "final_steps": 10})
-    log(f"sbm {num_nodes}: training IGNN (hidden {hidden}, {epochs} epochs) with the learned solver")
-    res = run(cfg, run_root / "run", progress=False)
-    log(f"sbm {num_nodes}: residual sweep")
-    p = nodecls_pareto(run_root / "run", solvers=("picard", "anderson", "learned"), tols=tols, repeats=3, warmup=1,
-                       out=d, plot=True)
+    if (subdir or trained_on is not None) and not (run_root / "run" / "seeds" / "seed_0.pt").exists():
+        raise SystemExit(f"sbm {num_nodes}: no checkpoint in {run_root / 'run'} on this machine to measure")
+    if trained_on is None and not subdir:
+        cfg = NodeClsConfig(dataset="sbm", model="ignn", solver="learned", seeds=1, epochs=epochs, patience=epochs,
+                            hidden=hidden, dataset_options={"num_nodes": num_nodes}, timing_repeats=3,
+                            timing_warmup=1,
+                            solver_training={"warmup_epochs": max(1, epochs // 3), "every": max(1, epochs // 3),
+                                             "first_steps": 20, "steps": 5, "final_steps": 10})
+        log(f"sbm {num_nodes}: training IGNN (hidden {hidden}, {epochs} epochs) with the learned solver")
+        run(cfg, run_root / "run", progress=False)
+    res = json.loads((run_root / "run" / "results.json").read_text())
+    log(f"sbm {num_nodes}: residual sweep" + (f" (model and solver trained on {trained_on} nodes)" if trained_on else ""))
+    # One timed forward per point on the largest graphs: each is minutes on one CPU thread.
+    repeats, warmup = (1, 0) if num_nodes >= 500_000 else (3, 1)
+    p = nodecls_pareto(run_root / "run", solvers=("picard", "anderson", "learned"), tols=tols, repeats=repeats,
+                       warmup=warmup, out=d, plot=True,
+                       dataset_options={"num_nodes": num_nodes} if trained_on is not None else None)
     rows = {}
     for name, pts in p["curves"].items():
         rows[name] = [{"tol": q["tol"], "seconds": q["seconds"], "nfe": q["nfe"], "converged": q["converged"],
-                       "test_accuracy": q["test_accuracy"]} for q in pts]
+                       "test_accuracy": q["test_accuracy"], "fallback_rate": q["fallback_rate"]} for q in pts]
     speed = {}
     for i, tol in enumerate(tols):
         pic = rows["picard"][i]
         speed[f"{tol:g}"] = {name: {"speedup_vs_picard": pic["seconds"] / r[i]["seconds"],
                                     "nfe_ratio_vs_picard": pic["nfe"] / r[i]["nfe"]} for name, r in rows.items()}
-    out_rec = {"num_nodes": num_nodes, "hidden": hidden, "epochs": epochs,
+    out_rec = {"num_nodes": num_nodes, "trained_on_nodes": trained_on or num_nodes,
+               "hidden": res["config"]["hidden"], "epochs": res["config"]["epochs"],
                "test_accuracy": res["test_accuracy"]["mean"], "rows": rows, "speedups": speed,
+               "timing": {"repeats": repeats, "warmup": warmup},
                "learned_solver": res["per_seed"][0].get("learned_solver"),
                "target_3x_met_at_tightest": speed[f"{tols[-1]:g}"]["learned"]["speedup_vs_picard"] >= 3.0}
     atomic_write_text(f, json.dumps(out_rec, indent=1) + "\n")
@@ -262,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale-epochs", type=int, default=20)
     ap.add_argument("--scale-hidden", type=int, default=64)
     ap.add_argument("--scale-tols", type=float, nargs="+", default=[1e-3, 1e-4, 1e-5])
+    ap.add_argument("--scale-from", type=int, default=None, metavar="M",
+                    help="measure the existing M-node SBM run (model and learned solver) on the --scale sizes "
+                         "instead of training on each")
     ap.add_argument("--dear", nargs="*", default=[], help="CLRS algorithms for DEAR (e.g. bfs bellman_ford)")
     ap.add_argument("--dear-steps", type=int, default=400)
     ap.add_argument("--dear-hidden", type=int, default=64)
@@ -330,8 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         save()
         log(f"dear {algo}: nfe ratio anderson/learned at equal score: {r['nfe_ratio']}")
     for n in args.scale:
-        summary["scale"][str(n)] = scale_run(n, out, args.scale_epochs, list(args.scale_tols), args.scale_hidden,
-                                             args.pareto_subdir)
+        key = f"{n}/from_{args.scale_from}" if args.scale_from else str(n)
+        summary["scale"][key] = scale_run(n, out, args.scale_epochs, list(args.scale_tols), args.scale_hidden,
+                                          args.pareto_subdir, args.scale_from)
         save()
     save()
     log(f"wrote {summary_path}")

@@ -348,6 +348,15 @@ def test_nodecls_cli_trains_with_the_alternating_schedule(tmp_path, capsys):
         pass
     else:
         assert (pdir / "pareto.png").stat().st_size > 1000
+    # The same model and solver on a larger graph of the generator (the 1M-node scale check).
+    from dear.pareto import _load_nodecls, nodecls_pareto
+
+    assert _load_nodecls(out, torch.device("cpu"), {"num_nodes": 300})[2].num_nodes == 300
+    big = nodecls_pareto(out, solvers=("picard", "learned"), tols=(1e-5,), repeats=1, warmup=0, plot=False,
+                         out=tmp_path / "big", dataset_options={"num_nodes": 300})
+    assert big["dataset_options"]["num_nodes"] == 300 and big["evaluated_off_training_graph"]
+    assert all(c[0]["converged"] and c[0]["nfe"] > 0 for c in big["curves"].values())
+    assert par["dataset_options"]["num_nodes"] == 150 and not par["evaluated_off_training_graph"]
     with pytest.raises(SystemExit):
         main(["nodecls", "train", "--dataset", "sbm", "--solver", "newton", "--out", str(tmp_path / "x")])
     assert main(["pareto", "nodecls", str(tmp_path / "nothing")]) == 2
