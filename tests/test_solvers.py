@@ -412,3 +412,42 @@ def test_compaction_drops_finished_graphs_without_changing_results(method: str, 
     assert min(calls) == sum(sizes) and traced.trace.shape[1] == len(sizes)
     with pytest.raises(ValueError, match="compact_below"):
         solve(f, z0, batch, restrict=restrict, compact_below=0.0, **kw)
+
+
+def test_anderson_never_reads_a_window_slot_before_writing_it() -> None:
+    """Step k may only mix slots 0..min(k, m-1), each written before (a zero slot read too
+    early would bias the mix silently): poisoning the window with NaN after ``reset`` must
+    change nothing, when the solve stops before the window fills, when it cycles, and when
+    finished graphs are dropped (compaction)."""
+    from dear.solvers import Anderson
+
+    class Poisoned(Anderson):
+        def reset(self, x0, batch, num_graphs):
+            super().reset(x0, batch, num_graphs)
+            self._targets.fill_(float("nan"))
+            self._residuals.fill_(float("nan"))
+
+    f, _ = _block_linear_map(SIZES, contraction=0.9, seed=11)
+    batch = _batch(SIZES)
+    z0 = torch.zeros(sum(SIZES), HIDDEN, dtype=torch.float64)
+    for tol, max_iter in ((1e-10, 60), (1e-2, 3)):  # window full and cycled / solve shorter than m
+        ref = solve(f, z0, batch, method=Anderson(m=4), tol=tol, max_iter=max_iter)
+        got = solve(f, z0, batch, method=Poisoned(m=4), tol=tol, max_iter=max_iter)
+        assert torch.isfinite(got.z).all()
+        torch.testing.assert_close(got.z, ref.z, rtol=0, atol=0)
+        assert torch.equal(got.iterations, ref.iterations)
+
+    # With compaction: a row-wise map whose graphs converge at different speeds (scale per graph).
+    scale = torch.tensor([0.2, 0.9, 0.5, 0.95, 0.3], dtype=torch.float64)
+    rate = scale.repeat_interleave(torch.tensor(SIZES)).unsqueeze(1)
+    b = torch.randn(sum(SIZES), HIDDEN, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+    def restrict(graph_ids: torch.Tensor):
+        rows = torch.isin(batch, graph_ids)
+        return lambda z: rate[rows] * torch.tanh(z) + b[rows]
+
+    g = restrict(torch.arange(len(SIZES)))
+    ref = solve(g, z0, batch, method=Anderson(m=4), tol=1e-9, max_iter=80, restrict=restrict)
+    got = solve(g, z0, batch, method=Poisoned(m=4), tol=1e-9, max_iter=80, restrict=restrict)
+    assert ref.converged.all() and len(set(ref.iterations.tolist())) > 1
+    torch.testing.assert_close(got.z, ref.z, rtol=0, atol=0)
