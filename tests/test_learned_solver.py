@@ -135,6 +135,38 @@ def test_untrained_solver_is_its_fallback_and_learned_steps_follow_algorithm_1()
     torch.testing.assert_close(lrn.z, pic.z, atol=1e-6, rtol=1e-6)
 
 
+def test_predictor_input_layer_and_compressor_scale_equal_their_concatenated_forms():
+    """The predictor applies its input layer slot by slot and the compressor scales after its
+    first layer (no window stack, no scaled copy of the residual): both must equal the plain
+    layers on the concatenated row ``[empty slots 0 | c_1 .. c_k | validity mask]`` and on
+    ``r * scale``, for every window fill, with gradients."""
+    from dear.learned.networks import AlphaBetaPredictor, ResidualCompressor
+
+    g = torch.Generator().manual_seed(0)
+    m, p, n = 4, 5, 23
+    pred = AlphaBetaPredictor(m, p, hidden=8).double()
+    w = m + 1
+    for k in range(1, w + 1):
+        comps = [torch.randn(n, p, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(k)]
+        row = torch.cat([torch.zeros(n, (w - k) * p, dtype=torch.float64), *comps,
+                         (torch.arange(w) >= w - k).double().expand(n, -1)], dim=1)
+        ref = F.relu(pred.inp(row))
+        got = pred.input_layer(comps)
+        torch.testing.assert_close(got, ref)
+        gr = torch.autograd.grad(ref.square().sum(), comps + [pred.inp.weight])
+        gg = torch.autograd.grad(got.square().sum(), comps + [pred.inp.weight])
+        for a, b in zip(gg, gr):
+            torch.testing.assert_close(a, b)
+        with torch.no_grad():  # the in-place accumulation of inference
+            torch.testing.assert_close(pred.input_layer(comps), ref.detach())
+
+    comp = ResidualCompressor(7, channels=3, hidden=6).double()
+    r = torch.randn(n, 7, generator=g, dtype=torch.float64)
+    scale = torch.rand(n, generator=g, dtype=torch.float64) * 1e3
+    torch.testing.assert_close(comp(r, scale), comp.net(r * scale.unsqueeze(1)))
+    torch.testing.assert_close(comp(r), comp.net(r))
+
+
 def test_sparsifier_keeps_symmetry_coverage_and_the_fraction():
     data = tiny_sbm(200)
     ei, n = data.edge_index, data.num_nodes

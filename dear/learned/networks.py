@@ -14,6 +14,7 @@ CLRS graphs gets one ``(alpha, beta)`` per graph, exactly as the classic per-gra
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -165,8 +166,17 @@ class ResidualCompressor(nn.Module):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(state_dim, hidden), nn.ReLU(), nn.Linear(hidden, channels))
 
-    def forward(self, r_normalised: Tensor) -> Tensor:
-        return self.net(r_normalised)
+    def forward(self, r: Tensor, row_scale: Tensor | None = None) -> Tensor:
+        """Compress ``r * row_scale[:, None]`` (``row_scale`` ``[N]``; ``None``: 1). The first
+        layer is linear, so the scale is applied to its ``hidden``-wide output instead of the
+        ``D``-wide input: one pass over ``[N, hidden]`` rather than a scaled copy of ``r``."""
+        if row_scale is None:
+            return self.net(r)
+        first = self.net[0]
+        h = F.linear(r, first.weight) * row_scale.unsqueeze(1)
+        if first.bias is not None:
+            h = h + first.bias
+        return self.net[2](F.relu(h))
 
 
 def _mean_aggregate(h: Tensor, edge_index: Tensor, num_nodes: int) -> Tensor:
@@ -219,15 +229,35 @@ class AlphaBetaPredictor(nn.Module):
         nn.init.zeros_(self.head[2].weight)
         nn.init.zeros_(self.head[2].bias)
 
-    def forward(self, comp: Tensor, valid: Tensor, base: Tensor, edge_index: Tensor | None, batch: Tensor,
+    def input_layer(self, comps: Sequence[Tensor]) -> Tensor:
+        """``ReLU(inp(row))`` of each node's input row ``[c_1 .. c_{m+1} | valid mask]`` (empty
+        slots zero), computed slot by slot, ``b + sum_s W_s c_s + sum_valid w_v``, without
+        building the ``[N, (m+1) p + m + 1]`` row: stacking the window every step was a copy of
+        ``(m + 1) p`` floats per node, 17% of a learned forward on a 100,000-node graph."""
+        w, k = self.m + 1, len(comps)
+        p = comps[0].shape[1]
+        pad = w - k
+        weight = self.inp.weight  # [hidden, w p + w]: slot s in columns s p .. (s+1) p, then the mask
+        bias = self.inp.bias + weight[:, w * p + pad:].sum(dim=1)  # mask columns of the filled slots
+        h = torch.addmm(bias, comps[0], weight[:, pad * p:(pad + 1) * p].t())
+        inplace = not torch.is_grad_enabled()
+        for j in range(1, k):
+            wj = weight[:, (pad + j) * p:(pad + j + 1) * p].t()
+            h = h.addmm_(comps[j], wj) if inplace else torch.addmm(h, comps[j], wj)
+        return F.relu(h)
+
+    def forward(self, comps: Sequence[Tensor], base: Tensor, edge_index: Tensor | None, batch: Tensor,
                 num_graphs: int, gram: Tensor | None = None, log_norms: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``comp`` ``[N, m+1, p]``; ``valid`` ``[m+1]`` bool; ``base`` ``[B, m+1]`` (zero on invalid
-        slots, sums to 1); ``gram`` ``[B, m+1, m+1]``, ``log_norms`` ``[B, m+1]`` (zero where
-        invalid). Returns ``alpha [B, m+1]`` and ``beta [B]``."""
-        n = comp.shape[0]
-        vmask = valid.to(comp.dtype)
-        x = torch.cat([comp.flatten(1), vmask.expand(n, -1)], dim=1)
-        h = F.relu(self.inp(x))
+        """``comps``: the window's compressed residuals, oldest first, ``[N, p]`` each (at most
+        ``m + 1``; they fill the newest slots, the older ones are empty); ``base`` ``[B, m+1]``
+        (zero on empty slots, sums to 1); ``gram`` ``[B, m+1, m+1]``, ``log_norms`` ``[B, m+1]``
+        (zero where empty). Returns ``alpha [B, m+1]`` and ``beta [B]``."""
+        w, k = self.m + 1, len(comps)
+        if not 1 <= k <= w:
+            raise ValueError(f"the window holds 1..{w} compressed residuals, got {k}")
+        n = comps[0].shape[0]
+        vmask = (torch.arange(w, device=base.device) >= w - k).to(base.dtype)
+        h = self.input_layer(comps)
         for lin_s, lin_n in zip(self.self_lins, self.nb_lins):
             h = F.relu(lin_s(h) + lin_n(_mean_aggregate(h, edge_index, n)))
         cnt = h.new_zeros(num_graphs).index_add_(0, batch, h.new_ones(n)).clamp_min(1.0)

@@ -311,8 +311,8 @@ class LearnedSolver(nn.Module, Solver):
         if compress:
             with torch.no_grad():
                 rms = (col[:, -1] / (self._rows_per_graph * rd.shape[1]).clamp_min(1.0)).sqrt()
-                scaled = rd / (self.to_nodes(rms) + 1e-30).unsqueeze(1)
-            self._comps.append(self.compressor(scaled))
+                inv_rms = self.to_nodes(1.0 / (rms + 1e-30))
+            self._comps.append(self.compressor(rd, inv_rms))
         elif self._comps:  # classic steps after learned ones: keep the lists aligned
             self._comps.append(self._comps[-1])
 
@@ -328,21 +328,17 @@ class LearnedSolver(nn.Module, Solver):
             dev, dt = gram.device, gram.dtype
             b = self.num_graphs
             pad = w - n
-            valid = torch.arange(w, device=dev) >= pad
             if base is None:
                 base = torch.zeros(b, n, dtype=dt, device=dev)
                 base[:, -1] = 1.0
             base_w = torch.cat([base.new_zeros(b, pad), base], dim=1)
-            comp = torch.stack(self._comps, dim=1)
-            if pad:
-                comp = torch.cat([comp.new_zeros(comp.shape[0], pad, comp.shape[2]), comp], dim=1)
             newest = gram[:, -1, -1].clamp_min(torch.finfo(dt).tiny)
             g_norm = gram / newest[:, None, None]
             g_w = g_norm.new_zeros(b, w, w)
             g_w[:, pad:, pad:] = g_norm
             diag = g_norm.diagonal(dim1=1, dim2=2).clamp_min(torch.finfo(dt).tiny)
             logs = torch.cat([diag.new_zeros(b, pad), 0.5 * diag.log()], dim=1)
-            alpha_w, beta = self.predictor(comp, valid, base_w, self._edges, self.batch, b,
+            alpha_w, beta = self.predictor(self._comps, base_w, self._edges, self.batch, b,
                                            gram=g_w.nan_to_num(0.0).clamp(-1e6, 1e6),
                                            log_norms=logs.nan_to_num(0.0).clamp(-50, 50))
             alpha = alpha_w[:, pad:]
