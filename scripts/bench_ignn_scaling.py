@@ -31,6 +31,7 @@ from dear.io import atomic_write_text, git_commit, hardware, resolve_device, ver
 from dear.nodecls import load_dataset
 from dear.nodecls.ignn import IGNN
 from dear.nodecls.train import NodeClsConfig, model_features, prepare_features, time_inference, train_one_seed
+from dear.runtime import tune_allocator
 
 
 def _sbm(num_nodes: int, args: argparse.Namespace):
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="leaderboards/runs/nodecls/sbm-scaling/results.json")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    tune_allocator()  # as the dear CLI does; recorded in the environment's hardware.allocator_tuned
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.solvers = [s for s in args.solvers.split(",") if s]
     if args.threads:

@@ -38,6 +38,7 @@ from dear.io import atomic_write_text, hardware, versions
 from dear.learned.training import SolverTrainConfig
 from dear.nodecls.train import NodeClsConfig, run
 from dear.pareto import equal_accuracy_speedups, nodecls_pareto, plot_curves, seed_mean_point
+from dear.runtime import tune_allocator
 
 AMGCN = ("amgcn:citeseer", "amgcn:acm", "amgcn:blogcatalog", "amgcn:flickr")
 #: Table 3 of the paper (IGNN-Solver row, 60 labels per class); ANCHORS.md.
@@ -299,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="leaderboards/runs/learned")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    tune_allocator()  # as the dear CLI (and so `dear pareto`) does; recorded as hardware.allocator_tuned
     out = Path(args.out)
     solver_train = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.solver_train)}
     nodecls = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.nodecls)}
