@@ -232,8 +232,9 @@ class AlphaBetaPredictor(nn.Module):
     def input_layer(self, comps: Sequence[Tensor]) -> Tensor:
         """``ReLU(inp(row))`` of each node's input row ``[c_1 .. c_{m+1} | valid mask]`` (empty
         slots zero), computed slot by slot, ``b + sum_s W_s c_s + sum_valid w_v``, without
-        building the ``[N, (m+1) p + m + 1]`` row: stacking the window every step was a copy of
-        ``(m + 1) p`` floats per node, 17% of a learned forward on a 100,000-node graph."""
+        building the ``[N, (m+1) p + m + 1]`` row every step (three copies of the window per
+        step before). Same seconds within noise on a 100,000-node graph
+        (``leaderboards/runs/learned/sbm_100000/predictor_input_ab.json``), less memory."""
         w, k = self.m + 1, len(comps)
         p = comps[0].shape[1]
         pad = w - k
