@@ -11,6 +11,8 @@ the speed-up of the working tree over the base::
 
     OMP_NUM_THREADS=1 python scripts/time_commits.py --base e038f3b \\
         --out leaderboards/runs/bench/step_vs_e038f3b.json
+
+A case may set config fields: ``--cases bellman_ford:dear:backward=ift,tol=0.05``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,27 @@ DEFAULT_CASES = ["dfs:nar", "strongly_connected_components:nar", "floyd_warshall
                  "binary_search:dear", "insertion_sort:dear"]
 
 
-def step_functions(algorithm: str, model_name: str, batch_size: int, infer_batch: int
+def parse_case(case: str) -> tuple[str, str, dict[str, Any]]:
+    """``ALGO:MODEL[:KEY=VALUE,...]`` -> algorithm, model and config overrides (values read as
+    JSON when they parse, else kept as strings), e.g. ``bellman_ford:dear:backward=ift``."""
+    algo, _, rest = case.partition(":")
+    model_name, _, opts = rest.partition(":")
+    if not algo or not model_name:
+        raise ValueError(f"a case is ALGO:MODEL[:KEY=VALUE,...], got {case!r}")
+    overrides: dict[str, Any] = {}
+    for kv in filter(None, opts.split(",")):
+        key, eq, value = kv.partition("=")
+        if not eq:
+            raise ValueError(f"case {case!r}: option {kv!r} is not KEY=VALUE")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return algo, model_name, overrides
+
+
+def step_functions(algorithm: str, model_name: str, batch_size: int, infer_batch: int,
+                   overrides: dict[str, Any] | None = None
                    ) -> tuple[Any, Callable[[], None], Callable[[], None], Any, Any]:
     """``(model, train_step, infer, train_batch, test_batch)`` for one case, built with the
     ``dear`` found first on ``sys.path`` (the imports are made here, after the caller chose it):
@@ -43,7 +65,7 @@ def step_functions(algorithm: str, model_name: str, batch_size: int, infer_batch
     from dear.config import profile_config  # noqa: PLC0415
     from dear.training import build, load_data, model_loss  # noqa: PLC0415
 
-    cfg = profile_config("quick", algorithm=algorithm, model=model_name, batch_size=batch_size)
+    cfg = profile_config("quick", algorithm=algorithm, model=model_name, batch_size=batch_size, **(overrides or {}))
     train = load_data(cfg, "train", num_samples=batch_size)
     test = load_data(cfg, "test", num_samples=infer_batch)
     b_train = ct.collate([train[i] for i in range(len(train))])
@@ -76,8 +98,8 @@ def child(repo: str, cases: list[str], batch_size: int, infer_batch: int, reps: 
     tune_allocator()
     out: dict[str, Any] = {}
     for case in cases:
-        algo, _, model_name = case.partition(":")
-        _, train_step, infer, _, _ = step_functions(algo, model_name, batch_size, infer_batch)
+        algo, model_name, overrides = parse_case(case)
+        _, train_step, infer, _, _ = step_functions(algo, model_name, batch_size, infer_batch, overrides)
         res = {}
         for key, fn in (("train_step", train_step), ("inference", infer)):
             fn()  # warm-up
@@ -101,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     for case in args.cases:
-        if ":" not in case:
-            ap.error(f"--cases entries are ALGO:MODEL, got {case!r}")
+        try:
+            parse_case(case)
+        except ValueError as e:
+            ap.error(str(e))
     if args.child:
         print(json.dumps(child(args.child, args.cases, args.batch_size, args.infer_batch, args.reps)))
         return 0
