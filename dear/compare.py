@@ -273,8 +273,33 @@ def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str],
             }
     result = {"profile": base.profile, "protocol": base.protocol, "seeds": seeds, "models": list(models),
               "algorithms": list(algorithms), "base_config": base.to_dict(), "table": table}
+    summary = dear_vs_nar(table)
+    if summary:
+        result["dear_vs_nar"] = summary
     atomic_write_text(out / "compare.json", json.dumps(result, indent=1))
     return result
+
+
+def dear_vs_nar(table: dict[str, Any], margin: float = 0.01, big: float = 5.0) -> dict[str, Any]:
+    """Per test size, the algorithms where DEAR's mean score is within ``margin`` (score units:
+    0.01 is one point) of NAR's or better, where DEAR is faster per sample, and where it is at
+    least ``big`` times faster: the DEAR paper's claims, counted over the table's rows that
+    have both models. Empty when no row has both."""
+    out: dict[str, Any] = {}
+    for algo, entry in table.items():
+        if "dear" not in entry or "nar" not in entry:
+            continue
+        for n, speedup in entry.get("dear_speedup_over_nar", {}).items():
+            row = out.setdefault(n, {"algorithms": [], "within_margin_or_better": [], "faster": [],
+                                     f"at_least_{big:g}x": [], "margin": margin})
+            row["algorithms"].append(algo)
+            if entry["dear"][n]["score"]["mean"] >= entry["nar"][n]["score"]["mean"] - margin:
+                row["within_margin_or_better"].append(algo)
+            if speedup > 1.0:
+                row["faster"].append(algo)
+            if speedup >= big:
+                row[f"at_least_{big:g}x"].append(algo)
+    return out
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -304,4 +329,11 @@ def format_table(result: dict[str, Any]) -> str:
                 for n, e in per_n.items():
                     lines.append(f"{'':<30} {'':>7} {n:>4}   dear tol {tol:<6} score {100 * e['score']['mean']:6.2f}  "
                                  f"{e['seconds_per_sample']:.2e} s/sample  {e['iterations_mean']:.1f} iters")
+    for n, row in result.get("dear_vs_nar", {}).items():
+        total = len(row["algorithms"])
+        big = next(k for k in row if k.startswith("at_least_"))
+        lines.append(
+            f"n={n}: DEAR within {100 * row['margin']:g} point(s) of NAR or better on {len(row['within_margin_or_better'])}/{total}"
+            f", faster per sample on {len(row['faster'])}/{total}"
+            f", at least {big[len('at_least_'):]} faster on {len(row[big])}/{total}")
     return "\n".join(lines)

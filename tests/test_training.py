@@ -173,3 +173,30 @@ def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
     table = json.loads((tmp_path / "demo" / "compare.json").read_text())["table"]["bfs"]
     assert set(table["dear"]["tol_sweep"]) == {"0.3", "0.03"} and "64" in table["nar"]
     assert table["trained_steps"] == {"dear": [2], "nar": [2]}  # the demo's explicit --steps, no budget
+    summary = json.loads((tmp_path / "demo" / "compare.json").read_text())["dear_vs_nar"]["64"]
+    assert summary["algorithms"] == ["bfs"] and "n=64: DEAR within 1 point(s) of NAR or better on" in out
+
+
+def test_compare_summary_counts_the_dear_paper_claims():
+    """`dear compare`'s closing line: DEAR within a point of NAR (or better), faster, >= 5x."""
+    from dear.compare import dear_vs_nar, format_table
+
+    def row(dear_score, nar_score, speedup):
+        cell = {"score": {"mean": 0.0, "std": 0.0}, "seconds_per_sample": 1.0, "iterations_mean": 5.0,
+                "true_steps_mean": 4.0}
+        return {"dear": {"64": {**cell, "score": {"mean": dear_score, "std": 0.0}}},
+                "nar": {"64": {**cell, "score": {"mean": nar_score, "std": 0.0}}},
+                "dear_speedup_over_nar": {"64": speedup}}
+
+    table = {"a": row(0.905, 0.914, 6.0),   # 0.9 points behind: within; 6x
+             "b": row(0.80, 0.82, 2.0),     # 2 points behind; faster
+             "c": row(0.99, 0.95, 0.5),     # better; slower
+             "d": {"dear": row(0.5, 0.5, 1.0)["dear"]}}  # no NAR: not counted
+    s = dear_vs_nar(table)["64"]
+    assert s["algorithms"] == ["a", "b", "c"]
+    assert s["within_margin_or_better"] == ["a", "c"] and s["faster"] == ["a", "b"] and s["at_least_5x"] == ["a"]
+    text = format_table({"models": ["dear", "nar"], "table": {k: v for k, v in table.items() if k != "d"},
+                         "dear_vs_nar": dear_vs_nar(table)})
+    assert text.splitlines()[-1] == ("n=64: DEAR within 1 point(s) of NAR or better on 2/3, faster per sample on 2/3, "
+                                     "at least 5x faster on 1/3")
+    assert dear_vs_nar({"d": table["d"]}) == {}
