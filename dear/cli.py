@@ -65,21 +65,10 @@ def _add_alignment_options(p: argparse.ArgumentParser) -> None:
 
 
 def _key_values(items: Sequence[str]) -> dict:
-    """``KEY=VALUE`` strings to a dict, values read as JSON when they parse."""
-    import json  # noqa: PLC0415
+    """``KEY=VALUE`` strings to a dict (:func:`dear.config.parse_key_value`)."""
+    from dear.config import parse_key_value  # noqa: PLC0415
 
-    from dear.config import ConfigError  # noqa: PLC0415
-
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"expected KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip().replace("-", "_")] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip().replace("-", "_")] = v
-    return out
+    return dict(parse_key_value(item) for item in items or [])
 
 
 def _config_from(args: argparse.Namespace, **fixed):

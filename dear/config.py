@@ -24,6 +24,19 @@ class ConfigError(ValueError):
     """A configuration mistake: names the field and the valid choices."""
 
 
+def parse_key_value(text: str) -> tuple[str, Any]:
+    """A command-line ``KEY=VALUE`` option: the key with dashes as underscores, the value read
+    as JSON when it parses (numbers, true/false, lists), else kept as the string."""
+    if "=" not in text:
+        raise ConfigError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    key = key.strip().replace("-", "_")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run. Defaults are the ``quick`` profile's."""

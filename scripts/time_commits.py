@@ -34,7 +34,10 @@ DEFAULT_CASES = ["dfs:nar", "strongly_connected_components:nar", "floyd_warshall
 
 def parse_case(case: str) -> tuple[str, str, dict[str, Any]]:
     """``ALGO:MODEL[:KEY=VALUE,...]`` -> algorithm, model and config overrides (values read as
-    JSON when they parse, else kept as strings), e.g. ``bellman_ford:dear:backward=ift``."""
+    JSON when they parse, else kept as strings), e.g. ``bellman_ford:dear:backward=ift``.
+
+    Parsed here rather than with ``dear.config.parse_key_value``: the child processes import
+    ``dear`` from the base revision, which may predate that helper."""
     algo, _, rest = case.partition(":")
     model_name, _, opts = rest.partition(":")
     if not algo or not model_name:

@@ -9,7 +9,6 @@ main CLI prints as ``error: ...``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +31,13 @@ def _split(text: str) -> int | float | str:
 
 
 def _key_value(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, true/false, lists)."""
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
+    """argparse type for ``KEY=VALUE`` (:func:`dear.config.parse_key_value`)."""
+    from dear.config import ConfigError, parse_key_value  # noqa: PLC0415
+
     try:
-        return key.strip().replace("-", "_"), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip().replace("-", "_"), value
+        return parse_key_value(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
