@@ -286,19 +286,20 @@ def dear_vs_nar(table: dict[str, Any], margin: float = 0.01, big: float = 5.0) -
     least ``big`` times faster: the DEAR paper's claims, counted over the table's rows that
     have both models. Empty when no row has both."""
     out: dict[str, Any] = {}
+    big_key = f"at_least_{big:g}x"
     for algo, entry in table.items():
         if "dear" not in entry or "nar" not in entry:
             continue
         for n, speedup in entry.get("dear_speedup_over_nar", {}).items():
             row = out.setdefault(n, {"algorithms": [], "within_margin_or_better": [], "faster": [],
-                                     f"at_least_{big:g}x": [], "margin": margin})
+                                     big_key: [], "margin": margin, "big": big})
             row["algorithms"].append(algo)
             if entry["dear"][n]["score"]["mean"] >= entry["nar"][n]["score"]["mean"] - margin:
                 row["within_margin_or_better"].append(algo)
             if speedup > 1.0:
                 row["faster"].append(algo)
             if speedup >= big:
-                row[f"at_least_{big:g}x"].append(algo)
+                row[big_key].append(algo)
     return out
 
 
@@ -331,9 +332,9 @@ def format_table(result: dict[str, Any]) -> str:
                                  f"{e['seconds_per_sample']:.2e} s/sample  {e['iterations_mean']:.1f} iters")
     for n, row in result.get("dear_vs_nar", {}).items():
         total = len(row["algorithms"])
-        big = next(k for k in row if k.startswith("at_least_"))
+        big = row["big"]
         lines.append(
             f"n={n}: DEAR within {100 * row['margin']:g} point(s) of NAR or better on {len(row['within_margin_or_better'])}/{total}"
             f", faster per sample on {len(row['faster'])}/{total}"
-            f", at least {big[len('at_least_'):]} faster on {len(row[big])}/{total}")
+            f", at least {big:g}x faster on {len(row[f'at_least_{big:g}x'])}/{total}")
     return "\n".join(lines)
