@@ -52,6 +52,11 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-iter", type=int, default=None, help="solver iteration cap in training (dear)")
     p.add_argument("--max-iter-test", type=int, default=None, help="solver iteration cap at test (dear)")
     p.add_argument("--backward", default=None, choices=BACKWARDS, help="gradient through the equilibrium (dear)")
+    p.add_argument("--jac-reg", type=float, default=None,
+                   help="weight of the Jacobian regulariser at the equilibrium (dear; default 1e-4, 0: off); larger "
+                   "makes the learnt map more contractive, so solves take fewer iterations")
+    p.add_argument("--noise", type=float, default=None,
+                   help="std of the Gaussian noise added to the solver's start in training (dear; default 1e-3)")
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
 
@@ -85,6 +90,7 @@ def _config_from(args: argparse.Namespace, **fixed):
         steps=args.steps, step_budget=args.step_budget, batch_size=args.batch_size,
         hidden=args.hidden, lr=args.lr, num_train=args.num_train, solver=args.solver, tol=args.tol,
         max_iter=args.max_iter, max_iter_test=args.max_iter_test, backward=args.backward,
+        jac_reg=getattr(args, "jac_reg", None), noise=getattr(args, "noise", None),
         eval_every=args.eval_every, device=args.device, align_weight=getattr(args, "align_weight", None),
         align_teacher=getattr(args, "align_teacher", None), **fixed,
     )

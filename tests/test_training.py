@@ -200,3 +200,15 @@ def test_compare_summary_counts_the_dear_paper_claims():
     assert text.splitlines()[-1] == ("n=64: DEAR within 1 point(s) of NAR or better on 2/3, faster per sample on 2/3, "
                                      "at least 5x faster on 1/3")
     assert dear_vs_nar({"d": table["d"]}) == {}
+
+
+def test_cli_regulariser_options_reach_the_config(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--algorithm", "minimum", "--model", "dear", "--out", str(out), "--steps", "1", "--batch-size", "4",
+            "--hidden", "8", "--num-train", "4", "--eval-every", "1", "--device", "cpu", "--quiet",
+            "--jac-reg", "0.01", "--noise", "0"]
+    assert main(args) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["jac_reg"] == 0.01 and cfg["noise"] == 0.0
+    assert main(args[:-4] + ["--jac-reg", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert "jac_reg must be >= 0" in capsys.readouterr().err
