@@ -28,7 +28,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +127,9 @@ def dataset_summary(dataset: str, runs: dict, pareto: dict) -> dict:
         "kappa": runs["learned"]["config"].get("kappa") or 0.9,  # None: the IGNN default
         "normalize_features": runs["learned"]["config"].get("normalize_features"),
         "model_options": runs["learned"]["config"].get("model_options"),
-        "solver_training_schedule": asdict(SolverTrainConfig.from_dict(runs["learned"]["config"]["solver_training"])),
+        # as the seeds were trained (their records), not today's defaults; before 2026-11-30 the
+        # final fit continued the fine-tunes' Adam and ramp (no final_fresh in those records)
+        "solver_training_schedule": [{"final_fresh": False, **r["config"]} for r in learned_recs],
     }
 
 

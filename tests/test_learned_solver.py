@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from dear.learned.networks import sparsify_edges
 from dear.learned.problems import ignn_problems
-from dear.learned.schedule import model_parameters
+from dear.learned.schedule import AlternatingSchedule, model_parameters
 from dear.learned.training import SolverTrainConfig, SolverTrainer
 from dear.nodecls import load_dataset
 from dear.nodecls.ignn import IGNN
@@ -212,6 +212,37 @@ def test_solver_training_never_changes_the_model():
     assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if n in solver_names)
     assert bool(solver.trained) and trainer.step == 4 and trainer.seconds > 0
     assert all(id(p) not in {id(q) for q in solver.parameters()} for p in model_parameters(model))
+
+
+def test_final_fit_restarts_adam_and_the_loss_weight_ramp():
+    data = tiny_sbm(150)
+    model = _train_ignn(data, epochs=2, solver="learned")
+    probs = ignn_problems(model, data.x, data.edge_index)
+    cfg = SolverTrainConfig(warmup_epochs=1, first_steps=3, every=1, steps=2, final_steps=4, rec_weight=0.1,
+                            alpha_weight=1e-3, ramp=0.2)
+    schedule = AlternatingSchedule(model, lambda: probs, cfg.to_dict(), total=3)
+    schedule.after_step(1)  # first fit
+    schedule.after_step(2)  # a fine-tune
+    trainer = schedule.trainer
+    before = trainer.optimizer
+    assert before.state and trainer.weights()[0] == pytest.approx(0.1)  # ramped up, moments held
+    seen = []
+    fit = trainer.fit
+    trainer.fit = lambda problems, steps: (seen.append((trainer.weights(), len(trainer.optimizer.state))),
+                                           fit(problems, steps))[1]
+    schedule.finish()
+    (lam1, _, lam3), moments = seen[0]
+    assert trainer.optimizer is not before and moments == 0  # fresh Adam for the shipped solver
+    assert lam1 == 0.0 and lam3 == pytest.approx(1e-3)  # the ramp starts again over final_steps
+    assert trainer.phase_start == 5 and trainer.phase_len == 4 and trainer.step == 9
+    # final_fresh=False keeps the fine-tunes' optimiser (the behaviour before 2026-11-30)
+    model2 = _train_ignn(data, epochs=2, solver="learned")
+    probs2 = ignn_problems(model2, data.x, data.edge_index)
+    kept = AlternatingSchedule(model2, lambda: probs2, {**cfg.to_dict(), "final_fresh": False}, total=3)
+    kept.after_step(1)
+    opt = kept.trainer.optimizer
+    kept.finish()
+    assert kept.trainer.optimizer is opt and kept.trainer.phase_start == 0
 
 
 def test_trained_learned_solver_needs_fewer_evaluations_than_picard_and_anderson(trained):

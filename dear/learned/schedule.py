@@ -7,7 +7,8 @@ dear --solver learned``) both train their model as usual and call:
   ``warmup_epochs`` have passed the solver is fitted (``first_steps``), then fine-tuned
   (``steps``) every ``every`` epochs/steps, each time on the current frozen model;
 * :meth:`AlternatingSchedule.finish` once the best checkpoint is restored: a last fine-tune
-  (``final_steps``) so the saved solver matches the saved model;
+  (``final_steps``, a fresh Adam and loss-weight ramp with ``final_fresh``) so the saved
+  solver matches the saved model;
 * :meth:`AlternatingSchedule.report` for the results file (solver seconds, its share of the
   model's training time, fits, losses).
 
@@ -93,6 +94,8 @@ class AlternatingSchedule:
         """The final fine-tune on the restored (best) model; fits from scratch if the model
         stopped before the warm-up ended."""
         steps = self.cfg.final_steps if self.trainer.fits else max(self.cfg.first_steps, self.cfg.final_steps)
+        if self.cfg.final_fresh:
+            self.trainer.restart(steps)
         return self._fit(steps)
 
     def report(self, train_seconds: float) -> dict[str, Any]:

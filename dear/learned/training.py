@@ -26,8 +26,10 @@ scales weigh the same; the paper's public code takes absolute norms of one batch
 :class:`SolverTrainer`: train the model with its classic solver for ``warmup_epochs``, fit the
 solver (``first_steps``), then repeatedly train the model ``every`` epochs with the frozen
 learned solver and fine-tune the solver ``steps`` steps on the current model; after the best
-checkpoint is restored, fine-tune once more (``final_steps``) so the shipped solver matches
-the shipped model. Each fit freezes every parameter that is not the solver's
+checkpoint is restored, fit once more (``final_steps``) so the shipped solver matches the
+shipped model. That last fit restarts Adam and the loss-weight ramp (``final_fresh``): carried
+over, Adam's moments and the decayed weights belong to models the solver no longer serves, and
+the shipped initializer was measured far worse for it (docs/learned-solver.md). Each fit freezes every parameter that is not the solver's
 (``requires_grad_(False)``, restored after) and the optimizer holds solver parameters only, so
 the model cannot change (tested). The public code's defects are avoided: targets are true
 fixed points (not the initial point), nothing is selected on test labels (no labels are used
@@ -67,7 +69,10 @@ class SolverTrainConfig:
         first_steps: solver optimiser steps of the first fit.
         every: ``T1``, model epochs/steps between two solver fine-tunes.
         steps: ``T2``, solver steps per fine-tune.
-        final_steps: solver steps after the best model is restored.
+        final_steps: solver steps after the best model is restored (as many as the first fit:
+            what the shipped solver is, mostly its initializer, comes from this fit).
+        final_fresh: start that fit with a fresh Adam and the loss weights' ramp restarted
+            over its ``final_steps`` (``False``: continue the fine-tunes' optimiser and ramp).
         lr: Adam's learning rate for the solver.
         rec_weight, init_weight, alpha_weight: ``lambda_1``, ``lambda_2``, ``lambda_3``
             (the public code's 0.1, 5, 1e-4).
@@ -84,7 +89,8 @@ class SolverTrainConfig:
     first_steps: int = 30
     every: int = 50
     steps: int = 5
-    final_steps: int = 10
+    final_steps: int = 30
+    final_fresh: bool = True
     lr: float = 5e-3
     rec_weight: float = 0.1
     init_weight: float = 5.0
@@ -234,6 +240,9 @@ class SolverTrainer:
         self.optimizer = torch.optim.Adam(params, lr=self.cfg.lr)
         self.planned = planned_steps or max(1, self.cfg.first_steps + planned_fits * self.cfg.steps + self.cfg.final_steps)
         self.step = 0
+        # The loss weights ramp over [phase_start, phase_start + phase_len) (restart() moves it).
+        self.phase_start = 0
+        self.phase_len = self.planned
         self.seconds = 0.0
         self.fits = 0
         self.history: list[dict[str, float]] = []
@@ -241,10 +250,19 @@ class SolverTrainer:
     def weights(self) -> tuple[float, float, float]:
         """``(lambda_1, lambda_2, lambda_3)`` at the current solver step."""
         c = self.cfg
-        t = self.step / self.planned
+        t = (self.step - self.phase_start) / self.phase_len
         lam1 = c.rec_weight * min(1.0, t / c.ramp) if c.ramp > 0 else c.rec_weight
         lam3 = c.alpha_weight * max(0.0, 1.0 - t)
         return lam1, c.init_weight, lam3
+
+    def restart(self, steps: int) -> None:
+        """Start a new phase of ``steps`` solver steps: a fresh Adam (no moments carried over)
+        and the loss weights' ramp restarted over those steps, as for a first fit. Step,
+        seconds and history keep counting."""
+        params = [p for s in self.solvers for p in s.parameters()]
+        self.optimizer = torch.optim.Adam(params, lr=self.cfg.lr)
+        self.phase_start = self.step
+        self.phase_len = max(1, int(steps))
 
     def fit(self, problems: Callable[[], Sequence[tuple[LearnedSolver, FixedPointProblem]]], steps: int) -> dict[str, float]:
         """``steps`` solver updates; ``problems()`` is called once per update and returns the
