@@ -56,7 +56,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="weight of the Jacobian regulariser at the equilibrium (dear; default 1e-4, 0: off); larger "
                    "makes the learnt map more contractive, so solves take fewer iterations")
     p.add_argument("--noise", type=float, default=None,
-                   help="std of the Gaussian noise added to the solver's start in training (dear; default 1e-3)")
+                   help="std of the Gaussian noise added to the processor's output at every solver iteration in "
+                   "training (dear; default 1e-3, 0: off)")
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
 
