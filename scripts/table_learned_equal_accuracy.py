@@ -32,6 +32,7 @@ def rows(root: Path) -> list[str]:
 
         def at(v: dict | None) -> str:
             return "-" if v is None else f"{v['tol']:g}, {v['nfe']:.1f}"
+
         share = rec["solver_training"]["fraction_of_model_training"]
         acc = rec["accuracy"]["ignn_learned_trained"]
         sched = rec.get("solver_training_schedule")

@@ -236,8 +236,7 @@ class SolverTrainer:
         self.model = model
         self.solvers = list(solvers)
         self.cfg = cfg or SolverTrainConfig()
-        params = [p for s in self.solvers for p in s.parameters()]
-        self.optimizer = torch.optim.Adam(params, lr=self.cfg.lr)
+        self.optimizer = self._new_optimizer()
         self.planned = planned_steps or max(1, self.cfg.first_steps + planned_fits * self.cfg.steps + self.cfg.final_steps)
         self.step = 0
         # The loss weights ramp over [phase_start, phase_start + phase_len) (restart() moves it).
@@ -255,12 +254,15 @@ class SolverTrainer:
         lam3 = c.alpha_weight * max(0.0, 1.0 - t)
         return lam1, c.init_weight, lam3
 
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        """Adam over the solvers' parameters only: the model is never stepped here."""
+        return torch.optim.Adam([p for s in self.solvers for p in s.parameters()], lr=self.cfg.lr)
+
     def restart(self, steps: int) -> None:
         """Start a new phase of ``steps`` solver steps: a fresh Adam (no moments carried over)
         and the loss weights' ramp restarted over those steps, as for a first fit. Step,
         seconds and history keep counting."""
-        params = [p for s in self.solvers for p in s.parameters()]
-        self.optimizer = torch.optim.Adam(params, lr=self.cfg.lr)
+        self.optimizer = self._new_optimizer()
         self.phase_start = self.step
         self.phase_len = max(1, int(steps))
 
