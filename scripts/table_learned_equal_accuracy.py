@@ -17,6 +17,8 @@ from pathlib import Path
 
 
 def rows(root: Path) -> list[str]:
+    if not (root / "summary.json").is_file():
+        raise SystemExit(f"{root} has no summary.json: pass a --out directory of bench_learned_solver.py")
     summary = json.loads((root / "summary.json").read_text())
     out = []
     for ds, rec in summary["datasets"].items():
