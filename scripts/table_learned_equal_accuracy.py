@@ -55,13 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("roots", nargs="+", type=Path)
     args = ap.parse_args(argv)
+    body = [r for root in args.roots for r in rows(root)]  # every directory read before printing
     print("| runs | dataset | seeds | solver steps first/fine-tune/final | test acc. (learned-trained) | "
           "reference (Picard, 3e-6) | Picard at equal acc.: tol, evals | learned: tol, evals | "
           "speed-up vs Picard: Anderson / `learned_nn` / learned | solver training share |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for root in args.roots:
-        for r in rows(root):
-            print(r)
+    for r in body:
+        print(r)
     return 0
 
 
