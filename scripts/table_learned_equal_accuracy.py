@@ -42,7 +42,8 @@ def rows(root: Path) -> list[str]:
         out.append(
             f"| {root.name} | {ds.split(':')[-1]} | {len(pareto['seeds'])} | "
             f"{sched['first_steps']}/{sched['steps']}/{sched['final_steps']}"
-            f"{'' if sched.get('final_fresh', False) else ' (carried)'} | "
+            f"{'' if sched.get('final_fresh', False) else ' (carried)'}"
+            f"{'' if sched.get('unroll') is None else ', unroll ' + str(sched['unroll'])} | "
             f"{acc['mean']:.2f} | {pareto['equal_accuracy']['reference_accuracy']:.2f} | "
             f"{at(picard)} | "
             f"{at(learned)} | "
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("roots", nargs="+", type=Path)
     args = ap.parse_args(argv)
     body = [r for root in args.roots for r in rows(root)]  # every directory read before printing
-    print("| runs | dataset | seeds | solver steps first/fine-tune/final | test acc. (learned-trained) | "
+    print("| runs | dataset | seeds | solver steps first/fine-tune/final (unrolled steps if not K) | test acc. (learned-trained) | "
           "reference (Picard, 3e-6) | Picard at equal acc.: tol, evals | learned: tol, evals | "
           "speed-up vs Picard: Anderson / `learned_nn` / learned | solver training share |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
