@@ -373,6 +373,42 @@ def test_sparse_features_give_the_dense_model_and_gradients():
         assert torch.isfinite(sparse_model(xs, data.edge_index)).all()  # dropout on CSR input
 
 
+def test_ignn_inference_on_sparse_features_follows_weight_changes():
+    """Inference on sparse features reuses one contiguous copy of Omega^T: it must give the
+    dense model's output and follow every change of the weight (optimiser step, load_state_dict,
+    a dtype change), never serve a stale copy."""
+    from dear.nodecls.baselines import build_nodecls_model
+    from dear.nodecls.features import to_sparse_features
+
+    torch.manual_seed(0)
+    data = tiny_sbm()
+    x = (torch.rand(data.num_nodes, 40) < 0.05).float()
+    xs = to_sparse_features(x, "yes")
+    coo = x.to_sparse()
+    model = build_nodecls_model("ignn", 40, 3, omega_bias=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+
+    def check() -> None:
+        model.eval()
+        with torch.no_grad():
+            dense = model(x, data.edge_index)
+            for feats in (xs, coo):
+                torch.testing.assert_close(model(feats, data.edge_index), dense, rtol=1e-4, atol=1e-5)
+
+    check()
+    model.train()
+    model(xs, data.edge_index).square().sum().backward()  # the training path: gradients reach Omega
+    assert model.layers[0].omega.weight.grad is not None and model.layers[0].omega.weight.grad.abs().sum() > 0
+    opt.step()
+    check()
+    other = build_nodecls_model("ignn", 40, 3, omega_bias=True)
+    model.load_state_dict(other.state_dict())
+    check()
+    model.double()
+    x, xs, coo = x.double(), xs.to(torch.float64), coo.double()
+    check()
+
+
 def test_feature_dropout_on_csr_drops_stored_entries_only():
     from dear.nodecls.features import feature_dropout, to_sparse_features
 

@@ -127,6 +127,30 @@ def test_converged_graph_is_frozen_and_returns_image(method: str) -> None:
 
 
 @pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("case", ["one_graph", "twins", "max_iter"])
+def test_default_answer_is_the_image_when_every_graph_stops_together(method: str, case: str) -> None:
+    """The loop skips its masked copies when no graph stopped early (one graph; identical
+    graphs stopping at the same step; the iteration cap): the answer must still be the image
+    f(x) of each graph's accepted iterate, and a fresh tensor (not the caller's z0)."""
+    sizes = [7] if case == "one_graph" else [5, 5]
+    f1, _ = _block_linear_map([sizes[0]], contraction=0.9, seed=11)
+    if case == "twins":  # the same map on both graphs: they hit the tolerance at the same step
+        def f(z: torch.Tensor) -> torch.Tensor:
+            return torch.cat([f1(z[:5]), f1(z[5:])])
+    else:
+        f, _ = _block_linear_map(sizes, contraction=0.9, seed=11)
+    batch = _batch(sizes)
+    z0 = torch.zeros(sum(sizes), HIDDEN, dtype=torch.float64)
+    max_iter = 3 if case == "max_iter" else 300
+    res = solve(f, z0, batch, method=method, tol=1e-6, max_iter=max_iter, return_trajectory=True)
+    k = int(res.iterations.max())
+    assert (res.iterations == k).all()
+    assert bool(res.converged.all()) == (case != "max_iter")
+    assert torch.allclose(res.z, f(res.trajectory[k - 1]), rtol=0, atol=1e-14)
+    assert res.z.data_ptr() != z0.data_ptr() and torch.equal(z0, torch.zeros_like(z0))
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_first_hit_returns_first_iterate_under_tolerance(method: str) -> None:
     f, z_star = _block_linear_map(SIZES, contraction=0.9, seed=4)
     batch = _batch(SIZES)

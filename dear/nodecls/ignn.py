@@ -253,6 +253,8 @@ class IGNNLayer(nn.Module):
         self.kappa = float(kappa)
         self.propagate_input = propagate_input
         self.omega = nn.Linear(in_dim, hidden, bias=omega_bias)
+        self._omega_t: Tensor | None = None  # inference cache of Omega^T (see _omega_weight_t)
+        self._omega_t_key: tuple | None = None
         method: Any = solver
         forward_options = solver_options
         if is_learned(solver):
@@ -301,13 +303,32 @@ class IGNNLayer(nn.Module):
 
     def inject(self, x: Tensor, adj: Tensor) -> Tensor:
         r""":math:`\Omega(X)`, computed once per forward (outside the solver loop)."""
-        if x.is_sparse:
-            b = torch.sparse.mm(x, self.omega.weight.t())
+        w = self.omega.weight
+        if x.layout in (torch.sparse_coo, torch.sparse_csr) and not (torch.is_grad_enabled() and w.requires_grad):
+            # Inference on sparse features: a sparse x dense product needs Omega^T contiguous,
+            # which the plain path copies ([in_dim, hidden], e.g. 1.6 ms of a ~40 ms
+            # BlogCatalog forward); reuse one copy while the weight is unchanged.
+            wt = self._omega_weight_t()
+            b = torch.sparse.mm(x, wt) if x.is_sparse else x @ wt
+            if self.omega.bias is not None:
+                b = b + self.omega.bias
+        elif x.is_sparse:
+            b = torch.sparse.mm(x, w.t())
             if self.omega.bias is not None:
                 b = b + self.omega.bias
         else:
             b = self.omega(x)
         return _spmm(adj, b) if self.propagate_input else b
+
+    def _omega_weight_t(self) -> Tensor:
+        """``Omega^T`` contiguous, detached; recomputed when the weight's storage, in-place
+        version (optimiser steps, ``load_state_dict``), dtype or device changes."""
+        w = self.omega.weight
+        key = (w.data_ptr(), w._version, w.dtype, w.device)
+        if self._omega_t is None or key != self._omega_t_key:
+            self._omega_t = w.detach().t().contiguous()
+            self._omega_t_key = key
+        return self._omega_t
 
     def project_(self, lambda_pf: float) -> None:
         """Enforce ``||W||_inf <= kappa / lambda_pf`` (no-op when ``kappa == 0``)."""

@@ -477,6 +477,12 @@ def run_solver(
             rows still active hold the last evaluated iterate."""
             z = x
             if not first_hit:
+                # Host counts make the common cases free (a single graph always is one):
+                # nothing stopped, or every graph converged.
+                if counts_on_host and n_active == cur_graphs:
+                    return fx
+                if counts_on_host and n_active == 0 and bool(converged.all()):
+                    return z_img
                 z = torch.where(_rows(converged, batch), z_img, z)
                 z = torch.where(_rows(active, batch), fx, z)
             return z
@@ -505,7 +511,8 @@ def run_solver(
             if counts_on_host:  # one host synchronisation for both counts
                 n_hit, n_active = torch.stack([hit.sum(), active.sum()]).tolist()
             if not first_hit and n_hit:  # keep the image f(x) of each graph's accepted iterate
-                z_img = torch.where(_rows(hit, batch), fx, z_img)
+                all_hit = counts_on_host and n_hit == cur_graphs  # every row is fx: no masked copy
+                z_img = fx if all_hit else torch.where(_rows(hit, batch), fx, z_img)
             if return_trace:
                 trace.append(residual.clone())
             if return_trajectory:
