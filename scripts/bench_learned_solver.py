@@ -50,14 +50,39 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def json_options(pairs: list[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs with JSON values (strict on purpose: ``steps=2`` is an int,
+    ``normalize_features='"no"'`` a string); a one-line error names the bad pair."""
+    out = {}
+    for kv in pairs:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{flag}: expected KEY=VALUE, got {kv!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise SystemExit(f"{flag}: the value of {key} must be JSON (quote strings: {key}='\"{value}\"'), "
+                             f"got {value!r}") from None
+    return out
+
+
 def train_runs(dataset: str, seeds: int, out: Path, epochs: int, patience: int, solver_train: dict[str, Any],
-               kappa: float | None = None, nodecls: dict[str, Any] | None = None) -> dict:
+               kappa: float | None = None, nodecls: dict[str, Any] | None = None,
+               solver_opts: dict[str, Any] | None = None) -> dict:
+    """Train (or reuse) the Picard and learned IGNN runs; ``solver_opts`` (the learned solver's
+    options, e.g. ``{"steps": 2}``) go to the learned run only, so the Picard run stays the
+    same configuration and can be shared between run sets."""
     runs = {}
     for solver in ("picard", "learned"):
+        extra = dict(nodecls or {})
+        if solver == "learned" and solver_opts:
+            model_opts = dict(extra.get("model_options") or {})
+            model_opts["solver_options"] = {**(model_opts.get("solver_options") or {}), **solver_opts}
+            extra["model_options"] = model_opts
         cfg = NodeClsConfig(dataset=dataset, model="ignn", solver=solver, seeds=seeds, epochs=epochs,
                             patience=patience, kappa=kappa,
                             solver_training=dict(solver_train) if solver == "learned" else {},
-                            **dict(nodecls or {}))
+                            **extra)
         log(f"{dataset}: training IGNN with {solver} ({seeds} seed(s))")
         runs[solver] = run(cfg, out / solver, progress=False)
     return runs
@@ -275,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     # so it could not see that Picard needs 9 evaluations for it where the learned solver needs 4).
     ap.add_argument("--tols", type=float, nargs="+", default=[0.3, 0.1, 3e-2, 1e-2, 1e-3, 1e-4, 3e-5, 1e-5, 3e-6])
     ap.add_argument("--solver-train", nargs="*", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--solver-opt", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="learned solver options for the learned run only, values as JSON (e.g. steps=2 for K = 2 "
+                         "learned steps before the Anderson fallback)")
     ap.add_argument("--nodecls", nargs="*", default=[], metavar="KEY=VALUE",
                     help="other NodeClsConfig fields, values as JSON, e.g. normalize_features='\"no\"' "
                          "model_options='{\"input_dropout\": 0.5}' (the amgcn60 runs' settings)")
@@ -306,8 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     tune_allocator()  # as the dear CLI (and so `dear pareto`) does; recorded as hardware.allocator_tuned
     out = Path(args.out)
-    solver_train = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.solver_train)}
-    nodecls = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.nodecls)}
+    solver_train = json_options(args.solver_train, "--solver-train")
+    nodecls = json_options(args.nodecls, "--nodecls")
+    solver_opts = json_options(args.solver_opt, "--solver-opt")
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     summary.setdefault("datasets", {})
@@ -328,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for ds in args.datasets:
         d = out / ds.replace(":", "_")
-        runs = train_runs(ds, args.seeds, d, args.epochs, args.patience, solver_train, args.kappa, nodecls)
+        runs = train_runs(ds, args.seeds, d, args.epochs, args.patience, solver_train, args.kappa, nodecls,
+                          solver_opts)
         seeds = runs["learned"]["seeds"]
         pdir = d
         if args.pareto_subdir:

@@ -214,6 +214,36 @@ def test_solver_training_never_changes_the_model():
     assert all(id(p) not in {id(q) for q in solver.parameters()} for p in model_parameters(model))
 
 
+def test_node_classification_defaults_unroll_two_steps_and_the_light_schedule():
+    """IGNN's schedule fills what the user leaves unset from NODECLS_TRAINING_DEFAULTS (DEAR
+    keeps SolverTrainConfig's), the user's values win, and the trainer really unrolls 2 steps."""
+    from dear.learned.nodecls import NODECLS_TRAINING_DEFAULTS, NodeClsSchedule
+
+    data = load_dataset("sbm", num_nodes=120, num_classes=3, num_features=8, val_size=20, split=10)
+    model = IGNN(8, 3, hidden=12, solver="learned").eval()
+    sched = NodeClsSchedule(model, data.x, data.edge_index, {}, epochs=300).schedule
+    cfg = sched.cfg
+    assert (cfg.first_steps, cfg.every, cfg.steps, cfg.unroll) == (8, 100, 2, 2) == tuple(
+        NODECLS_TRAINING_DEFAULTS[k] for k in ("first_steps", "every", "steps", "unroll"))
+    assert cfg.final_steps == SolverTrainConfig().final_steps and cfg.final_fresh
+    assert SolverTrainConfig().unroll is None and SolverTrainConfig().first_steps == 30  # DEAR's stay
+    mine = NodeClsSchedule(model, data.x, data.edge_index, {"unroll": None, "first_steps": 5}, epochs=300).schedule.cfg
+    assert mine.unroll is None and mine.first_steps == 5 and mine.every == 100
+
+    calls = []
+    solver = learned_solvers(model)[0]
+    original = solver.propose
+
+    def counting(*a, **k):
+        calls.append(1)
+        return original(*a, **k)
+
+    solver.propose = counting
+    sched._fit(1)
+    assert len(calls) == 2  # one solver step = the 2 unrolled learned updates, not K = 6
+    assert solver.steps == 6
+
+
 def test_final_fit_restarts_adam_and_the_loss_weight_ramp():
     data = tiny_sbm(150)
     model = _train_ignn(data, epochs=2, solver="learned")

@@ -77,9 +77,13 @@ class SolverTrainConfig:
         rec_weight, init_weight, alpha_weight: ``lambda_1``, ``lambda_2``, ``lambda_3``
             (the public code's 0.1, 5, 1e-4).
         ramp: fraction of the planned solver steps over which ``lambda_1`` ramps up from 0.
-        unroll: ``K`` of the training unroll (``None``: the solver's ``steps``, which it should
-            be: learned steps beyond the trained unroll are out of distribution and were seen
-            to diverge).
+        unroll: learned updates unrolled per solver step (``None``: the solver's ``steps``,
+            ``K``). Fewer trains only the updates that loose-tolerance solves use and costs
+            proportionally less; the later learned updates then run on weights not trained for
+            them, kept within ``delta_max`` of Anderson's mixing. Node classification defaults
+            to 2 (:data:`dear.learned.nodecls.NODECLS_TRAINING_DEFAULTS`, measured on IGNN:
+            same speed-ups, a third of the training time); DEAR keeps ``K``: its solves take
+            10 or more evaluations, so every learned update is used.
         fp_tol, fp_max_iter, fp_method: the high-precision solve that gives ``Z*``
             (relative tolerance).
         grad_clip: gradient-norm clip of solver updates (``0``: off).

@@ -64,7 +64,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
                    help="solver option, repeatable (e.g. m=6 for anderson; steps=8, keep=0.5 for learned)")
     p.add_argument("--solver-train", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="learned solver training / alternating schedule option, repeatable "
-                   "(warmup_epochs, first_steps, every, steps, final_steps, lr, ...)")
+                   "(warmup_epochs, first_steps, every, steps, final_steps, unroll, lr, ...; node "
+                   "classification defaults: first_steps=8 every=100 steps=2 unroll=2, the rest as "
+                   "SolverTrainConfig)")
     p.add_argument("--seeds", type=int, default=5, help="number of model seeds (default: 5)")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory (results.json, seeds/)")
