@@ -376,6 +376,9 @@ def test_registry_and_clear_errors():
         LearnedSolver(4, 4, fallback="learned")
     with pytest.raises(ValueError, match="unknown solver-training option"):
         SolverTrainConfig.from_dict({"T1": 3})
+    for bad in (0, -2, 1.5, True):  # 0 would silently mean K, a negative unroll no learned update
+        with pytest.raises(ValueError, match="unroll must be an integer >= 1"):
+            SolverTrainConfig.from_dict({"unroll": bad})
 
 
 def test_equal_accuracy_speedups_pick_the_fastest_point_within_the_margin():

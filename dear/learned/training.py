@@ -120,6 +120,10 @@ class SolverTrainConfig:
             raise ValueError(f"solver training: every must be >= 1, got {cfg.every}")
         if not cfg.lr > 0:
             raise ValueError(f"solver training: lr must be > 0, got {cfg.lr}")
+        if cfg.unroll is not None and (isinstance(cfg.unroll, bool) or not isinstance(cfg.unroll, int)
+                                       or cfg.unroll < 1):
+            raise ValueError(f"solver training: unroll must be an integer >= 1 (or null for the solver's K), "
+                             f"got {cfg.unroll!r}")
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
