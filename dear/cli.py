@@ -52,6 +52,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-iter", type=int, default=None, help="solver iteration cap in training (dear)")
     p.add_argument("--max-iter-test", type=int, default=None, help="solver iteration cap at test (dear)")
     p.add_argument("--backward", default=None, choices=BACKWARDS, help="gradient through the equilibrium (dear)")
+    p.add_argument("--phantom-steps", type=int, default=None,
+                   help="damped steps of the phantom gradient (dear, --backward phantom; default 1, the DEAR paper's)")
+    p.add_argument("--phantom-tau", type=float, default=None,
+                   help="damping of the phantom steps, in (0, 1] (dear; default 1.0)")
     p.add_argument("--jac-reg", type=float, default=None,
                    help="weight of the Jacobian regulariser at the equilibrium (dear; default 1e-4, 0: off); larger "
                    "makes the learnt map more contractive, so solves take fewer iterations")
@@ -92,6 +96,7 @@ def _config_from(args: argparse.Namespace, **fixed):
         hidden=args.hidden, lr=args.lr, num_train=args.num_train, solver=args.solver, tol=args.tol,
         max_iter=args.max_iter, max_iter_test=args.max_iter_test, backward=args.backward,
         jac_reg=getattr(args, "jac_reg", None), noise=getattr(args, "noise", None),
+        phantom_steps=getattr(args, "phantom_steps", None), phantom_tau=getattr(args, "phantom_tau", None),
         eval_every=args.eval_every, device=args.device, align_weight=getattr(args, "align_weight", None),
         align_teacher=getattr(args, "align_teacher", None), **fixed,
     )

@@ -121,6 +121,8 @@ class TrainConfig:
         for name in ("lr", "tol"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 < float(self.phantom_tau) <= 1.0:
+            raise ConfigError(f"phantom_tau must lie in (0, 1], got {self.phantom_tau}")
         if self.align_weight > 0 or self.align_teacher:
             if self.model != "dear":
                 raise ConfigError("the alignment regulariser (align_weight, align_teacher) applies to --model dear only")

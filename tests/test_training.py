@@ -206,9 +206,15 @@ def test_cli_regulariser_options_reach_the_config(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--algorithm", "minimum", "--model", "dear", "--out", str(out), "--steps", "1", "--batch-size", "4",
             "--hidden", "8", "--num-train", "4", "--eval-every", "1", "--device", "cpu", "--quiet",
-            "--jac-reg", "0.01", "--noise", "0"]
+            "--jac-reg", "0.01", "--noise", "0", "--phantom-steps", "3", "--phantom-tau", "0.5"]
     assert main(args) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["jac_reg"] == 0.01 and cfg["noise"] == 0.0
-    assert main(args[:-4] + ["--jac-reg", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert cfg["phantom_steps"] == 3 and cfg["phantom_tau"] == 0.5
+    base = args[:-8]
+    assert main(base + ["--jac-reg", "-1", "--out", str(tmp_path / "bad")]) == 2
     assert "jac_reg must be >= 0" in capsys.readouterr().err
+    assert main(base + ["--phantom-tau", "1.5", "--out", str(tmp_path / "bad2")]) == 2
+    assert "phantom_tau must lie in (0, 1]" in capsys.readouterr().err
+    assert main(base + ["--phantom-steps", "0", "--out", str(tmp_path / "bad3")]) == 2
+    assert "phantom_steps must be >= 1" in capsys.readouterr().err
