@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 import clrs_tasks as ct
-from dear.config import TrainConfig, resolved_steps
+from dear.config import DEAR_ONLY_FIELDS, TrainConfig, resolved_steps
 from dear.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -107,12 +107,15 @@ def rank_seed(seed: int, rank: int, step: int) -> int:
 
 def config_mismatch(cfg: TrainConfig, run_dir: Path) -> list[str]:
     """The config fields in which ``run_dir``'s saved run differs from ``cfg`` (empty when it
-    holds no run yet or the same one). Configs saved before a field existed read as its default."""
+    holds no run yet or the same one). Configs saved before a field existed read as its default.
+    For models other than ``dear``, DEAR's own settings (:data:`dear.config.DEAR_ONLY_FIELDS`)
+    are not compared: they do not change that model."""
     cfg_path = Path(run_dir) / "config.json"
     if not cfg_path.exists():
         return []
     saved = TrainConfig.load(cfg_path).to_dict()
-    return sorted(k for k, v in cfg.to_dict().items() if saved.get(k) != v)
+    ignore = DEAR_ONLY_FIELDS if cfg.model != "dear" and saved.get("model") == cfg.model else frozenset()
+    return sorted(k for k, v in cfg.to_dict().items() if k not in ignore and saved.get(k) != v)
 
 
 def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:

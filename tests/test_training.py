@@ -8,7 +8,7 @@ import torch
 from dear.cli import main
 from dear.config import ConfigError, TrainConfig, profile_config
 from dear.evaluate import SCHEMA_VERSION, evaluate_run
-from dear.training import RunError, batch_indices, is_complete, train
+from dear.training import RunError, batch_indices, config_mismatch, is_complete, train
 
 
 def tiny(model="dear", **kw):
@@ -47,6 +47,21 @@ def test_a_run_dir_refuses_a_different_config(tmp_path):
     train(tiny(steps=3), tmp_path, progress=False)
     with pytest.raises(RunError, match="different config.*lr"):
         train(tiny(steps=3, lr=0.5), tmp_path, progress=False)
+
+
+def test_dear_only_settings_do_not_split_baseline_runs(tmp_path):
+    """A NAR run is reused when only DEAR's settings differ (compare sweeps them); a DEAR run
+    is not, and neither is a NAR run under another model name or a setting NAR reads."""
+    nar_dir, dear_dir = tmp_path / "nar", tmp_path / "dear"
+    nar_dir.mkdir()
+    tiny(model="nar").save(nar_dir / "config.json")
+    changed = {"tol": 0.05, "phantom_steps": 5, "phantom_tau": 0.5, "noise": 0.0, "jac_reg": 0.0, "max_iter": 7}
+    assert config_mismatch(tiny(model="nar", **changed), nar_dir) == []
+    assert config_mismatch(tiny(model="nar", lr=0.5), nar_dir) == ["lr"]
+    assert config_mismatch(tiny(model="nar-lt", **changed), nar_dir) == sorted(["model", *changed])
+    dear_dir.mkdir()
+    tiny(model="dear").save(dear_dir / "config.json")
+    assert config_mismatch(tiny(model="dear", phantom_steps=5), dear_dir) == ["phantom_steps"]
 
 
 def test_config_errors_name_the_choices():
