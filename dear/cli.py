@@ -40,6 +40,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine"),
+                   help="constant (default) or cosine: decays --lr to 0 over the run's steps")
     p.add_argument("--num-train", type=int, default=None, help="training samples")
     p.add_argument("--solver", default=None, help="root finder for dear (see dear.solvers.available()); learned: "
                    "IGNN-Solver trained alternately with the model (docs/learned-solver.md)")
@@ -93,7 +95,7 @@ def _config_from(args: argparse.Namespace, **fixed):
     return profile_config(
         args.profile, protocol=args.protocol, processor=args.processor, init=getattr(args, "init", None),
         steps=args.steps, step_budget=args.step_budget, batch_size=args.batch_size,
-        hidden=args.hidden, lr=args.lr, num_train=args.num_train, solver=args.solver, tol=args.tol,
+        hidden=args.hidden, lr=args.lr, lr_schedule=getattr(args, "lr_schedule", None), num_train=args.num_train, solver=args.solver, tol=args.tol,
         max_iter=args.max_iter, max_iter_test=args.max_iter_test, backward=args.backward,
         jac_reg=getattr(args, "jac_reg", None), noise=getattr(args, "noise", None),
         phantom_steps=getattr(args, "phantom_steps", None), phantom_tau=getattr(args, "phantom_tau", None),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,6 +19,7 @@ BACKWARDS = ("phantom", "ift", "unroll")
 # parameter initialisation schemes (dear.reasoners.init implements them)
 INITS = ("torch", "dmclrs")
 PROFILES = ("quick", "paper")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class ConfigError(ValueError):
@@ -73,6 +75,9 @@ class TrainConfig:
     step_budget: int | None = None
     batch_size: int = 32
     lr: float = 1e-3
+    # "constant", or "cosine": lr * (1 + cos(pi * step / steps)) / 2, a pure function of the
+    # step (so a resumed run continues the same curve)
+    lr_schedule: str = "constant"
     grad_clip: float = 1.0
     # equilibrium (dear)
     solver: str = "anderson"
@@ -105,6 +110,7 @@ class TrainConfig:
         _choice("profile", self.profile, PROFILES)
         _choice("processor", self.processor, PROCESSORS)
         _choice("backward", self.backward, BACKWARDS)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("edge_policy", self.edge_policy, ("adjacency", "complete"))
         _choice("init", self.init, INITS)
         if "init" in self.extra:
@@ -196,6 +202,14 @@ _PAPER = {
 # <= 12 steps keeps its 600 (docs/reasoners.md, "Quick profile").
 QUICK_STEP_BUDGET = 7200
 _QUICK: dict[str, Any] = {"init": "dmclrs", "step_budget": QUICK_STEP_BUDGET}
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) under ``cfg.lr_schedule``; ``cfg.steps``
+    is the run's resolved step count."""
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, cfg.steps) / max(1, cfg.steps)))
+    return cfg.lr
 
 
 def profile_config(profile: str, **overrides: Any) -> TrainConfig:

@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 import clrs_tasks as ct
-from dear.config import DEAR_ONLY_FIELDS, TrainConfig, resolved_steps
+from dear.config import DEAR_ONLY_FIELDS, TrainConfig, learning_rate, resolved_steps
 from dear.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -323,6 +323,8 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
             loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg, step)
             opt.step()
             step += 1
             done_here += 1

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dear.cli import main
-from dear.config import ConfigError, TrainConfig, profile_config
+from dear.config import ConfigError, TrainConfig, learning_rate, profile_config
 from dear.evaluate import SCHEMA_VERSION, evaluate_run
 from dear.training import RunError, batch_indices, config_mismatch, is_complete, train
 
@@ -41,6 +41,23 @@ def test_resume_gives_the_same_weights(tmp_path, model):
     ha = json.loads((tmp_path / "whole" / "history.json").read_text())
     hb = json.loads((tmp_path / "split" / "history.json").read_text())
     assert [h["val_loss"] for h in ha["history"]] == [h["val_loss"] for h in hb["history"]]
+
+
+def test_cosine_schedule_is_applied_and_resumes_on_the_same_curve(tmp_path):
+    cfg = tiny("nar", lr_schedule="cosine")
+    assert [learning_rate(cfg, s) for s in (0, 3, 6)] == pytest.approx([cfg.lr, cfg.lr / 2, 0.0])
+    assert learning_rate(tiny("nar"), 5) == cfg.lr
+    train(cfg, tmp_path / "whole", progress=False)
+    train(cfg, tmp_path / "split", progress=False, stop_after=2)
+    train(cfg, tmp_path / "split", progress=False)
+    train(tiny("nar"), tmp_path / "constant", progress=False)
+    w = {d: torch.load(tmp_path / d / "checkpoint_last.pt", weights_only=False) for d in ("whole", "split", "constant")}
+    for k, v in w["whole"]["model"].items():
+        assert torch.equal(v, w["split"]["model"][k]), k
+    assert any(not torch.equal(v, w["constant"]["model"][k]) for k, v in w["whole"]["model"].items())
+    assert w["whole"]["optimizer"]["param_groups"][0]["lr"] == pytest.approx(learning_rate(cfg, cfg.steps - 1))
+    with pytest.raises(ConfigError, match="unknown lr_schedule 'linear'"):
+        tiny(lr_schedule="linear")
 
 
 def test_a_run_dir_refuses_a_different_config(tmp_path):
