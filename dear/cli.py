@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from dear.config import BACKWARDS, INITS, MODELS, PROCESSORS, PROFILES
+from dear.config import BACKWARDS, INITS, LR_SCHEDULES, MODELS, PROCESSORS, PROFILES
 
 
 def _csv(kind):
@@ -40,7 +40,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine"),
+    p.add_argument("--lr-schedule", default=None, choices=LR_SCHEDULES,
                    help="constant (default) or cosine: decays --lr to 0 over the run's steps")
     p.add_argument("--num-train", type=int, default=None, help="training samples")
     p.add_argument("--solver", default=None, help="root finder for dear (see dear.solvers.available()); learned: "
@@ -95,7 +95,8 @@ def _config_from(args: argparse.Namespace, **fixed):
     return profile_config(
         args.profile, protocol=args.protocol, processor=args.processor, init=getattr(args, "init", None),
         steps=args.steps, step_budget=args.step_budget, batch_size=args.batch_size,
-        hidden=args.hidden, lr=args.lr, lr_schedule=getattr(args, "lr_schedule", None), num_train=args.num_train, solver=args.solver, tol=args.tol,
+        hidden=args.hidden, lr=args.lr, lr_schedule=getattr(args, "lr_schedule", None), num_train=args.num_train,
+        solver=args.solver, tol=args.tol,
         max_iter=args.max_iter, max_iter_test=args.max_iter_test, backward=args.backward,
         jac_reg=getattr(args, "jac_reg", None), noise=getattr(args, "noise", None),
         phantom_steps=getattr(args, "phantom_steps", None), phantom_tau=getattr(args, "phantom_tau", None),
