@@ -39,12 +39,13 @@ def parse_key_value(text: str) -> tuple[str, Any]:
         return key, value
 
 
-#: Fields only the ``dear`` model reads (its solver, backward, regularisers and learned-solver
-#: training; :func:`dear.training.build` passes them to DEAR alone). Two runs of another model
-#: that differ only in these are the same run: ``dear compare`` reuses an unrolled baseline
-#: when only DEAR's settings changed.
-DEAR_ONLY_FIELDS = frozenset({"solver", "tol", "max_iter", "max_iter_test", "backward", "phantom_steps", "phantom_tau",
-                              "jac_reg", "noise", "align_weight", "align_teacher", "solver_training"})
+#: Config fields :func:`dear.training.build` passes to the ``dear`` model as keyword options.
+DEAR_MODEL_OPTIONS = ("solver", "tol", "max_iter", "max_iter_test", "backward", "phantom_steps", "phantom_tau",
+                      "jac_reg", "noise")
+#: Fields only the ``dear`` model reads: its model options plus the alignment regulariser and the
+#: learned-solver training. Two runs of another model that differ only in these are the same
+#: run: ``dear compare`` reuses an unrolled baseline when only DEAR's settings changed.
+DEAR_ONLY_FIELDS = frozenset(DEAR_MODEL_OPTIONS) | {"align_weight", "align_teacher", "solver_training"}
 
 
 @dataclass

@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 import clrs_tasks as ct
-from dear.config import DEAR_ONLY_FIELDS, TrainConfig, learning_rate, resolved_steps
+from dear.config import DEAR_MODEL_OPTIONS, DEAR_ONLY_FIELDS, TrainConfig, learning_rate, resolved_steps
 from dear.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -69,9 +69,7 @@ def build(cfg: TrainConfig, spec: ct.GraphSpec) -> torch.nn.Module:
 
     options: dict[str, Any] = {}
     if cfg.model == "dear":
-        options = {"solver": cfg.solver, "tol": cfg.tol, "max_iter": cfg.max_iter, "max_iter_test": cfg.max_iter_test,
-                   "backward": cfg.backward, "phantom_steps": cfg.phantom_steps, "phantom_tau": cfg.phantom_tau,
-                   "jac_reg": cfg.jac_reg, "noise": cfg.noise}
+        options = {name: getattr(cfg, name) for name in DEAR_MODEL_OPTIONS}
         if cfg.align_weight > 0:
             options["align_weight"] = cfg.align_weight
     return build_model(cfg.model, spec, hidden=cfg.hidden, processor=cfg.processor, init=cfg.init, **options,
