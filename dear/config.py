@@ -128,6 +128,9 @@ class TrainConfig:
                 SolverTrainConfig.from_dict(self.solver_training)
             except ValueError as e:
                 raise ConfigError(str(e)) from None
+            if self.solver_training.get("max_share") is not None:
+                raise ConfigError("solver_training max_share is for node classification (dear nodecls train); "
+                                  "DEAR's resumable training has no single clock to take a share of")
         if self.step_budget is not None and self.step_budget < 1:
             raise ConfigError(f"step_budget must be >= 1, got {self.step_budget} (no budget: --step-budget 0, or None in a config)")
         for name in ("hidden", "steps", "batch_size", "max_iter", "max_iter_test", "eval_every", "phantom_steps"):

@@ -258,8 +258,8 @@ def test_final_fit_restarts_adam_and_the_loss_weight_ramp():
     assert before.state and trainer.weights()[0] == pytest.approx(0.1)  # ramped up, moments held
     seen = []
     fit = trainer.fit
-    trainer.fit = lambda problems, steps: (seen.append((trainer.weights(), len(trainer.optimizer.state))),
-                                           fit(problems, steps))[1]
+    trainer.fit = lambda problems, steps, budget=None: (seen.append((trainer.weights(), len(trainer.optimizer.state))),
+                                                        fit(problems, steps, budget))[1]
     schedule.finish()
     (lam1, _, lam3), moments = seen[0]
     assert trainer.optimizer is not before and moments == 0  # fresh Adam for the shipped solver
@@ -273,6 +273,60 @@ def test_final_fit_restarts_adam_and_the_loss_weight_ramp():
     opt = kept.trainer.optimizer
     kept.finish()
     assert kept.trainer.optimizer is opt and kept.trainer.phase_start == 0
+
+
+class _TickClock:
+    """A clock that advances one second per reading (makes the budget arithmetic exact)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_solver_fit_stops_before_the_step_that_would_cross_its_budget(monkeypatch):
+    import dear.learned.training as training
+
+    data = tiny_sbm(120)
+    model = _train_ignn(data, epochs=1, solver="learned")
+    probs = ignn_problems(model, data.x, data.edge_index)
+    trainer = SolverTrainer(model, learned_solvers(model), SolverTrainConfig(), planned_steps=10)
+    monkeypatch.setattr(training, "time", _TickClock())
+    # Each step reads the clock three times and lasts 1 s on this clock: the check before step k
+    # (k >= 2) sees 3k - 2 elapsed + 1 s for the next step, so a 5.5 s budget allows exactly 2.
+    rec = trainer.fit(lambda: probs, 10, budget=5.5)
+    assert rec["steps_run"] == 2 and rec["stopped_by_budget"] and trainer.step == 2
+    rec = trainer.fit(lambda: probs, 3, budget=100.0)
+    assert rec["steps_run"] == 3 and not rec["stopped_by_budget"] and trainer.step == 5
+
+
+def test_max_share_caps_the_last_fit_and_reports_it():
+    data = tiny_sbm(150)
+    cfg = {"warmup_epochs": 1, "first_steps": 3, "every": 100, "steps": 1, "final_steps": 4, "max_share": 0.05}
+    model = _train_ignn(data, epochs=1, solver="learned")
+    probs = ignn_problems(model, data.x, data.edge_index)
+    sched = AlternatingSchedule(model, lambda: probs, cfg, total=2)
+    sched.after_step(1)
+    spent = sched.trainer.seconds
+    # The model trained for less than the first fit took / 0.05: no time left, no last fit.
+    before = [p.detach().clone() for p in learned_solvers(model)[0].parameters()]
+    sched.finish(train_seconds=sched.in_loop_seconds + spent)  # model seconds = spent -> budget < 0
+    assert sched.last_fit == {"planned_steps": 4, "steps": 0, "budget_seconds": pytest.approx(0.05 * spent - spent),
+                              "stopped_by_budget": True}
+    assert sched.trainer.step == 3
+    assert all(torch.equal(a, b) for a, b in zip(before, learned_solvers(model)[0].parameters()))
+    rep = sched.report(sched.in_loop_seconds + spent)
+    assert rep["last_fit"]["steps"] == 0 and rep["config"]["max_share"] == 0.05
+    # A long model training leaves room for every planned step.
+    sched.finish(train_seconds=1e6)
+    assert sched.last_fit["steps"] == 4 and not sched.last_fit["stopped_by_budget"] and sched.trainer.step == 7
+    with pytest.raises(ValueError, match="max_share needs the model's training seconds"):
+        sched.finish()
+    for bad in (0, 1.5, True, "0.05"):
+        with pytest.raises(ValueError, match="max_share must lie in"):
+            SolverTrainConfig.from_dict({"max_share": bad})
 
 
 def test_trained_learned_solver_needs_fewer_evaluations_than_picard_and_anderson(trained):
@@ -420,6 +474,7 @@ def test_nodecls_cli_trains_with_the_alternating_schedule(tmp_path, capsys):
     rec = res["per_seed"][0]["learned_solver"]
     # first fit at epoch 4, fine-tunes at 8 and 12, final fit: 3 + 2 + 2 + 2 solver steps.
     assert rec["solver_steps"] == 9 and rec["fits"] == 4
+    assert rec["last_fit"]["planned_steps"] == 2
     assert 0 < rec["fraction_of_model_training"] < 10
     inf = rec["inference"]
     assert inf["solves"] >= 2 and 0.0 <= inf["fallback_rate"] <= 1.0 and inf["trained"] == [True]
@@ -515,3 +570,7 @@ def test_evaluate_reports_how_often_the_learned_solver_falls_back():
     classic = build(profile_config("quick", algorithm="bfs", model="dear", num_test=4, hidden=16, device="cpu"),
                     spec).eval()
     assert evaluate_size(cfg, classic, 8, torch.device("cpu"), repeats=1, warmup=0)[0]["fallback_fraction"] is None
+    from dear.config import ConfigError
+
+    with pytest.raises(ConfigError, match="max_share is for node classification"):
+        profile_config("quick", algorithm="bfs", model="dear", solver="learned", solver_training={"max_share": 0.05})

@@ -51,8 +51,8 @@ class NodeClsSchedule:
     def after_step(self, epoch: int) -> None:
         self.schedule.after_step(epoch)
 
-    def finish(self) -> None:
-        self.schedule.finish()
+    def finish(self, train_seconds: float) -> None:
+        self.schedule.finish(train_seconds)
 
     def reset_counters(self) -> None:
         for s in learned_solvers(self.model):

@@ -8,7 +8,8 @@ dear --solver learned``) both train their model as usual and call:
   (``steps``) every ``every`` epochs/steps, each time on the current frozen model;
 * :meth:`AlternatingSchedule.finish` once the best checkpoint is restored: a last fine-tune
   (``final_steps``, a fresh Adam and loss-weight ramp with ``final_fresh``) so the saved
-  solver matches the saved model;
+  solver matches the saved model, cut short when ``max_share`` caps the solver's share of the
+  model's training time;
 * :meth:`AlternatingSchedule.report` for the results file (solver seconds, its share of the
   model's training time, fits, losses).
 
@@ -59,20 +60,26 @@ class AlternatingSchedule:
         self._problems = problems
         self.per_fit = per_fit
         self.in_loop_seconds = 0.0
+        #: What the last fit planned and ran (``None`` until :meth:`finish`).
+        self.last_fit: dict[str, Any] | None = None
 
-    def _fit(self, steps: int) -> dict[str, float]:
+    def _fit(self, steps: int, budget: float | None = None) -> dict[str, float]:
+        """One fit of ``steps`` solver steps; ``budget`` (seconds, ``Z*``'s solve included)
+        stops it early (:meth:`SolverTrainer.fit`); with no budget left nothing runs."""
+        if budget is not None and budget <= 0:
+            return {}
         if self.per_fit:
             import time  # noqa: PLC0415
 
             t0 = time.perf_counter()
             probs = list(self._problems())  # Z* of the current model, reused for this fit
             setup = time.perf_counter() - t0
-            rec = self.trainer.fit(lambda: probs, steps)
+            rec = self.trainer.fit(lambda: probs, steps, None if budget is None else budget - setup)
             self.trainer.seconds += setup
             if rec:
                 rec["seconds"] += setup
             return rec
-        return self.trainer.fit(self._problems, steps)
+        return self.trainer.fit(self._problems, steps, budget)
 
     def after_step(self, step: int) -> dict[str, float] | None:
         """Call after model epoch/step ``step`` (1-based). Returns the fit record when a fit ran."""
@@ -90,21 +97,39 @@ class AlternatingSchedule:
         self.in_loop_seconds += self.trainer.seconds - before
         return rec
 
-    def finish(self) -> dict[str, float]:
+    def model_seconds(self, train_seconds: float) -> float:
+        """The model's own training seconds: ``train_seconds`` (the trainer's clock) minus the
+        fits that ran inside it."""
+        return max(train_seconds - self.in_loop_seconds, 1e-12)
+
+    def finish(self, train_seconds: float | None = None) -> dict[str, float]:
         """The final fine-tune on the restored (best) model; fits from scratch if the model
-        stopped before the warm-up ended."""
+        stopped before the warm-up ended. With ``max_share`` set it needs ``train_seconds``
+        (the trainer's clock over model training) and stops where the solver's total would
+        cross ``max_share`` of the model's seconds; with no time left the last fit is skipped
+        and the solver stays as the in-training fits left it."""
         steps = self.cfg.final_steps if self.trainer.fits else max(self.cfg.first_steps, self.cfg.final_steps)
-        if self.cfg.final_fresh:
+        budget = None
+        if self.cfg.max_share is not None:
+            if train_seconds is None:
+                raise ValueError("solver training: max_share needs the model's training seconds "
+                                 "(AlternatingSchedule.finish(train_seconds)); DEAR's trainer does not pass them")
+            budget = self.cfg.max_share * self.model_seconds(train_seconds) - self.trainer.seconds
+        if self.cfg.final_fresh and (budget is None or budget > 0):
             self.trainer.restart(steps)
-        return self._fit(steps)
+        rec = self._fit(steps, budget)
+        self.last_fit = {"planned_steps": steps, "steps": int(rec.get("steps_run", 0)),
+                         "budget_seconds": budget, "stopped_by_budget": bool(budget is not None and
+                                                                             rec.get("steps_run", 0) < steps)}
+        return rec
 
     def report(self, train_seconds: float) -> dict[str, Any]:
         """Solver training time against the model's: ``fraction`` = solver seconds (all fits,
         including the final one) / model training seconds (``train_seconds`` minus the fits
         that ran inside it)."""
-        model_seconds = max(train_seconds - self.in_loop_seconds, 1e-12)
+        model_seconds = self.model_seconds(train_seconds)
         return {**self.trainer.summary(), "model_seconds": model_seconds,
-                "fraction_of_model_training": self.trainer.seconds / model_seconds}
+                "fraction_of_model_training": self.trainer.seconds / model_seconds, "last_fit": self.last_fit}
 
 
 def fallback_report(model: nn.Module) -> dict[str, Any]:

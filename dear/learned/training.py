@@ -87,6 +87,14 @@ class SolverTrainConfig:
         fp_tol, fp_max_iter, fp_method: the high-precision solve that gives ``Z*``
             (relative tolerance).
         grad_clip: gradient-norm clip of solver updates (``0``: off).
+        max_share: cap on the solver's training time as a share of the model's (every fit,
+            the last one included, over the model's training seconds without the fits that ran
+            inside them). The last fit stops early, between two steps, once one more step would
+            cross it; the in-training fits are not shortened but count against it. The last
+            fit's steps then depend on this machine's speed and are recorded in the report
+            (``last_fit``); the model itself never depends on it (the last fit runs after model
+            training). ``None``: no cap. Node classification only (its trainer passes the
+            model's seconds); node classification defaults to 0.05.
     """
 
     warmup_epochs: int = 20
@@ -105,6 +113,7 @@ class SolverTrainConfig:
     fp_max_iter: int = 500
     fp_method: str = "anderson"
     grad_clip: float = 1.0
+    max_share: float | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> "SolverTrainConfig":
@@ -124,6 +133,9 @@ class SolverTrainConfig:
                                        or cfg.unroll < 1):
             raise ValueError(f"solver training: unroll must be an integer >= 1 (or null for the solver's K), "
                              f"got {cfg.unroll!r}")
+        if cfg.max_share is not None and (isinstance(cfg.max_share, bool) or not isinstance(cfg.max_share, (int, float))
+                                          or not 0.0 < cfg.max_share <= 1.0):
+            raise ValueError(f"solver training: max_share must lie in (0, 1] (or null for no cap), got {cfg.max_share!r}")
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,18 +286,28 @@ class SolverTrainer:
         self.phase_start = self.step
         self.phase_len = max(1, int(steps))
 
-    def fit(self, problems: Callable[[], Sequence[tuple[LearnedSolver, FixedPointProblem]]], steps: int) -> dict[str, float]:
+    def fit(self, problems: Callable[[], Sequence[tuple[LearnedSolver, FixedPointProblem]]], steps: int,
+            budget: float | None = None) -> dict[str, float]:
         """``steps`` solver updates; ``problems()`` is called once per update and returns the
         ``(solver, problem)`` pairs of that update (the same single graph every time for node
-        classification, a fresh batch for DEAR). Marks every solver trained."""
+        classification, a fresh batch for DEAR). Marks every solver trained once a step ran.
+
+        ``budget`` (seconds): stop before the update that would cross it, judged by the
+        previous update's duration (the first always runs when ``budget > 0``). The record
+        gives ``steps_run`` and ``stopped_by_budget``."""
         if steps <= 0:
             return {}
         t0 = time.perf_counter()
         was_training = self.model.training
         self.model.eval()  # the map must be the deterministic inference map
         last: dict[str, float] = {}
+        ran, last_dt, stopped = 0, 0.0, False
         with frozen(self.model, self.solvers):
             for _ in range(steps):
+                if budget is not None and time.perf_counter() - t0 + last_dt > budget:
+                    stopped = True
+                    break
+                t_step = time.perf_counter()
                 lam1, lam2, lam3 = self.weights()
                 self.optimizer.zero_grad(set_to_none=True)
                 total = None
@@ -305,14 +327,17 @@ class SolverTrainer:
                                                        self.cfg.grad_clip)
                     self.optimizer.step()
                 self.step += 1
+                ran += 1
                 last = parts
-        for s in self.solvers:
-            s.trained.fill_(True)
+                last_dt = time.perf_counter() - t_step
+        if ran:
+            for s in self.solvers:
+                s.trained.fill_(True)
         self.model.train(was_training)
         dt = time.perf_counter() - t0
         self.seconds += dt
         self.fits += 1
-        rec = {"step": self.step, "seconds": dt, **last}
+        rec = {"step": self.step, "seconds": dt, "steps_run": ran, "stopped_by_budget": stopped, **last}
         self.history.append(rec)
         return rec
 

@@ -443,7 +443,7 @@ def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device:
     assert best_state is not None
     model.load_state_dict(best_state)
     if schedule is not None:  # final solver fine-tune on the restored model, saved with it
-        schedule.finish()
+        schedule.finish(train_seconds)
         best_state = copy.deepcopy(model.state_dict())
 
     model.eval()
