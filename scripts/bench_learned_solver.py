@@ -146,6 +146,8 @@ def dataset_summary(dataset: str, runs: dict, pareto: dict) -> dict:
             "solver_seconds": [r["solver_seconds"] for r in learned_recs],
             "model_seconds": [r["model_seconds"] for r in learned_recs],
             "target_5pct_met": all(r["fraction_of_model_training"] <= 0.05 for r in learned_recs),
+            # steps each seed's last fit ran (fewer than planned where max_share cut it)
+            "last_fit_steps": [(r.get("last_fit") or {}).get("steps") for r in learned_recs],
         },
         "fallback_rate_inference": [r["inference"]["fallback_rate"] for r in learned_recs],
         # the alternating schedule the learned-solver runs used (defaults filled in)

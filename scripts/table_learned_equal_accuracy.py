@@ -39,11 +39,14 @@ def rows(root: Path) -> list[str]:
         acc = rec["accuracy"]["ignn_learned_trained"]
         sched = rec.get("solver_training_schedule")
         sched = sched[0] if isinstance(sched, list) else sched
+        ran = [n for n in rec["solver_training"].get("last_fit_steps", []) if n is not None]
+        capped = "" if sched.get("max_share") is None else (
+            f", cap {100 * sched['max_share']:g}%" + (f" (last fit ran {min(ran)}-{max(ran)})" if ran else ""))
         out.append(
             f"| {root.name} | {ds.split(':')[-1]} | {len(pareto['seeds'])} | "
             f"{sched['first_steps']}/{sched['steps']}/{sched['final_steps']}"
             f"{'' if sched.get('final_fresh', False) else ' (carried)'}"
-            f"{'' if sched.get('unroll') is None else ', unroll ' + str(sched['unroll'])} | "
+            f"{'' if sched.get('unroll') is None else ', unroll ' + str(sched['unroll'])}{capped} | "
             f"{acc['mean']:.2f} | {pareto['equal_accuracy']['reference_accuracy']:.2f} | "
             f"{at(picard)} | "
             f"{at(learned)} | "

@@ -226,9 +226,12 @@ def test_node_classification_defaults_unroll_two_steps_and_the_light_schedule():
     assert (cfg.first_steps, cfg.every, cfg.steps, cfg.unroll) == (8, 100, 2, 2) == tuple(
         NODECLS_TRAINING_DEFAULTS[k] for k in ("first_steps", "every", "steps", "unroll"))
     assert cfg.final_steps == SolverTrainConfig().final_steps and cfg.final_fresh
+    assert cfg.max_share == NODECLS_TRAINING_DEFAULTS["max_share"] == 0.05
     assert SolverTrainConfig().unroll is None and SolverTrainConfig().first_steps == 30  # DEAR's stay
-    mine = NodeClsSchedule(model, data.x, data.edge_index, {"unroll": None, "first_steps": 5}, epochs=300).schedule.cfg
-    assert mine.unroll is None and mine.first_steps == 5 and mine.every == 100
+    assert SolverTrainConfig().max_share is None
+    mine = NodeClsSchedule(model, data.x, data.edge_index, {"unroll": None, "first_steps": 5, "max_share": None},
+                           epochs=300).schedule.cfg
+    assert mine.unroll is None and mine.first_steps == 5 and mine.every == 100 and mine.max_share is None
 
     calls = []
     solver = learned_solvers(model)[0]
@@ -464,7 +467,9 @@ def test_nodecls_cli_trains_with_the_alternating_schedule(tmp_path, capsys):
                "--data-opt", "num_features=8", "--data-opt", "val_size=30", "--split", "10", "--solver", "learned",
                "--hidden", "16", "--seeds", "1", "--epochs", "12", "--patience", "12", "--solver-opt", "steps=3",
                "--solver-train", "warmup_epochs=4", "--solver-train", "every=4", "--solver-train", "first_steps=3",
-               "--solver-train", "steps=2", "--solver-train", "final_steps=2", "--timing-repeats", "2",
+               # max_share=null: exact step counts below (the default 5% cap would cut this tiny run by the clock)
+               "--solver-train", "steps=2", "--solver-train", "final_steps=2", "--solver-train", "max_share=null",
+               "--timing-repeats", "2",
                "--quiet", "--out", str(out)])
     assert rc == 0
     line = capsys.readouterr().out

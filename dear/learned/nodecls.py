@@ -21,12 +21,15 @@ __all__ = ["NODECLS_TRAINING_DEFAULTS", "NodeClsSchedule", "learned_schedule", "
 
 #: Node classification's defaults over :class:`SolverTrainConfig`'s (which DEAR keeps): a light
 #: alternating schedule (8 first steps, 2 fine-tune steps every 100 epochs, the 30-step fresh
-#: last fit) whose training unroll is 2 steps. Measured (docs/learned-solver.md, "Training
-#: unroll"): IGNN's accuracy is decided in the loose-tolerance regime where a solve takes 1-4
-#: evaluations, so the first two learned steps are what pays; unrolling all ``K = 6`` costs three
-#: times as much per step and took 7-36% of IGNN's training time, against 2.4-5.5% for the same
-#: speed-ups on ACM and Citeseer with 2.
-NODECLS_TRAINING_DEFAULTS: dict[str, Any] = {"first_steps": 8, "every": 100, "steps": 2, "unroll": 2}
+#: last fit) whose training unroll is 2 steps, and the solver's training capped at 5% of the
+#: model's. Measured (docs/learned-solver.md, "Training unroll" and "The 5% cap"): IGNN's
+#: accuracy is decided in the loose-tolerance regime where a solve takes 1-4 evaluations, so the
+#: first two learned steps are what pays; unrolling all ``K = 6`` costs three times as much per
+#: step and took 7-36% of IGNN's training time, against 2.4-5.5% for the same speed-ups on ACM
+#: and Citeseer with 2. Where IGNN's training is short (BlogCatalog, Flickr: 40-70 s) even that
+#: took 4-12%; the cap cuts the last fit there to 6-11 steps with the same evaluation counts.
+NODECLS_TRAINING_DEFAULTS: dict[str, Any] = {"first_steps": 8, "every": 100, "steps": 2, "unroll": 2,
+                                             "max_share": 0.05}
 
 
 def nodecls_training_options(options: dict[str, Any] | None) -> dict[str, Any]:
