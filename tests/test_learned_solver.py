@@ -480,6 +480,16 @@ def test_nodecls_cli_trains_with_the_alternating_schedule(tmp_path, capsys):
     # first fit at epoch 4, fine-tunes at 8 and 12, final fit: 3 + 2 + 2 + 2 solver steps.
     assert rec["solver_steps"] == 9 and rec["fits"] == 4
     assert rec["last_fit"]["planned_steps"] == 2
+    # A cap the first fit alone exceeds: the last fit is skipped, and the summary line says so.
+    capped = tmp_path / "capped"
+    assert main(["nodecls", "train", "--dataset", "sbm", "--data-opt", "num_nodes=150", "--data-opt", "num_classes=3",
+                 "--data-opt", "num_features=8", "--data-opt", "val_size=30", "--split", "10", "--solver", "learned",
+                 "--hidden", "16", "--seeds", "1", "--epochs", "6", "--patience", "6", "--solver-train",
+                 "warmup_epochs=2", "--solver-train", "first_steps=2", "--solver-train", "max_share=0.0001",
+                 "--timing-repeats", "1", "--quiet", "--out", str(capped)]) == 0
+    assert "last fit cut to 0 of 30 steps by the 0.01% cap in 1 seed(s)" in capsys.readouterr().out
+    last = json.loads((capped / "results.json").read_text())["per_seed"][0]["learned_solver"]["last_fit"]
+    assert last["steps"] == 0 and last["stopped_by_budget"] and last["budget_seconds"] < 0
     assert 0 < rec["fraction_of_model_training"] < 10
     inf = rec["inference"]
     assert inf["solves"] >= 2 and 0.0 <= inf["fallback_rate"] <= 1.0 and inf["trained"] == [True]

@@ -150,6 +150,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         frac = sum(r["fraction_of_model_training"] for r in learned) / len(learned)
         rates = [r["inference"]["fallback_rate"] for r in learned if r["inference"]["fallback_rate"] is not None]
         line += f" (solver training {100 * frac:.1f}% of model training"
+        cut = [r["last_fit"] for r in learned if (r.get("last_fit") or {}).get("stopped_by_budget")]
+        if cut:  # the max_share cap shortened the last fit of some seeds
+            lo, hi = min(c["steps"] for c in cut), max(c["steps"] for c in cut)
+            line += (f"; last fit cut to {lo if lo == hi else f'{lo}-{hi}'} of {cut[0]['planned_steps']} steps by the "
+                     f"{100 * learned[0]['config']['max_share']:g}% cap in {len(cut)} seed(s)")
         line += f", fallback in {100 * sum(rates) / len(rates):.0f}% of inference solves)" if rates else ")"
     from dear.distributed import is_main  # noqa: PLC0415
 
