@@ -1,6 +1,6 @@
 """Summarise the 1800-step runs (run.sh) against the quick-budget runs of the same seeds.
 
-    python leaderboards/runs/clrs/quick-long-probe/summary.py /work/jobs/long/runs
+    python leaderboards/runs/clrs/quick-long-probe/summary.py [RUNS]   # default: runs/ beside this file (their JSON)
 """
 import json
 import statistics
