@@ -136,6 +136,8 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
         raise ValueError(f"sweep must be tol or budget, got {sweep!r}")
     if sweep == "budget" and not budgets:
         raise ValueError("sweep=budget needs budgets (iteration caps)")
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"timing needs repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     for s in solvers:
         if s not in available():
             raise ValueError(f"unknown solver {s!r}; available solvers: {', '.join(available())}")
@@ -148,8 +150,16 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
     points = sweep_values = list(tols) if sweep == "tol" else list(budgets)
     per_seed: dict[str, list[list[dict[str, Any]]]] = {s: [] for s in solvers}
     solver_train: dict[str, list[dict[str, Any]]] = {}
+    def set_point(layers: list, v: float | int) -> None:
+        for layer in layers:
+            if sweep == "tol":
+                layer.eq.tol, layer.eq.max_iter = float(v), max_iter
+            else:
+                layer.eq.tol, layer.eq.max_iter = 0.0, int(v)
+
     for seed in seeds:
         base = build(seed)
+        points_of_seed: list[tuple[nn.Module, list, float | int, dict[str, Any]]] = []
         for name in solvers:
             model = copy.deepcopy(base)
             layers = list(model.layers)
@@ -173,32 +183,43 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
                     set_forward_solver(layer, name)
             curve = []
             for v in sweep_values:
-                for layer in layers:
-                    if sweep == "tol":
-                        layer.eq.tol, layer.eq.max_iter = float(v), max_iter
-                    else:
-                        layer.eq.tol, layer.eq.max_iter = 0.0, int(v)
+                set_point(layers, v)
                 for s in learned_solvers(model):
                     s.reset_counters()
                 with torch.no_grad():
                     model.eval()
                     logits = model(x, data.edge_index)
                 stats = model.solver_stats()
-                times = time_inference(model, x, data.edge_index, warmup=warmup, repeats=repeats)
                 ls = learned_solvers(model)
                 solves = sum(s.solves for s in ls)
                 curve.append({
                     sweep: v,
                     "test_accuracy": _accuracy(logits, data.y, data.test_mask, multilabel),
                     "val_accuracy": _accuracy(logits, data.y, data.val_mask, multilabel),
-                    "seconds": statistics.median(times),
+                    "seconds": None,  # timed below, interleaved with every other point
                     "nfe": sum(int(s["forward_nfe"]) for s in stats),
                     "residual": max(s["forward_residual_max"] for s in stats),
                     "converged": all(s["forward_converged_frac"] == 1.0 for s in stats),
                     "fallback_rate": (sum(s.fallback_solves for s in ls) / solves) if solves else None,
                 })
+                points_of_seed.append((model, layers, v, curve[-1]))
             per_seed[name].append(curve)
-            del model
+        # Timing: every (solver, point) of this seed once per round, the order reversed every
+        # other round, so drift of a shared machine's speed falls on all points alike instead of
+        # on whichever solver was timed last; the median over rounds is the point's seconds.
+        for model, layers, v, _ in points_of_seed:
+            set_point(layers, v)
+            time_inference(model, x, data.edge_index, warmup=warmup, repeats=0)
+        times: list[list[float]] = [[] for _ in points_of_seed]
+        for r in range(repeats):
+            order = range(len(points_of_seed)) if r % 2 == 0 else reversed(range(len(points_of_seed)))
+            for i in order:
+                model, layers, v, _ = points_of_seed[i]
+                set_point(layers, v)
+                times[i] += time_inference(model, x, data.edge_index, warmup=0, repeats=1)
+        for (_, _, _, row), t in zip(points_of_seed, times):
+            row["seconds"] = statistics.median(t)
+        del points_of_seed
     curves = {}
     key = sweep
     for name, runs in per_seed.items():
@@ -212,7 +233,9 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
         "trained_with": native, "seeds": seeds, "sweep": sweep, "points": points, "max_iter": max_iter,
         "curves": curves, "per_seed": per_seed, "solver_training_post_hoc": solver_train,
         "equal_accuracy": equal_accuracy_speedups(curves, margin=margin),
-        "timing": {"repeats": repeats, "warmup": warmup, "method": "median of timed full-graph forwards after warm-up"},
+        "timing": {"repeats": repeats, "warmup": warmup,
+                   "method": "median of timed full-graph forwards after warm-up; every (solver, point) of a seed "
+                             "timed once per round, rounds alternating in order (interleaved since 2026-11-30)"},
         "versions": versions(), "git_commit": git_commit(), "hardware": hardware(dev),
     }
     out = Path(out) if out is not None else run_dir

@@ -531,6 +531,40 @@ def test_nodecls_cli_trains_with_the_alternating_schedule(tmp_path, capsys):
     assert "need a learned solver" in capsys.readouterr().err
 
 
+def test_pareto_times_every_point_interleaved(tmp_path, monkeypatch, capsys):
+    """Each timing round visits every (solver, tolerance) point once, in alternating order, so
+    a drifting machine speed cannot favour the solver timed last; bad timing options are a
+    one-line error."""
+    import dear.nodecls.train as nodecls_train
+    from dear.cli import main
+    from dear.pareto import nodecls_pareto
+
+    out = tmp_path / "run"
+    assert main(["nodecls", "train", "--dataset", "sbm", "--data-opt", "num_nodes=120", "--data-opt", "num_classes=3",
+                 "--data-opt", "num_features=8", "--data-opt", "val_size=20", "--split", "10", "--hidden", "8",
+                 "--seeds", "1", "--epochs", "3", "--timing-repeats", "1", "--quiet", "--out", str(out)]) == 0
+    calls = []
+    real = nodecls_train.time_inference
+
+    def recording(model, x, edge_index, *, warmup=3, repeats=10):
+        eq = model.layers[0].eq
+        calls.append((eq.method, eq.tol, warmup, repeats))
+        return real(model, x, edge_index, warmup=warmup, repeats=repeats)
+
+    monkeypatch.setattr(nodecls_train, "time_inference", recording)
+    res = nodecls_pareto(out, solvers=("picard", "anderson"), tols=(1e-2, 1e-5), repeats=3, warmup=1, plot=False,
+                         out=tmp_path / "p")
+    points = [("picard", 1e-2), ("picard", 1e-5), ("anderson", 1e-2), ("anderson", 1e-5)]
+    assert [(c[0], c[1]) for c in calls[:4]] == points and all(c[2:] == (1, 0) for c in calls[:4])  # warm-ups
+    rounds = [[(c[0], c[1]) for c in calls[4 + 4 * r: 8 + 4 * r]] for r in range(3)]
+    assert rounds == [points, points[::-1], points] and all(c[2:] == (0, 1) for c in calls[4:])
+    assert len(calls) == 16
+    for name in ("picard", "anderson"):
+        assert all(pt["seconds"] > 0 for pt in res["curves"][name])
+    assert main(["pareto", "nodecls", str(out), "--repeats", "0", "--out", str(tmp_path / "q")]) == 2
+    assert "repeats >= 1" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------- DEAR
 
 
