@@ -3,8 +3,9 @@
 ``dear pareto nodecls RUN_DIR`` takes a ``dear nodecls train`` run of IGNN (its
 ``results.json`` and per-seed weights) and, for every seed, solves the *same trained model*
 with each solver while sweeping the tolerance (or the iteration budget), recording test
-accuracy, inference seconds (warm-up, then the median of timed passes: the trainer's
-protocol) and function evaluations. Classic solvers replace the forward solver; a learned
+accuracy, inference seconds (warm-up, then the median of timed passes, every solver's points
+timed in the same interleaved rounds so a shared machine's drift does not favour one solver)
+and function evaluations. Classic solvers replace the forward solver; a learned
 variant the run does not contain (e.g. ``learned_nn`` on a ``learned`` run) is trained on the
 frozen model first (no labels; its training seconds are reported). Writes ``pareto.json`` and,
 with matplotlib (the ``bench`` extra), ``pareto.png`` (accuracy against seconds, one curve per
