@@ -151,6 +151,7 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
     points = sweep_values = list(tols) if sweep == "tol" else list(budgets)
     per_seed: dict[str, list[list[dict[str, Any]]]] = {s: [] for s in solvers}
     solver_train: dict[str, list[dict[str, Any]]] = {}
+
     def set_point(layers: list, v: float | int) -> None:
         for layer in layers:
             if sweep == "tol":
