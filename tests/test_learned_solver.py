@@ -167,6 +167,25 @@ def test_predictor_input_layer_and_compressor_scale_equal_their_concatenated_for
     torch.testing.assert_close(comp(r), comp.net(r))
 
 
+@pytest.mark.parametrize("activation", ["relu", "none"])
+@pytest.mark.parametrize("in_dim", [16, 12])
+def test_initializer_inference_path_equals_the_differentiable_one(activation, in_dim):
+    """The no-grad initializer (fused, in place) computes what the training path does."""
+    from dear.learned.networks import Initializer
+
+    torch.manual_seed(0)
+    init = Initializer(in_dim, 16, 4, activation)
+    for prm in init.parameters():
+        torch.nn.init.normal_(prm)
+    u = torch.randn(40, in_dim)
+    trained = init(u)
+    with torch.no_grad():
+        fused = init(u)
+    assert torch.allclose(trained, fused, atol=1e-5) and not torch.equal(trained, torch.zeros_like(trained))
+    if activation == "relu":
+        assert (fused >= 0).all() and (fused == 0).any()
+
+
 def test_sparsifier_keeps_symmetry_coverage_and_the_fraction():
     data = tiny_sbm(200)
     ei, n = data.edge_index, data.num_nodes

@@ -148,6 +148,15 @@ class Initializer(nn.Module):
             self.shift = nn.Parameter(torch.zeros(state_dim))
 
     def forward(self, u: Tensor) -> Tensor:
+        if not torch.is_grad_enabled():
+            # Inference (every solve's start): the same sum in three passes over [N, state]
+            # instead of five (shift folded into the bias, skip and activation in place); on
+            # BlogCatalog the passes were a tenth of a one-evaluation forward.
+            bias = self.lin2.bias + self.shift if self.skip else self.lin2.bias
+            out = torch.addmm(bias, self.lin1(u), self.lin2.weight.t())
+            if self.skip:
+                out.addcmul_(u, self.scale)
+            return out.relu_() if self.activation == "relu" else out
         out = self.lin2(self.lin1(u))
         if self.skip:
             out = out + u * self.scale + self.shift
