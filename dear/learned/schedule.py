@@ -118,9 +118,10 @@ class AlternatingSchedule:
         if self.cfg.final_fresh and (budget is None or budget > 0):
             self.trainer.restart(steps)
         rec = self._fit(steps, budget)
-        self.last_fit = {"planned_steps": steps, "steps": int(rec.get("steps_run", 0)),
-                         "budget_seconds": budget, "stopped_by_budget": bool(budget is not None and
-                                                                             rec.get("steps_run", 0) < steps)}
+        # The trainer says whether its budget stopped it; no record at all means the fit was skipped
+        # (no budget left) or had no steps to run.
+        self.last_fit = {"planned_steps": steps, "steps": int(rec.get("steps_run", 0)), "budget_seconds": budget,
+                         "stopped_by_budget": bool(rec.get("stopped_by_budget", budget is not None and steps > 0))}
         return rec
 
     def report(self, train_seconds: float) -> dict[str, Any]:
