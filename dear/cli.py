@@ -64,6 +64,11 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise", type=float, default=None,
                    help="std of the Gaussian noise added to the processor's output at every solver iteration in "
                    "training (dear; default 1e-3, 0: off)")
+    p.add_argument("--fpc-states", type=int, default=None,
+                   help="fixed-point correction (dear): also supervise the outputs decoded from this many "
+                   "intermediate solver iterates, weighted --fpc-gamma ** (distance from the end) (default 0: off)")
+    p.add_argument("--fpc-gamma", type=float, default=None,
+                   help="decay of the fixed-point correction's weights, in (0, 1] (dear; default 0.8)")
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
 
@@ -100,6 +105,7 @@ def _config_from(args: argparse.Namespace, **fixed):
         max_iter=args.max_iter, max_iter_test=args.max_iter_test, backward=args.backward,
         jac_reg=getattr(args, "jac_reg", None), noise=getattr(args, "noise", None),
         phantom_steps=getattr(args, "phantom_steps", None), phantom_tau=getattr(args, "phantom_tau", None),
+        fpc_states=getattr(args, "fpc_states", None), fpc_gamma=getattr(args, "fpc_gamma", None),
         eval_every=args.eval_every, device=args.device, align_weight=getattr(args, "align_weight", None),
         align_teacher=getattr(args, "align_teacher", None), **fixed,
     )

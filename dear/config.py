@@ -41,7 +41,7 @@ def parse_key_value(text: str) -> tuple[str, Any]:
 
 #: Config fields :func:`dear.training.build` passes to the ``dear`` model as keyword options.
 DEAR_MODEL_OPTIONS = ("solver", "tol", "max_iter", "max_iter_test", "backward", "phantom_steps", "phantom_tau",
-                      "jac_reg", "noise")
+                      "jac_reg", "noise", "fpc_states", "fpc_gamma")
 #: Fields only the ``dear`` model reads: its model options plus the alignment regulariser and the
 #: learned-solver training. Two runs of another model that differ only in these are the same
 #: run: ``dear compare`` reuses an unrolled baseline when only DEAR's settings changed.
@@ -90,6 +90,10 @@ class TrainConfig:
     phantom_tau: float = 1.0
     jac_reg: float = 1e-4
     noise: float = 1e-3
+    # fixed-point correction (dear): supervise the outputs of this many intermediate solver
+    # iterates too, weighted fpc_gamma ** (distance from the end); 0: off
+    fpc_states: int = 0
+    fpc_gamma: float = 0.8
     # alignment regulariser (dear): weight, and the no-hint NAR run (directory or its
     # checkpoint_best.pt) whose trajectory the solver's is matched to; the paper uses 0.01
     align_weight: float = 0.0
@@ -141,6 +145,14 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0.0 < float(self.phantom_tau) <= 1.0:
             raise ConfigError(f"phantom_tau must lie in (0, 1], got {self.phantom_tau}")
+        if self.fpc_states < 0:
+            raise ConfigError(f"fpc_states must be >= 0, got {self.fpc_states}")
+        if not 0.0 < float(self.fpc_gamma) <= 1.0:
+            raise ConfigError(f"fpc_gamma must lie in (0, 1], got {self.fpc_gamma}")
+        if self.fpc_states > 0 and (self.model != "dear" or self.backward == "unroll"
+                                    or self.solver in ("learned", "learned_nn")):
+            raise ConfigError("fixed-point correction (--fpc-states) needs --model dear with a classic solver "
+                              "(anderson, picard, broyden) and --backward phantom or ift")
         if self.align_weight > 0 or self.align_teacher:
             if self.model != "dear":
                 raise ConfigError("the alignment regulariser (align_weight, align_teacher) applies to --model dear only")

@@ -608,6 +608,16 @@ class DEAR(Reasoner):
             with :meth:`set_alignment_teacher` (the paper uses ``0.01``). Training only; the
             teacher reads the true step counts inside the loss, never in :meth:`forward`.
             ``0`` disables it. (default: ``0``)
+        fpc_states: fixed-point correction (Bai et al., 2022; torchdeq's ``fp_correction``):
+            while training, the outputs decoded from this many intermediate iterates of the
+            solve are supervised too. Each graph's iterates at fractions ``j / (fpc_states + 1)``
+            of its own iterations (``j = 1..fpc_states``) get a one-step gradient ``P(x_j)``,
+            are decoded and add the output loss weighted ``fpc_gamma ** (fpc_states + 1 - j)``
+            (the final state keeps weight 1). More gradient signal per solve, and early iterates
+            pushed towards the answer, for ``fpc_states`` processor applications with gradient.
+            Needs a classic solver and the phantom or ift backward. ``0`` disables it.
+            (default: ``0``)
+        fpc_gamma: decay of the correction weights, in ``(0, 1]``. (default: ``0.8``)
         **kwargs: see :class:`Reasoner`.
     """
 
@@ -631,9 +641,20 @@ class DEAR(Reasoner):
         jac_reg: float = 1e-4,
         noise: float = 1e-3,
         align_weight: float = 0.0,
+        fpc_states: int = 0,
+        fpc_gamma: float = 0.8,
         **kwargs: Any,
     ) -> None:
         super().__init__(spec, hidden, processor, **kwargs)
+        if isinstance(fpc_states, bool) or not isinstance(fpc_states, int) or fpc_states < 0:
+            raise ValueError(f"fpc_states must be an integer >= 0, got {fpc_states!r}")
+        if not 0.0 < float(fpc_gamma) <= 1.0:
+            raise ValueError(f"fpc_gamma must lie in (0, 1], got {fpc_gamma!r}")
+        if fpc_states > 0 and (backward == "unroll" or is_learned(solver)):
+            raise ValueError("fixed-point correction needs the solver's trajectory: use a classic solver "
+                             "(anderson, picard, broyden) and the phantom or ift backward")
+        self.fpc_states = fpc_states
+        self.fpc_gamma = float(fpc_gamma)
         if not float(align_weight) >= 0.0:
             raise ValueError(f"align_weight must be >= 0, got {align_weight!r}")
         self.align_weight = float(align_weight)
@@ -694,6 +715,9 @@ class DEAR(Reasoner):
         return (self.training and self.align_weight > 0 and self._align_teacher is not None
                 and torch.is_grad_enabled())
 
+    def _correcting(self) -> bool:
+        return self.training and self.fpc_states > 0 and torch.is_grad_enabled()
+
     @property
     def learned_solver(self) -> LearnedSolver | None:
         """The learned solver, when the model was built with ``solver="learned"``."""
@@ -709,8 +733,8 @@ class DEAR(Reasoner):
         if solver is not None:
             solver.bind(enc.node.detach(), layout.edge_index, batch=layout.batch, num_graphs=layout.num_graphs)
             h0 = solver.initial_state().to(h0.dtype)
-        aligning = self._aligning()
-        self.equilibrium.record_trajectory = aligning
+        aligning, correcting = self._aligning(), self._correcting()
+        self.equilibrium.record_trajectory = aligning or correcting
         # Computed here, in the forward's grad mode: the solve runs without grad, the
         # backward's steps with it, and both must use (and differentiate) the same terms.
         static = self.static_terms(enc, layout)
@@ -739,7 +763,9 @@ class DEAR(Reasoner):
             outputs["aux_align_states"] = torch.stack(
                 [self._f(x, *args) for x in fwd.trajectory])
             outputs["aux_align_lengths"] = fwd.iterations
-            fwd.trajectory = None
+        if correcting and fwd.trajectory:
+            outputs.update(self._corrected_outputs(fwd.trajectory, fwd.iterations, enc, layout, args))
+        fwd.trajectory = None
         stats = {"iterations": fwd.iterations, "nfe": fwd.nfe, "extra_nfe": st.extra_nfe,
                  "residual": fwd.residual, "converged": fwd.converged, "diverged": fwd.diverged,
                  "equilibrium": st}
@@ -747,8 +773,32 @@ class DEAR(Reasoner):
             stats["fallback"] = solver.fallback_graphs(fwd)
         return outputs, stats
 
+    def _corrected_outputs(self, trajectory: list[Tensor], iterations: Tensor, enc: Encoding,
+                           layout: BatchLayout, args: tuple[Any, ...]) -> dict[str, Tensor]:
+        """Decoded outputs of the fixed-point correction's states, keyed
+        ``"aux_fpc<j>:<output key>"``: for each graph, its iterate at ``j / (fpc_states + 1)`` of
+        its own iterations, one processor step with gradient, decoded."""
+        states = torch.stack(trajectory)  # [T, N, H]; finished graphs repeat their last iterate
+        node_len = iterations.to(states.device).index_select(0, layout.batch)
+        rows = torch.arange(states.shape[1], device=states.device)
+        out: dict[str, Tensor] = {}
+        for j in range(1, self.fpc_states + 1):
+            x = states[(j * node_len) // (self.fpc_states + 1), rows]
+            for key, value in self.decode(self._f(x, *args), enc, layout, h_in=x).items():
+                out[f"aux_fpc{j}:{key}"] = value
+        return out
+
     def _extra_terms(self, batch: Any, outputs: Mapping[str, Tensor], layout: BatchLayout,
                      terms: dict[str, Tensor]) -> int:
+        if self.fpc_states > 0 and f"aux_fpc1:{self.spec.stage('output')[0].key}" in outputs:
+            total: Tensor | float = 0.0
+            for j in range(1, self.fpc_states + 1):
+                weight = self.fpc_gamma ** (self.fpc_states + 1 - j)
+                for f in self.spec.stage("output"):
+                    num, den, _ = field_loss(f, outputs[f"aux_fpc{j}:{f.key}"], batch[f.key], layout,
+                                             self.missing_pointer_targets)
+                    total = total + weight * reduce_loss(num, den)
+            terms["fp_correction"] = total  # type: ignore[assignment]
         jac = outputs.get("aux_jacobian")
         if jac is not None and self.jac_reg > 0:
             terms["jacobian"] = self.jac_reg * jac
