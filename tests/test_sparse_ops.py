@@ -8,7 +8,9 @@ import json
 
 import torch
 
-from dear.sparse_ops import coo_operator, mean_operator, spmm
+import pytest
+
+from dear.sparse_ops import coo_operator, csr_mm, mean_operator, spmm
 
 
 def _directed_graph() -> tuple[torch.Tensor, int]:
@@ -29,6 +31,27 @@ def test_spmm_is_the_dense_product_with_exact_first_and_second_derivatives():
     torch.testing.assert_close(grad, adj.to_dense().t() @ g)  # the transpose, not A again
     assert torch.autograd.gradcheck(lambda x: spmm(op, x), (h,))
     assert torch.autograd.gradgradcheck(lambda x: spmm(op, x).pow(2), (h,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_csr_mm_is_the_dense_product_with_its_weight_gradient(dtype):
+    # rows 1 and 4 empty, a repeated column in row 0, non-unit values; h not contiguous
+    a = torch.sparse_coo_tensor(torch.tensor([[0, 0, 2, 3, 3], [1, 3, 0, 3, 2]]),
+                                torch.tensor([0.5, -2.0, 1.5, 3.0, 0.25]), (5, 4)).coalesce()
+    a = a.to(dtype).to_sparse_csr()
+    h = torch.randn(3, 4, dtype=torch.float64).t().to(dtype).requires_grad_(True)
+    out = csr_mm(a, h)
+    want = a.to_dense().double() @ h.detach().double()
+    tol = 1e-2 if dtype in (torch.bfloat16, torch.float16) else 1e-6
+    torch.testing.assert_close(out.double(), want, rtol=tol, atol=tol)
+    assert (out[[1, 4]] == 0).all()
+    g = torch.randn(5, 3, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((out.double() * g).sum(), h)
+    torch.testing.assert_close(grad.double(), a.to_dense().double().t() @ g, rtol=tol, atol=tol)
+    empty = torch.sparse_coo_tensor(torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, dtype=dtype), (2, 4))
+    assert (csr_mm(empty.to_sparse_csr(), h.detach()) == 0).all()
+    with pytest.raises(ValueError, match="cannot multiply"):
+        csr_mm(a, torch.randn(5, 2, dtype=dtype))
 
 
 def test_mean_operator_averages_in_neighbours_counting_duplicates():
