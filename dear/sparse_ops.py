@@ -7,10 +7,10 @@ core), and a gather/scatter mean aggregation over 240k edges (the learned solver
 costs about 3x a CSR product. Autograd through ``csr @ h`` transposes ``csr`` at every backward
 (a sort of all its non-zeros); :func:`spmm` keeps the transpose beside the operator, so the
 backward is one more CSR product. On CPU every CSR product here goes through
-:func:`csr_mm`'s weighted ``embedding_bag``, 2-2.5x faster again than the CSR kernel. Operators built from a tensor are cached per tensor object
-(weakly: the cache entry goes when the tensor does), so callers that keep their graph tensors
-(IGNN's cached ``A_hat``, the learned solver's cached sparsified edges) build each operator
-once. The cache is beside the tensor, not on it: a model holding the tensor stays deep-copyable
+:func:`csr_mm`'s weighted ``embedding_bag``, 2-2.5x faster again than the CSR kernel.
+Operators built from a tensor are cached per tensor object (weakly: the cache entry goes when
+the tensor does), so callers that keep their graph tensors (IGNN's cached ``A_hat``, the
+learned solver's cached sparsified edges) build each operator once. The cache is beside the tensor, not on it: a model holding the tensor stays deep-copyable
 (CSR tensors are not).
 """
 
@@ -97,7 +97,9 @@ def csr_mm(a: Tensor, h: Tensor) -> Tensor:
     entries) times a 128-wide state 5.6 ms against 14.4 ms; its bag-of-words features
     (369k entries) times ``Omega^T`` 6.6 ms against 13.6 ms). Elsewhere, and for other
     dtypes, it is ``a @ h``."""
-    if a.shape[1] != h.shape[0] or h.dim() != 2:
+    if a.layout != torch.sparse_csr:
+        raise ValueError(f"csr_mm needs a CSR matrix, got layout {a.layout}")
+    if h.dim() != 2 or a.shape[1] != h.shape[0]:
         raise ValueError(f"cannot multiply a {tuple(a.shape)} matrix by a {tuple(h.shape)} one")
     if a.device.type != "cpu" or h.dtype not in _BAG_DTYPES or a.dtype != h.dtype:
         return a @ h

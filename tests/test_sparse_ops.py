@@ -52,6 +52,8 @@ def test_csr_mm_is_the_dense_product_with_its_weight_gradient(dtype):
     assert (csr_mm(empty.to_sparse_csr(), h.detach()) == 0).all()
     with pytest.raises(ValueError, match="cannot multiply"):
         csr_mm(a, torch.randn(5, 2, dtype=dtype))
+    with pytest.raises(ValueError, match="needs a CSR matrix"):
+        csr_mm(a.to_sparse_coo(), h.detach())
 
 
 def test_mean_operator_averages_in_neighbours_counting_duplicates():

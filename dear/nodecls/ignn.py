@@ -307,8 +307,8 @@ class IGNNLayer(nn.Module):
         if x.layout in (torch.sparse_coo, torch.sparse_csr):
             # A sparse x dense product needs Omega^T contiguous, which it copies ([in_dim,
             # hidden], e.g. 1.6 ms of a ~40 ms BlogCatalog forward); at inference one copy is
-            # reused while the weight is unchanged.
-            # CSR features go through csr_mm (an embedding_bag on CPU, 2x faster than x @ wt).
+            # reused while the weight is unchanged. CSR features go through csr_mm (an
+            # embedding_bag on CPU, about 2x faster than PyTorch's CSR product).
             wt = w.t() if torch.is_grad_enabled() and w.requires_grad else self._omega_weight_t()
             b = torch.sparse.mm(x, wt) if x.is_sparse else csr_mm(x, wt)
             if self.omega.bias is not None:
