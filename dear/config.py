@@ -121,10 +121,12 @@ class TrainConfig:
         if "init" in self.extra:
             raise ConfigError("set the initialisation with the config's `init` field (--init), not extra")
         from dear.solvers import available as available_solvers  # noqa: PLC0415
+        from dear.solvers.learned import is_learned  # noqa: PLC0415
 
         _choice("solver", self.solver, tuple(available_solvers()))
+        learned = is_learned(self.solver)
         if self.solver_training:
-            if self.solver not in ("learned", "learned_nn") or self.model != "dear":
+            if not learned or self.model != "dear":
                 raise ConfigError("solver_training needs --model dear with --solver learned or learned_nn")
             from dear.learned.training import SolverTrainConfig  # noqa: PLC0415
 
@@ -149,8 +151,7 @@ class TrainConfig:
             raise ConfigError(f"fpc_states must be >= 0, got {self.fpc_states}")
         if not 0.0 < float(self.fpc_gamma) <= 1.0:
             raise ConfigError(f"fpc_gamma must lie in (0, 1], got {self.fpc_gamma}")
-        if self.fpc_states > 0 and (self.model != "dear" or self.backward == "unroll"
-                                    or self.solver in ("learned", "learned_nn")):
+        if self.fpc_states > 0 and (self.model != "dear" or self.backward == "unroll" or learned):
             raise ConfigError("fixed-point correction (--fpc-states) needs --model dear with a classic solver "
                               "(anderson, picard, broyden) and --backward phantom or ift")
         if self.align_weight > 0 or self.align_teacher:
@@ -159,7 +160,7 @@ class TrainConfig:
             if not (self.align_weight > 0 and self.align_teacher):
                 raise ConfigError("the alignment regulariser needs both --align-weight > 0 and --align-teacher "
                                   "(a finished no-hint NAR run of the same algorithm and hidden size)")
-            if self.backward == "unroll" or self.solver in ("learned", "learned_nn"):
+            if self.backward == "unroll" or learned:
                 raise ConfigError("the alignment regulariser needs a classic solver's trajectory: use --solver "
                                   "anderson, picard or broyden with --backward phantom or ift")
         for name in ("jac_reg", "noise", "grad_clip", "align_weight"):
