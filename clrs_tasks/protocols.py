@@ -12,7 +12,11 @@ test 100 @ 64, and out-of-distribution test sizes 128, 256, 512 (``sizes=(128,)`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+import operator
+from collections.abc import Iterable
+from typing import Any, Mapping
+
+import numpy as np
 
 from clrs_tasks.registry import Task
 
@@ -81,10 +85,40 @@ def _normalise_kwargs(task: Task, kwargs: Mapping[str, Any]) -> tuple[tuple[str,
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
 
 
+# dm-clrs's samplers squeeze the node axis of a one-node sample away, so size 1 crashes the
+# conversion of almost every task; it is refused for every task, up front, with a clear error.
+MIN_SIZE = 2
+
+
+def _as_int(value: Any, what: str) -> int:
+    """``value`` as an int, refusing what ``int()`` would silently truncate or misread.
+
+    Integers (Python or NumPy) and integral floats (``1e4``) pass; strings, bools, ``2.9`` and
+    the like raise, since ``int()`` would turn ``"64"`` into a character loop upstream and
+    ``2.9`` into 2 without a word.
+    """
+    if isinstance(value, bool) or isinstance(value, (str, bytes)):
+        raise TypeError(f"{what} must be an integer, got {value!r}")
+    if isinstance(value, float) or isinstance(value, np.floating):
+        if not float(value).is_integer():
+            raise ValueError(f"{what} must be a whole number, got {value!r}")
+        return int(value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}") from None
+
+
 def _as_sizes(sizes: int | Iterable[int]) -> tuple[int, ...]:
-    out = (int(sizes),) if isinstance(sizes, int) else tuple(int(s) for s in sizes)
-    if not out or any(s < 1 for s in out):
-        raise ValueError(f"sizes must be positive integers, got {sizes!r}")
+    """One size or an iterable of sizes, as a sorted tuple of distinct integers >= MIN_SIZE."""
+    if isinstance(sizes, (str, bytes)):  # iterating "64" would give sizes 6 and 4
+        raise TypeError(f"sizes must be an integer or a list of integers, got the string {sizes!r}")
+    if isinstance(sizes, Iterable):
+        out = tuple(_as_int(s, "sizes") for s in sizes)
+    else:
+        out = (_as_int(sizes, "sizes"),)
+    if not out or any(s < MIN_SIZE for s in out):
+        raise ValueError(f"sizes must be integers >= {MIN_SIZE} (dm-clrs cannot draw one-node graphs), got {sizes!r}")
     return tuple(sorted(set(out)))
 
 
@@ -121,7 +155,7 @@ def split_config(
             kwargs["p"] = _densities(task)
     if sampler_kwargs:
         kwargs.update(sampler_kwargs)
-    n = base_n if num_samples is None else int(num_samples)
+    n = base_n if num_samples is None else _as_int(num_samples, "num_samples")
     if n < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples!r}")
     return SplitConfig(
@@ -130,7 +164,7 @@ def split_config(
         split=split,
         sizes=_as_sizes(base_sizes if sizes is None else sizes),
         num_samples=n,
-        seed=int(base_seed if seed is None else seed),
+        seed=base_seed if seed is None else _as_int(seed, "seed"),
         sampler_kwargs=_normalise_kwargs(task, kwargs),
         random_pos=rand_pos if random_pos is None else bool(random_pos),
         enforce_permutations=bool(enforce_permutations),

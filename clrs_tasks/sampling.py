@@ -59,9 +59,14 @@ def draw(task: Task, size: int, count: int, seed: int, sampler_kwargs: dict[str,
          bar: tqdm | None = None):
     """Raw ``Feedback`` of ``count`` traces at one size, as ``clrs.build_sampler(...).next()``."""
     clrs()
-    sampler = task.sampler_class(
-        _counting(task.algorithm, bar), dict(task.spec), count, seed=seed, length=size, **sampler_kwargs
-    )
+    try:
+        sampler = task.sampler_class(
+            _counting(task.algorithm, bar), dict(task.spec), count, seed=seed, length=size, **sampler_kwargs
+        )
+    except ValueError as e:
+        # dm-clrs's own messages name neither the task nor the size (kmp_matcher at size 2: "a must
+        # be greater than 0 unless no samples are taken"); small sizes are the usual cause.
+        raise ValueError(f"sampling {task.name} at size {size} failed: {e}") from e
     return sampler.next()
 
 
