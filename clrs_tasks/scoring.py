@@ -261,9 +261,14 @@ def evaluate(data: Data | Iterable[Data], predictions: Mapping[str, torch.Tensor
             raise PredictionError("one batch takes one dict of predictions")
         ev.add(data, predictions)
     else:
+        # a single dict would be iterated as its keys and fail deep inside with AttributeError
+        if isinstance(predictions, Mapping):
+            raise PredictionError("several batches take a list of prediction dicts, one per batch; got one dict")
         batches, preds = list(data), list(predictions)  # type: ignore[arg-type]
         if len(batches) != len(preds):
             raise PredictionError(f"{len(batches)} batches but {len(preds)} prediction dicts")
-        for b, p in zip(batches, preds):
+        for i, (b, p) in enumerate(zip(batches, preds)):
+            if not isinstance(p, Mapping):
+                raise PredictionError(f"predictions for batch {i} must be a dict name -> tensor, got {type(p).__name__}")
             ev.add(b, p)
     return ev.result()
