@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any, Sequence
 
-from clrs_tasks.protocols import PROTOCOLS, SPLITS
+from clrs_tasks.protocols import MIN_SIZE, PROTOCOLS, SPLITS
 from clrs_tasks.registry import DEAR_TASKS, UnknownTaskError, get_task, list_tasks
 
 
@@ -26,9 +28,21 @@ def _sizes(text: str) -> tuple[int, ...]:
         sizes = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"sizes must be comma-separated integers, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    if not sizes or min(sizes) < MIN_SIZE:
+        raise argparse.ArgumentTypeError(f"sizes must be integers >= {MIN_SIZE}, got {text!r}")
     return sizes
+
+
+def _check_json_out(path: str) -> None:
+    """Refuse an unwritable ``--json`` path before building (which can take minutes), not after."""
+    p = Path(path)
+    if p.is_dir():
+        raise CliError(f"--json {path} is a directory; give a file name")
+    parent = p.parent
+    if not parent.is_dir():
+        raise CliError(f"--json {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise CliError(f"--json {path} is not writable")
 
 
 def _expand(names: Sequence[str]) -> list[str]:
@@ -88,11 +102,15 @@ def cmd_build(args: argparse.Namespace) -> int:
          "progress": args.workers <= 1 and not args.quiet, "rebuild": args.rebuild}
         for t in _expand(args.algorithms) for s in args.split
     ]
-    # validate every job's arguments before spending minutes on sampling
+    # validate every job's arguments, the cache root and the output file before spending minutes on sampling
+    from clrs_tasks.dataset import resolve_root  # noqa: PLC0415
     from clrs_tasks.protocols import split_config  # noqa: PLC0415
 
     for job in jobs:
         split_config(get_task(job["task"]), job["split"], job["protocol"], **job["overrides"])
+    resolve_root(args.root)
+    if args.json:
+        _check_json_out(args.json)
     results = []
     t0 = time.perf_counter()
     if args.workers > 1 and len(jobs) > 1:
@@ -133,11 +151,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     from clrs_tasks.sampling import sample_split  # noqa: PLC0415
 
     task = get_task(args.algorithm)
+    cfg = split_config(task, "train", args.protocol, num_samples=1, sizes=args.size, seed=args.seed)  # checked before printing
     print(f"{task.name}: {task.description}")
     print(f"  CLRS-30: {'yes' if task.clrs30 else 'no'}; sampler {task.sampler_class.__name__}; "
           f"edge policy {task.edge_policy}{' (undirected)' if task.undirected else ''}; "
           f"pred as input: {'yes' if task.pred_as_input else 'no'}; val/test multiplier {task.num_samples_multiplier}")
-    cfg = split_config(task, "train", args.protocol, num_samples=1, sizes=args.size, seed=args.seed)
     _, feedbacks = sample_split(task, cfg, progress=False)
     (graph,) = from_clrs(feedbacks[0], task.name)
     print(f"  one sample ({args.protocol} protocol, size {args.size}, seed {args.seed}): "
@@ -189,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--workers must be >= 1")
     try:
         return args.func(args)
-    except (UnknownTaskError, ValueError, CliError, FileNotFoundError) as e:
+    except (UnknownTaskError, ValueError, CliError, OSError) as e:  # OSError: an unwritable path, a full disk
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

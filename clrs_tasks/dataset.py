@@ -1,14 +1,16 @@
 """Cached PyG datasets of CLRS splits.
 
 A split is built once (sampled with dm-clrs, processed, converted) and written to
-``<cache>/<task>/<protocol>-<split>-<fingerprint[:16]>.pt``. The fingerprint hashes everything
-that defines the data: the task (spec, sampler, reference implementation, processing), the split
-configuration (sizes, counts, seeds, sampler kwargs, random pos), the dm-clrs version and this
-package's storage format version. Files carry a header with the sha256 of their payload and the
-full fingerprint, so a truncated, corrupt or stale file is detected, reported with a warning and
-rebuilt, never used. Writes go to a temporary file renamed into place, under a file lock, so an
-interrupted build leaves nothing half-written and two processes building the same split at once
-build it once.
+``<cache>/<task>/<protocol>-<split>-<fingerprint[:16]>.pt``. The fingerprint hashes the task's
+name, spec and origin, the *qualified names* (not the code) of its sampler and reference
+implementation, the split configuration (sizes, counts, seeds, sampler kwargs, random pos,
+processing), the dm-clrs version and this package's storage format version (see
+:func:`fingerprint`). Files carry a header with the sha256 of their payload and the full
+fingerprint, so a truncated, corrupt or stale file is detected, reported with a warning and
+rebuilt, never used. For user-registered tasks the file also records a hash of the algorithm's
+and sampler's source (:func:`source_digest`), so editing that code rebuilds the split too.
+Writes go to a temporary file renamed into place, under a file lock, so an interrupted build
+leaves nothing half-written and two processes building the same split at once build it once.
 
 The cache directory is, in order: the ``root`` argument, the ``CLRS_TASKS_CACHE`` environment
 variable, ``~/.cache/clrs_tasks``.
@@ -17,6 +19,7 @@ variable, ``~/.cache/clrs_tasks``.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import tempfile
@@ -31,7 +34,7 @@ from filelock import FileLock
 from torch_geometric.data import Dataset
 
 from clrs_tasks import sampling
-from clrs_tasks._clrs import clrs_version
+from clrs_tasks._clrs import clrs, clrs_version
 from clrs_tasks.convert import FORMAT_VERSION, ClrsData, GraphSpec, GraphStore, encode
 from clrs_tasks.protocols import SplitConfig, split_config
 from clrs_tasks.registry import EDGE_POLICIES, Task, get_task
@@ -75,9 +78,64 @@ def fingerprint_payload(task: Task, cfg: SplitConfig) -> dict[str, Any]:
 
 
 def fingerprint(task: Task, cfg: SplitConfig) -> str:
-    """sha256 over :func:`fingerprint_payload`; equal fingerprints mean identical data."""
+    """sha256 over :func:`fingerprint_payload`: the split's identity, as leaderboards record it.
+
+    It covers the task's name, spec and origin, the module-qualified names of its algorithm and
+    sampler, the split configuration, the dm-clrs version and the storage format version. For the
+    built-in tasks that pins the data (their code comes with dm-clrs and this package). For a task
+    registered with :func:`~clrs_tasks.register_task` it does **not** cover the code: after
+    editing the algorithm or the sampler the fingerprint stays the same (deliberately, so that
+    committed leaderboard entries stay valid), while the data may differ. The cache catches edits
+    to the algorithm function and the sampler class themselves (:func:`source_digest`) and
+    rebuilds; for anything else the data depends on (helpers they call, globals, files, the
+    environment) rebuild by hand: ``load_split(..., rebuild=True)`` or delete ``<cache>/<task>/``.
+    """
     blob = json.dumps(fingerprint_payload(task, cfg), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def source_digest(task: Task) -> str | None:
+    """sha256 of the source of a user task's algorithm and sampler classes, or None.
+
+    Stored in the cache file and compared on load, so that editing the reference implementation
+    or the sampler of a task of your own rebuilds its cached splits instead of serving the old
+    data. It is deliberately *not* part of :func:`fingerprint` (that would change the
+    fingerprints committed leaderboard entries recorded). Covered: the source text of the
+    algorithm function and of every class in the sampler's MRO below ``clrs.Sampler``. Not
+    covered: helpers they call, module globals, data files, the environment. None for the
+    built-in tasks (the dm-clrs version in the fingerprint pins their code) and when the source
+    cannot be read (a function typed into a REPL); such splits are not checked.
+    """
+    if task.origin == "dm-clrs":
+        return None
+    objects: list[Any] = [task.algorithm]
+    base = clrs().Sampler
+    objects += [c for c in task.sampler_class.__mro__ if c is not base and issubclass(c, base)]
+    digest = hashlib.sha256()
+    for obj in objects:
+        try:
+            src = inspect.getsource(obj)
+        except (OSError, TypeError):
+            return None
+        digest.update(_qualname(obj).encode() + b"\0" + src.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def resolve_root(root: str | os.PathLike[str] | None) -> Path:
+    """The cache directory for ``root`` (see the module docstring), checked to be usable.
+
+    A ``root`` that is a file (or lies under one) would fail deep inside ``mkdir`` with
+    NotADirectoryError; this says which path is wrong instead.
+    """
+    path = Path(root).expanduser() if root else default_cache_dir()
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "" if p == path else f" ({p} is a file)"
+                raise ValueError(f"cache root {path} is not a directory{where}; point root= (--root, "
+                                 f"${CACHE_ENV}) at a directory")
+            break
+    return path
 
 
 def cache_path(root: Path, cfg: SplitConfig, fp: str) -> Path:
@@ -166,7 +224,8 @@ def _read(path: Path, fp: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]
 # --------------------------------------------------------------------------- dataset
 
 
-def _build(task: Task, cfg: SplitConfig, fp: str, progress: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _build(task: Task, cfg: SplitConfig, fp: str, progress: bool,
+           source: str | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     t0 = time.perf_counter()
     _, feedbacks = sampling.sample_split(task, cfg, progress=progress)
     t1 = time.perf_counter()
@@ -178,6 +237,8 @@ def _build(task: Task, cfg: SplitConfig, fp: str, progress: bool) -> tuple[dict[
         "spec": enc.spec.to_dict(),
         "timing": {"sample_seconds": t1 - t0, "convert_seconds": t2 - t1},
     }
+    if source is not None:
+        meta["source_sha256"] = source
     arrays = {"__num_nodes": enc.num_nodes, "__lengths": enc.lengths, **enc.arrays}
     return meta, arrays
 
@@ -212,7 +273,8 @@ class ClrsDataset(Dataset):
         self.edge_policy = policy
         self.include_hints = include_hints
         self.fingerprint = fingerprint(self.task, self.config)
-        self.path = cache_path(Path(root).expanduser() if root else default_cache_dir(), self.config, self.fingerprint)
+        self.path = cache_path(resolve_root(root), self.config, self.fingerprint)
+        self._source = source_digest(self.task)
         meta, tensors, self.built, self.timing = self._load_or_build(progress, rebuild)
         self.spec = GraphSpec.from_dict(meta["spec"])
         num_nodes, lengths = tensors.pop("__num_nodes"), tensors.pop("__lengths")
@@ -231,13 +293,16 @@ class ClrsDataset(Dataset):
             found = self._try_read(warn=False)
             if found is not None:
                 return found
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # e.g. a file named like the task's folder, or a read-only root
+            raise ValueError(f"cannot create the cache directory {self.path.parent}: {e.strerror or e}") from None
         with FileLock(str(self.path) + ".lock"):
             if self.path.exists() and not rebuild:
                 found = self._try_read(warn=True)
                 if found is not None:
                     return found
-            meta, arrays = _build(self.task, self.config, self.fingerprint, progress)
+            meta, arrays = _build(self.task, self.config, self.fingerprint, progress, self._source)
             _write(self.path, self.fingerprint, meta, arrays)
             tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
             return meta, tensors, True, dict(meta["timing"])
@@ -246,6 +311,10 @@ class ClrsDataset(Dataset):
         t0 = time.perf_counter()
         try:
             meta, tensors = _read(self.path, self.fingerprint)
+            if self._source is not None and meta.get("source_sha256") != self._source:
+                # same fingerprint (it covers names, not code), but the data may differ
+                raise _BadCache("stale: the task's algorithm or sampler source changed since it was built"
+                                if "source_sha256" in meta else "stale: built before sources were recorded")
         except _BadCache as e:
             if warn:
                 warnings.warn(f"cached split {self.path} is unusable ({e}); rebuilding it", CacheWarning, stacklevel=4)
