@@ -10,7 +10,7 @@ Entries live in ``leaderboards/<track>/`` (one JSON file each, format
 Command line: ``dear leaderboard submit | validate | render`` (see docs/leaderboards.md).
 """
 
-from dear.leaderboard.board import Board, Problem, Report, default_root, dump_entry
+from dear.leaderboard.board import Board, BoardNotFoundError, Problem, Report, default_root, dump_entry
 from dear.leaderboard.convert import entry_from_clrs_results, entry_from_nodecls_results
 from dear.leaderboard.render import render_track
 from dear.leaderboard.schema import FIELDS, SCHEMA, EntryRejected, check_schema, schema_markdown
@@ -27,6 +27,7 @@ from dear.leaderboard.validation import (
 
 __all__ = [
     "Board",
+    "BoardNotFoundError",
     "CLRS_FAMILIES",
     "EntryRejected",
     "FIELDS",

@@ -33,18 +33,24 @@ from dear.leaderboard.tracks import TRACKS, Track, get_track
 from dear.leaderboard.validation import entry_filename, entry_key, validate_entry
 
 ENV_ROOT = "DEAR_LEADERBOARDS"
+BOARDS_DIRNAME = "leaderboards"
+
+
+class BoardNotFoundError(ValueError):
+    """The boards folder does not exist (or is not one); the message says what to pass instead."""
 
 
 def default_root() -> Path:
-    """``$DEAR_LEADERBOARDS``, else ``./leaderboards`` if it exists, else the repository's
-    ``leaderboards/`` beside the installed package (editable installs)."""
+    """``$DEAR_LEADERBOARDS``, else ``./leaderboards`` (relative to the working directory).
+
+    Nothing else: falling back to the installed package's own checkout would make a command run
+    from anywhere read (and, for ``submit``/``render``, write) the source tree's boards without
+    saying so. Run from the repository root, set the variable, or pass ``--root``.
+    """
     env = os.environ.get(ENV_ROOT)
     if env:
         return Path(env).expanduser()
-    here = Path.cwd() / "leaderboards"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parents[2] / "leaderboards"
+    return Path.cwd() / BOARDS_DIRNAME
 
 
 def dump_entry(entry: Mapping[str, Any]) -> str:
@@ -81,8 +87,35 @@ class Board:
     where ``task_module`` paths of user tasks resolve."""
 
     def __init__(self, root: Path | None = None, base: Path | None = None):
+        # a root the caller named (argument or $DEAR_LEADERBOARDS) may be created, see check_root
+        self.named = root is not None or bool(os.environ.get(ENV_ROOT))
         self.root = Path(root) if root is not None else default_root()
         self.base = Path(base) if base is not None else self.root.resolve().parent
+
+    def check_root(self, write: bool) -> None:
+        """Refuse a boards folder that is not there, so a mistyped ``--root`` fails instead of
+        validating nothing ("ok: 0 entries") or starting a fresh board in a stray folder.
+
+        Reading (``validate``) needs an existing folder holding at least one track folder.
+        Writing (``submit``, ``render``) also accepts a missing folder when the caller named
+        it and it is called ``leaderboards`` inside an existing folder: that is asking for a new
+        board. Anywhere else, create the folder first (``mkdir``), which is asking just as clearly.
+        """
+        root = self.root
+        if root.is_dir():
+            if write or any((root / t).is_dir() for t in TRACKS):
+                return
+            raise BoardNotFoundError(f"{root} holds no boards (none of {', '.join(f'{t}/' for t in TRACKS)}); "
+                                     "pass the leaderboards folder with --root")
+        if root.exists():
+            raise BoardNotFoundError(f"the boards folder {root} is not a directory; check --root")
+        if write and self.named and root.name == BOARDS_DIRNAME and root.parent.is_dir():
+            return
+        how = ("pass --root (or set $DEAR_LEADERBOARDS), or run from the repository root"
+               if not self.named else "check --root")
+        if write:
+            how += f"; to start a new board, create the folder first or name it {BOARDS_DIRNAME}/"
+        raise BoardNotFoundError(f"no boards folder at {root}; {how}")
 
     # ------------------------------------------------------------------------- reading
 
@@ -133,6 +166,7 @@ class Board:
         A duplicate (same track, task, test split, model name and variant) is refused unless
         ``replace``; the check and the write happen under the track's lock.
         """
+        self.check_root(write=True)
         track = validate_entry(entry, self.base)
         path = self.path_for(entry)
         with self._lock(track.name):
@@ -153,6 +187,7 @@ class Board:
         return render_track(get_track(track), [e for _, e in self.entries(track)])
 
     def write_table(self, track: str) -> Path:
+        self.check_root(write=True)
         path = self.track_dir(track) / "README.md"
         atomic_write_text(path, self.render(track))
         return path
@@ -161,7 +196,12 @@ class Board:
 
     def validate(self, tracks: Sequence[str] | None = None) -> Report:
         """Check every entry of ``tracks`` (default: all): per-entry checks, the file's location
-        and name, duplicates, and that README.md equals the table rendered from the entries."""
+        and name, duplicates, and that README.md equals the table rendered from the entries.
+
+        Every bad file is one :class:`Problem` (one line); none stops the others being checked.
+        A missing boards folder raises :class:`BoardNotFoundError` rather than passing empty.
+        """
+        self.check_root(write=False)
         report = Report()
         for name in tracks or list(TRACKS):
             track: Track = get_track(name)
@@ -188,6 +228,10 @@ class Board:
                     report.problems.append(Problem(path, "schema", f"rejected (schema): not valid JSON ({e})"))
                 except EntryRejected as e:
                     report.problems.append(Problem(path, e.reason, str(e)))
+                except Exception as e:  # noqa: BLE001  a malformed file can fail anywhere; report it, go on
+                    msg = " ".join(str(e).split())[:300]
+                    report.problems.append(Problem(path, "schema", f"rejected (schema): the entry cannot be "
+                                                                   f"checked ({type(e).__name__}: {msg})"))
             report.checked[name] = count
             readme = self.track_dir(name) / "README.md"
             bad_here = any(p.path.parent == self.track_dir(name) for p in report.problems)

@@ -30,9 +30,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
     ver = e.get("verification")
     line = (f"{e['track']}: {e['model']['name']} / {e['model']['variant']} on {e['task']}: "
             f"mean {s['mean']:.4g} (std {s['std']:.2g}, {len(s['per_seed'])} seeds)")
-    if ver:
-        line += f"; verified {len(ver['seeds'])} seed(s) within {ver['tolerance']:g}"
+    if ver:  # the record holds one item per distinct seed, as the table counts them
+        line += f"; verified {len(ver['seeds'])} of {len(s['per_seed'])} seed(s) within {ver['tolerance']:g}"
     print(line)
+    for note in res.notes:
+        print(f"note: {note}")
     print("dry run: nothing written" if res.path is None else f"wrote {res.path} and re-rendered {res.path.parent / 'README.md'}")
     return 0
 
@@ -70,7 +72,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     )
     sub = lb.add_subparsers(dest="leaderboard_command", metavar="SUBCOMMAND")
     sub.required = True
-    root_help = "boards folder (default: $DEAR_LEADERBOARDS, else ./leaderboards)"
+    root_help = ("boards folder (default: $DEAR_LEADERBOARDS, else ./leaderboards in the working directory); "
+                 "it must exist, except that submit and render create a named --root called leaderboards")
     repo_help = "repository root that task_module paths are relative to (default: the parent of the boards folder)"
 
     p = sub.add_parser(

@@ -21,7 +21,14 @@ from typing import Any, Mapping, Sequence
 
 from dear.leaderboard.schema import SCHEMA, EntryRejected
 from dear.leaderboard.tracks import CLRS30, get_track
-from dear.leaderboard.validation import clrs_test_config, describe_clrs_split, describe_nodecls_split, summary
+from dear.leaderboard.validation import (
+    canonical_dataset_options,
+    clrs_test_config,
+    describe_clrs_split,
+    describe_nodecls_split,
+    plain_number,
+    summary,
+)
 
 CLRS_MODEL_NAMES = {"dear": "DEAR", "nar": "NAR", "nar-hints": "NAR (hints)", "nar-lt": "NAR-LT"}
 NODECLS_RESULTS = "dear.nodecls.results/1"
@@ -51,6 +58,14 @@ def results_kind(data: Mapping[str, Any]) -> str:
         return "clrs"
     raise EntryRejected("schema", "not a results file this command knows: expected `dear evaluate` results, "
                                   f"`dear nodecls train` results or a {SCHEMA} entry")
+
+
+def malformed(e: BaseException) -> str:
+    """What a ``KeyError``/``TypeError`` raised while reading a results file says, in one line:
+    ``missing field 'config'`` or the error's own (first) line."""
+    if isinstance(e, KeyError) and e.args:
+        return f"missing field {e.args[0]!r}"
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
 
 
 def _today() -> str:
@@ -288,14 +303,39 @@ def entry_from_nodecls_results(
     link: str | None = None,
     path: Path | None = None,
 ) -> dict[str, Any]:
-    """One entry from a finished ``dear nodecls train`` results file (all seeds in one file)."""
+    """One entry from a finished ``dear nodecls train`` results file (all seeds in one file).
+
+    A file with a missing or mistyped field (``config`` absent or ``null``, say) is rejected in
+    one line (reason ``schema``) rather than failing somewhere inside the conversion.
+    """
+    try:
+        return _entry_from_nodecls_results(results, model_name=model_name, variant=variant, track=track,
+                                           submitter=submitter, date=date, link=link, path=path)
+    except EntryRejected:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
+        raise EntryRejected("schema", f"the `dear nodecls train` results file is incomplete or malformed "
+                                      f"({malformed(e)}); submit the results.json that dear nodecls train "
+                                      "wrote") from None
+
+
+def _entry_from_nodecls_results(results: Mapping[str, Any], *, model_name: str | None, variant: str | None,
+                                track: str | None, submitter: str, date: str | None, link: str | None,
+                                path: Path | None) -> dict[str, Any]:
+    if not isinstance(results.get("config"), dict):
+        raise EntryRejected("schema", "the `dear nodecls train` results file has no config (an object); submit "
+                                      "the results.json that dear nodecls train wrote")
     if not results.get("complete"):
         raise EntryRejected("seeds", "the nodecls run is not complete (some seeds are still running)")
     if results["metric"] != "accuracy":
         raise EntryRejected("metric", f"the nodecls track ranks accuracy; these results report {results['metric']}")
     cfg = results["config"]
     track_name = track or "nodecls"
-    overrides = {"seed": cfg["data_seed"], **(cfg.get("dataset_options") or {})}
+    # options stated at their default value describe the default split: leave them out (validation
+    # rejects them), and write an integral split as an int (60, not 60.0), so one split gets one table
+    overrides = {"seed": cfg["data_seed"],
+                 **canonical_dataset_options(results["dataset"], cfg.get("dataset_options") or {})}
+    split = plain_number(results["split"])
     it = results.get("iterations")
     solver = None
     if results.get("solver") and it:
@@ -308,8 +348,8 @@ def entry_from_nodecls_results(
         "task": results["dataset"],
         "model": {"name": model_name or results["model"].upper(),
                   "variant": variant or default_nodecls_variant(cfg), "architecture": results["model"]},
-        "protocol": {"name": "standard", "split": results["split"], "overrides": overrides,
-                     "description": describe_nodecls_split(results["dataset"], results["split"], overrides)},
+        "protocol": {"name": "standard", "split": split, "overrides": overrides,
+                     "description": describe_nodecls_split(results["dataset"], split, overrides)},
         "split_fingerprint": results["fingerprint"],
         "metric": _metric_block(track_name),
         "scores": _scores_block(pairs),

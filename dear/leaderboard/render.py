@@ -27,7 +27,7 @@ from collections import OrderedDict
 from typing import Any, Mapping, Sequence
 
 from dear.leaderboard.tracks import CLRS30, CLRS_FAMILIES, Track, family_of
-from dear.leaderboard.validation import clrs_test_config, protocol_key
+from dear.leaderboard.validation import clrs_test_config, option_label, protocol_key
 
 VERIFIED = "✓"
 MISSING = "–"
@@ -161,7 +161,7 @@ def section_title(track: Track, entry: Mapping[str, Any]) -> str:
     p = entry["protocol"]
     over = p["overrides"]
     if track.kind == "nodecls":
-        extra = "".join(f", {k} {over[k]}" for k in sorted(over) if k != "seed")
+        extra = "".join(f", {option_label(k)} {over[k]}" for k in sorted(over) if k != "seed")
         return f"Split {p['split']}, validation draw seed {over.get('seed')}{extra}"
     sizes = clrs_test_config(entry["task"], p["name"], over).sizes
     title = f"`{p['name']}` protocol, test split, n = {', '.join(str(n) for n in sizes)}"

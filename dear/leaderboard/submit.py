@@ -15,9 +15,11 @@ the entry's, and each verified seed's score must be within ``tolerance`` of the 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,19 +31,27 @@ from dear.leaderboard.convert import (
     entry_from_clrs_results,
     entry_from_nodecls_results,
     load_json,
+    malformed,
     results_kind,
 )
 from dear.leaderboard.schema import EntryRejected
 from dear.leaderboard.tracks import get_track
-from dear.leaderboard.validation import load_task_module, validate_entry
+from dear.leaderboard.validation import (
+    VERIFY_METHODS,
+    canonical_dataset_options,
+    load_task_module,
+    validate_entry,
+)
 
 
 @dataclass
 class SubmitResult:
-    """What :func:`submit` did: where the entry went (``None`` for a dry run) and the entry."""
+    """What :func:`submit` did: where the entry went (``None`` for a dry run), the entry, and
+    notes for the user (e.g. that a ready-made entry's verification record was dropped)."""
 
     path: Path | None
     entry: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -66,7 +76,19 @@ def build_entry(paths: Sequence[Path], board: Board, *, model_name: str | None =
                 track: str | None = None, submitter: str | None = None, date: str | None = None,
                 link: str | None = None, size: int | None = None,
                 task_module: str | Path | None = None) -> dict[str, Any]:
-    """Convert results files (or one ready-made entry) into an entry; see :mod:`dear.leaderboard.convert`."""
+    """Convert results files (or one ready-made entry) into an entry; see :mod:`dear.leaderboard.convert`.
+
+    A ready-made entry's ``verification`` record is dropped: only ``submit --verify`` re-runs
+    checkpoints, so a record this code did not just produce is a claim, not a verification.
+    """
+    return _build_entry(paths, board, model_name=model_name, variant=variant, track=track, submitter=submitter,
+                        date=date, link=link, size=size, task_module=task_module)[0]
+
+
+def _build_entry(paths: Sequence[Path], board: Board, *, model_name: str | None, variant: str | None,
+                 track: str | None, submitter: str | None, date: str | None, link: str | None, size: int | None,
+                 task_module: str | Path | None) -> tuple[dict[str, Any], list[str]]:
+    """:func:`build_entry`, plus notes on what was changed in a ready-made entry."""
     if not paths:
         raise ValueError("give at least one results file")
     docs = [load_json(Path(p)) for p in paths]
@@ -89,21 +111,31 @@ def build_entry(paths: Sequence[Path], board: Board, *, model_name: str | None =
                 entry[key] = value
         if entry.get("task_module") and not rel_module:
             load_task_module(entry["task_module"], board.base)
-        return entry
+        notes = []
+        if entry.get("verification") is not None:
+            entry["verification"] = None
+            notes.append(f"{paths[0]}'s verification record was dropped: only --verify in this call re-evaluates "
+                         "checkpoints and writes one")
+        return entry, notes
     who = submitter or "anonymous"
     rel_paths = [Path(_relative(Path(p), board.base)) for p in paths]
     if kind == "nodecls":
         if len(docs) != 1:
             raise EntryRejected("schema", "a nodecls results file already holds every seed; give one file")
         return entry_from_nodecls_results(docs[0], model_name=model_name, variant=variant, track=track,
-                                          submitter=who, date=date, link=link, path=rel_paths[0])
+                                          submitter=who, date=date, link=link, path=rel_paths[0]), []
+    import clrs_tasks as ct  # noqa: PLC0415
+
     try:
         entry = entry_from_clrs_results(docs, model_name=model_name, variant=variant, track=track, submitter=who,
                                         date=date, link=link, size=size, task_module=rel_module, paths=list(paths))
-    except KeyError as e:  # e.g. an unregistered task: UnknownTaskError lists the known ones
+    except ct.UnknownTaskError as e:  # an unregistered task: the message lists the known ones
         raise EntryRejected("task", str(e.args[0]) if e.args else str(e)) from None
+    except (KeyError, TypeError, AttributeError, IndexError) as e:  # a field missing or of the wrong kind
+        raise EntryRejected("schema", f"the `dear evaluate` results file(s) are incomplete or malformed "
+                                      f"({malformed(e)}); submit the results.json that dear evaluate wrote") from None
     entry["source"]["files"] = [p.as_posix() for p in rel_paths]
-    return entry
+    return entry, []
 
 
 # ------------------------------------------------------------------------------ verify
@@ -156,17 +188,90 @@ def _verify_clrs(entry: dict[str, Any], checkpoints: Sequence[Path], tolerance: 
     return items
 
 
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:200]}{'...' if len(text) > 200 else ''}"
+
+
+def _nodecls_config(entry: dict[str, Any]) -> Any:
+    """The entry's run configuration as a :class:`~dear.nodecls.train.NodeClsConfig`, checked
+    to describe this entry (dataset, model, split, validation draw, dataset options)."""
+    from dear.nodecls.train import NodeClsConfig  # noqa: PLC0415
+
+    config = entry.get("config")
+    if not config:
+        raise EntryRejected("verify", "a nodecls entry needs its run config to rebuild the model for --verify")
+    fields = {k: v for k, v in config.items() if k != "resolved_model_options"}
+    known = {f.name for f in dataclasses.fields(NodeClsConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown or "dataset" not in fields:
+        what = f"unknown key {unknown[0]!r}" if unknown else "no dataset"
+        raise EntryRejected("verify", f"the entry's config is not a `dear nodecls train` configuration ({what}); "
+                                      "--verify rebuilds the model from it")
+    try:
+        cfg = NodeClsConfig(**fields).validate()
+    except (ValueError, TypeError) as e:
+        raise EntryRejected("verify", f"the entry's config is not a valid run configuration ({_one_line(e)})") from None
+    over = dict(entry["protocol"]["overrides"])
+    seed = over.pop("seed", None)
+    options = canonical_dataset_options(cfg.dataset, cfg.dataset_options or {})
+    for what, have, want in (("dataset", str(cfg.dataset).strip().lower(), entry["task"]),
+                             ("model", cfg.model, entry["model"]["architecture"]),
+                             ("validation draw seed", cfg.data_seed, seed),
+                             ("dataset options", options, over)):
+        if have != want:
+            raise EntryRejected("verify", f"the entry's config has {what} {have!r}, its task and protocol say "
+                                          f"{want!r}")
+    split = cfg.split.lower() if isinstance(cfg.split, str) else cfg.split
+    if split is not None and split != entry["protocol"]["split"]:
+        raise EntryRejected("verify", f"the entry's config has split {cfg.split!r}, its protocol "
+                                      f"{entry['protocol']['split']!r}")
+    return cfg
+
+
+def _config_key_matches(cfg: Any, seed: int, config_key: Any) -> bool:
+    """Whether ``config_key`` (from ``seed_<k>.json``) is the key ``dear nodecls train`` gives
+    this configuration's seed ``seed`` (``NodeClsConfig.matches_seed_key``, which also accepts
+    keys written by older versions; ``key()`` where that method does not exist)."""
+    matches = getattr(cfg, "matches_seed_key", None)
+    if matches is not None:
+        return bool(matches(seed, config_key))
+    return config_key == cfg.key()
+
+
+def _seed_record(ckpt: Path, seed: int, cfg: Any) -> None:
+    """Check ``seed_<k>.json`` beside a checkpoint: written by ``dear nodecls train`` for seed
+    ``k`` of the entry's configuration. The file name alone proves nothing (copy seed_0.pt to
+    seed_1.pt); the record names the seed it trained and the configuration's key."""
+    meta_path = ckpt.with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise EntryRejected("verify", f"{meta_path} is missing; --verify needs the seed_<k>.json that dear nodecls "
+                                      "train writes beside each checkpoint (it records the seed and configuration)")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EntryRejected("verify", f"{meta_path} is unreadable ({_one_line(e)})") from None
+    record = meta.get("record") if isinstance(meta, dict) else None
+    if not isinstance(record, dict):
+        raise EntryRejected("verify", f"{meta_path} is not a seed record of dear nodecls train")
+    if not _config_key_matches(cfg, seed, meta.get("config_key")):
+        raise EntryRejected("verify", f"{ckpt} was trained with another configuration or seed than the entry's "
+                                      f"seed {seed} (config_key {meta.get('config_key')!r} in {meta_path.name} is "
+                                      "not the key of the entry's config)")
+    if record.get("seed") != seed:
+        raise EntryRejected("verify", f"{ckpt} is named seed {seed} but {meta_path.name} records seed "
+                                      f"{record.get('seed')!r}")
+
+
 def _verify_nodecls(entry: dict[str, Any], checkpoints: Sequence[Path], tolerance: float, device: str) -> list[dict]:
     import torch  # noqa: PLC0415
 
     from dear.io import resolve_device  # noqa: PLC0415
     from dear.nodecls import load_dataset  # noqa: PLC0415
     from dear.nodecls.baselines import build_nodecls_model  # noqa: PLC0415
-    from dear.nodecls.train import NodeClsConfig, _metric, model_features  # noqa: PLC0415
+    from dear.nodecls.train import _metric, model_features  # noqa: PLC0415
 
-    if not entry.get("config"):
-        raise EntryRejected("verify", "a nodecls entry needs its run config to rebuild the model for --verify")
-    cfg = NodeClsConfig(**{k: v for k, v in entry["config"].items() if k != "resolved_model_options"})
+    cfg = _nodecls_config(entry)
     dev = resolve_device(device)
     over = dict(entry["protocol"]["overrides"])
     seed = over.pop("seed")
@@ -187,9 +292,20 @@ def _verify_nodecls(entry: dict[str, Any], checkpoints: Sequence[Path], toleranc
         s = int(m.group(1))
         if s not in claimed:
             raise EntryRejected("verify", f"{ckpt} is seed {s}, which the entry does not report")
+        if any(i["seed"] == s for i in items):
+            raise EntryRejected("verify", f"seed {s} was given twice to --verify")
+        _seed_record(ckpt, s, cfg)
         torch.manual_seed(s)
         model = build_nodecls_model(cfg.model, x.shape[1], num_classes, **cfg.model_kwargs()).to(dev)
-        model.load_state_dict(torch.load(ckpt, map_location=dev, weights_only=True))
+        try:
+            state = torch.load(ckpt, map_location=dev, weights_only=True)
+        except Exception as e:  # noqa: BLE001  a damaged or foreign file can raise almost anything
+            raise EntryRejected("verify", f"{ckpt} is not a readable checkpoint ({_one_line(e)})") from None
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError, KeyError) as e:
+            raise EntryRejected("verify", f"{ckpt} does not fit the entry's model {cfg.model!r} ({_one_line(e)}); "
+                                          "is it another run's checkpoint?") from None
         model.eval()
         with torch.no_grad():
             out = model(x, data.edge_index)
@@ -216,14 +332,17 @@ def verify_entry(entry: dict[str, Any], checkpoints: Sequence[Path], tolerance: 
         raise ValueError(f"--tolerance must be in [0, {track.metric.max_verify_tolerance:g}] for {track.metric.name}")
     if track.kind == "clrs":
         items = _verify_clrs(entry, checkpoints, tol, device)
-        method = ("dear.evaluate.load_run + evaluate_size on the entry's test split (the code of dear evaluate), "
-                  "scores compared per seed")
     else:
         items = _verify_nodecls(entry, checkpoints, tol, device)
-        method = "best-validation weights reloaded, one eval-mode forward, test accuracy compared per seed"
+    by_hash: dict[str, int] = {}
+    for item in items:  # one model copied under several seeds' names vouches for one seed only
+        other = by_hash.setdefault(item["checkpoint_sha256"], item["seed"])
+        if other != item["seed"]:
+            raise EntryRejected("verify", f"the checkpoints given for seeds {other} and {item['seed']} are the same "
+                                          "file (equal sha256); each seed needs its own checkpoint")
     from dear.io import resolve_device  # noqa: PLC0415
 
-    return {"method": method, "tolerance": tol, "device": str(resolve_device(device)),
+    return {"method": VERIFY_METHODS[track.kind], "tolerance": tol, "device": str(resolve_device(device)),
             "date": _dt.date.today().isoformat(), "seeds": sorted(items, key=lambda i: i["seed"])}
 
 
@@ -235,8 +354,9 @@ def submit(paths: Sequence[Path], *, model_name: str | None = None, variant: str
            dry_run: bool = False) -> SubmitResult:
     """Validate, optionally verify, and store one entry; re-render its track. See the module docstring."""
     board = Board(root, base)
-    entry = build_entry(paths, board, model_name=model_name, variant=variant, track=track, submitter=submitter,
-                        date=date, link=link, size=size, task_module=task_module)
+    board.check_root(write=True)  # before any work: a dry run fails where the real one would
+    entry, notes = _build_entry(paths, board, model_name=model_name, variant=variant, track=track,
+                                submitter=submitter, date=date, link=link, size=size, task_module=task_module)
     validate_entry(entry, board.base)
     dup = board.find_duplicate(entry)
     if dup is not None and not replace:
@@ -247,5 +367,5 @@ def submit(paths: Sequence[Path], *, model_name: str | None = None, variant: str
         entry["verification"] = verify_entry(entry, verify, tolerance, device)
         validate_entry(entry, board.base)
     if dry_run:
-        return SubmitResult(None, entry)
-    return SubmitResult(board.add(entry, replace=replace), entry)
+        return SubmitResult(None, entry, notes)
+    return SubmitResult(board.add(entry, replace=replace), entry, notes)

@@ -32,6 +32,14 @@ if TYPE_CHECKING:
 
 MIN_SEEDS = 3
 
+# What ``submit --verify`` runs, per track kind; a verification record must state one of these
+# (a record written by hand, e.g. "trust me", is not a verification).
+VERIFY_METHODS = {
+    "clrs": "dear.evaluate.load_run + evaluate_size on the entry's test split (the code of dear evaluate), "
+            "scores compared per seed",
+    "nodecls": "best-validation weights reloaded, one eval-mode forward, test accuracy compared per seed",
+}
+
 # Characters with a meaning in Markdown tables or HTML. Names and every other string that is
 # rendered into a table must avoid them, so an entry can never add markup, links, columns or
 # rows to a table.
@@ -95,8 +103,8 @@ def protocol_key(entry: Mapping[str, Any]) -> str:
     p = entry["protocol"]
     over = p.get("overrides") or {}
     if get_track(entry["track"]).kind == "nodecls":
-        opts = ",".join(f"{k}={json.dumps(over[k], sort_keys=True)}" for k in sorted(over))
-        return f"split={p['split']};{opts}"
+        opts = ",".join(f"{k}={json.dumps(plain_number(over[k]), sort_keys=True)}" for k in sorted(over))
+        return f"split={plain_number(p['split'])};{opts}"
     sizes = over.get("sizes")
     key = str(p["name"])
     if sizes is not None:
@@ -104,6 +112,15 @@ def protocol_key(entry: Mapping[str, Any]) -> str:
     if over.get("num_samples") is not None:
         key += f" samples={over['num_samples']}"
     return key
+
+
+def plain_number(value: Any) -> Any:
+    """An integral float as the int it equals (``60.0`` -> ``60``), anything else as it is, so a
+    split or option written either way keys the same test split. Validation also rejects the
+    float spelling; this keeps the duplicate check right even for entries it never saw."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def entry_key(entry: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
@@ -160,7 +177,65 @@ def _check_nodecls_protocol(entry: Mapping[str, Any]) -> dict[str, Any]:
     seed = over.get("seed")
     if not (isinstance(seed, int) and not isinstance(seed, bool)):
         raise EntryRejected("protocol", "nodecls protocol.overrides.seed (the validation draw's seed) must be an int")
+    split = p["split"]
+    if isinstance(split, bool):
+        raise EntryRejected("protocol", f"protocol.split must be a split name or number, got {split!r}")
+    if isinstance(split, float) and split.is_integer():
+        raise EntryRejected("protocol", f"protocol.split {split!r} must be written {int(split)} so that equal "
+                                        "splits are described alike")
+    from dear.nodecls.datasets.registry import get_spec  # noqa: PLC0415
+
+    defaults = get_spec(entry["task"]).options()
+    for name in sorted(k for k in over if k != "seed"):
+        if name not in defaults:
+            raise EntryRejected("protocol", f"protocol.overrides.{name} is not an option of {entry['task']}; valid: "
+                                            f"seed, {', '.join(sorted(defaults)) or '(none)'}")
+        value, default = over[name], defaults[name]
+        if not _option_type_ok(value, default):
+            raise EntryRejected("protocol", f"protocol.overrides.{name} must be {_option_kind(default)} like its "
+                                            f"default {default!r}, got {value!r}")
+        if value == default:
+            raise EntryRejected("protocol", f"protocol.overrides.{name} equals the dataset's default ({default!r}); "
+                                            "leave it out so that equal splits are described alike")
     return over
+
+
+def canonical_dataset_options(dataset: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` without those equal to the dataset's defaults (a run may state a default
+    explicitly; the test split is the same, so its entry must describe it the same way).
+    Unknown datasets or options are left for validation to reject."""
+    from dear.nodecls.datasets.registry import get_spec  # noqa: PLC0415
+
+    try:
+        defaults = get_spec(dataset).options()
+    except ValueError:
+        return dict(options)
+    return {k: v for k, v in options.items()
+            if not (k in defaults and _option_type_ok(v, defaults[k]) and v == defaults[k])}
+
+
+def _option_kind(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an int"
+    if isinstance(default, float):
+        return "a number"
+    return f"a {type(default).__name__}"
+
+
+def _option_type_ok(value: Any, default: Any) -> bool:
+    """Whether a dataset option's value has its default's JSON type (ints for int options, any
+    finite number for float ones, booleans for flags); options defaulting to ``None`` take anything."""
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, type(default))
 
 
 # ---------------------------------------------------------------------------------- tasks
@@ -260,9 +335,17 @@ def describe_clrs_split(task: str, protocol: str, overrides: Mapping[str, Any]) 
 
 
 def describe_nodecls_split(dataset: str, split: Any, overrides: Mapping[str, Any]) -> str:
-    """A one-line description of a node-classification split, e.g. ``amgcn:citeseer, split 60, seed 0``."""
-    extra = "".join(f", {k} {json.dumps(overrides[k], sort_keys=True)}" for k in sorted(overrides) if k != "seed")
+    """A one-line description of a node-classification split, e.g. ``amgcn:citeseer, split 60,
+    validation draw seed 0`` or ``sbm, split 20, validation draw seed 0, num nodes 2000``."""
+    extra = "".join(f", {option_label(k)} {json.dumps(overrides[k], sort_keys=True)}"
+                    for k in sorted(overrides) if k != "seed")
     return f"{dataset}, split {split}, validation draw seed {overrides.get('seed')}{extra}"
+
+
+def option_label(name: str) -> str:
+    """A dataset option's name as tables show it (``num_nodes`` -> ``num nodes``): ``_`` is
+    Markdown emphasis, which rendered text may not hold, and these names come from the code."""
+    return str(name).replace("_", " ")
 
 
 @functools.lru_cache(maxsize=64)
@@ -289,8 +372,12 @@ def expected_fingerprint(entry: Mapping[str, Any]) -> str:
         return _nodecls_fingerprint(entry["task"], p["split"], json.dumps(p["overrides"], sort_keys=True))
     except DatasetNotFoundError as e:
         raise EntryRejected("fingerprint", f"cannot compute the split fingerprint locally: {e}") from None
-    except ValueError as e:
-        raise EntryRejected("protocol", f"dataset {entry['task']!r} rejects the protocol: {e}") from None
+    except (ValueError, TypeError, KeyError, IndexError, RuntimeError, OverflowError) as e:
+        # the loaders' own checks raise ValueError; an option value they do not check (a string
+        # where a number belongs) fails deeper, as TypeError or a torch error: the same mistake
+        msg = " ".join(str(e).split())[:300]
+        raise EntryRejected("protocol", f"dataset {entry['task']!r} rejects the protocol: {type(e).__name__}: "
+                                        f"{msg}") from None
 
 
 # --------------------------------------------------------------------------------- scores
@@ -331,7 +418,51 @@ def _check_scores(entry: Mapping[str, Any], track: Track) -> None:
                                          "(std is the sample standard deviation, n - 1)")
 
 
+def _check_numbers(entry: Mapping[str, Any]) -> None:
+    """Solver and training figures a run can actually have: counts of at least 1, non-negative
+    iterations and tolerances, positive durations, all finite (``-2`` iterations is a typo or a
+    forgery, never a measurement)."""
+    def check(where: str, value: Any, low: float, strict: bool = False) -> None:
+        if value is None:
+            return
+        if not (math.isfinite(value) and (value > low if strict else value >= low)):
+            bound = f"> {low:g}" if strict else f">= {low:g}"
+            raise EntryRejected("score", f"{where} {value!r} must be a finite number {bound} or null")
+
+    sol = entry.get("solver")
+    if sol is not None:
+        for name in ("tol", "iterations_mean", "iterations_max", "reference_steps_mean"):
+            check(f"solver.{name}", sol[name], 0.0)
+    tr = entry["training"]
+    for name in ("steps", "epochs", "batch_size", "num_train"):
+        check(f"training.{name}", tr[name], 1.0)
+    check("training.seconds_mean", tr["seconds_mean"], 0.0, strict=True)
+
+
+def _check_architecture(entry: Mapping[str, Any], track: Track) -> None:
+    """``model.architecture`` must name a model this code builds (the track decides which kind)."""
+    arch = entry["model"]["architecture"]
+    if track.kind == "clrs":
+        from dear.config import MODELS as known  # noqa: PLC0415
+    else:
+        from dear.nodecls.baselines import available_models  # noqa: PLC0415
+
+        known = tuple(available_models())
+    if arch not in known:
+        raise EntryRejected("schema", f"model.architecture {arch!r} is not a model of track {track.name}; valid: "
+                                      f"{', '.join(known)}")
+
+
 def _check_verification(entry: Mapping[str, Any], track: Track) -> None:
+    """A verification record must be what ``submit --verify`` writes and agree with the entry.
+
+    The checkpoints are not committed, so a committed record cannot be re-run here; ``submit``
+    never keeps a record it did not make in the same call, so one only reaches the boards
+    through ``--verify`` or a hand edit that review sees. What can be checked is checked: the
+    method is this code's, the tolerance within the track's maximum, each verified seed is
+    reported once with its claimed score, and every seed's checkpoint is a different file
+    (one checkpoint copied under several seeds vouches for one model, not several).
+    """
     v = entry.get("verification")
     if v is None:
         return
@@ -339,12 +470,23 @@ def _check_verification(entry: Mapping[str, Any], track: Track) -> None:
     if not (math.isfinite(tol) and 0 <= tol <= track.metric.max_verify_tolerance):
         raise EntryRejected("verify", f"verification.tolerance {tol!r} must be in [0, "
                                       f"{track.metric.max_verify_tolerance:g}] for {track.metric.name}")
+    if v["method"] != VERIFY_METHODS[track.kind]:
+        raise EntryRejected("verify", f"verification.method {v['method']!r} is not what `dear leaderboard submit "
+                                      "--verify` runs; only --verify may write a verification record")
     check_date(v["date"], "verification.date")
     claimed = {s["seed"]: s["score"] for s in entry["scores"]["per_seed"]}
     if not v["seeds"]:
         raise EntryRejected("verify", "verification.seeds is empty")
+    seeds = [item["seed"] for item in v["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise EntryRejected("verify", f"verification.seeds lists a seed twice: {seeds}")
+    hashes: dict[str, int] = {}
     for item in v["seeds"]:
         seed = item["seed"]
+        other = hashes.setdefault(item["checkpoint_sha256"], seed)
+        if other != seed:
+            raise EntryRejected("verify", f"verification of seeds {other} and {seed} used the same checkpoint file "
+                                          "(equal sha256); each seed needs its own checkpoint")
         if seed not in claimed or item["claimed"] != claimed[seed]:
             raise EntryRejected("verify", f"verification of seed {seed} does not match the entry's score for it")
         if not (math.isfinite(item["reproduced"]) and abs(item["reproduced"] - item["claimed"]) <= tol):
@@ -392,6 +534,8 @@ def validate_entry(entry: Any, base: Path) -> Track:
         raise EntryRejected("protocol", f"protocol.description must be {described!r} (derived from the protocol), "
                                         f"got {entry['protocol']['description']!r}")
     _check_scores(entry, track)
+    _check_architecture(entry, track)
+    _check_numbers(entry)
     if entry["timing"]["unit"] != track.timing_unit:
         raise EntryRejected("schema", f"timing.unit must be {track.timing_unit!r} on track {track.name}, got "
                                       f"{entry['timing']['unit']!r}")
