@@ -41,7 +41,8 @@ MODEL_NAMES = {"dear": "DEAR", "nar": "NAR"}
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=REPO / "runs" / "custom_algorithm", help="run directories")
-    p.add_argument("--root", type=Path, default=REPO / "leaderboards", help="leaderboards folder to submit to")
+    p.add_argument("--root", type=Path, default=REPO / "leaderboards",
+                   help="leaderboards folder to submit to (created if missing: a scratch board)")
     p.add_argument("--models", default="dear,nar", help="comma-separated: dear, nar, nar-hints, nar-lt")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=600)
@@ -130,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     if args.device in ("auto", "cpu"):
         torch.set_num_threads(1)  # small models on a shared CPU: one thread is fastest
     print(f"task {nearest_greater.TASK!r} registered from {ct.get_task(nearest_greater.TASK).origin}")
+    args.root.mkdir(parents=True, exist_ok=True)  # before training, so a bad path fails in seconds
     build_splits(args)
     entries = {}
     for model in [m for m in args.models.split(",") if m]:
