@@ -6,6 +6,7 @@ can be resumed or evaluated from that file alone.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import json
 import math
@@ -26,17 +27,136 @@ class ConfigError(ValueError):
     """A configuration mistake: names the field and the valid choices."""
 
 
+#: Spellings :func:`parse_key_value` reads as booleans, case-insensitively (JSON alone knows only
+#: lower-case ``true``/``false``; ``False`` or ``no`` would otherwise stay a truthy string).
+BOOL_WORDS = {"true": True, "yes": True, "false": False, "no": False}
+
+
 def parse_key_value(text: str) -> tuple[str, Any]:
     """A command-line ``KEY=VALUE`` option: the key with dashes as underscores, the value read
-    as JSON when it parses (numbers, true/false, lists), else kept as the string."""
+    as JSON when it parses (numbers, true/false, lists), ``true``/``false``/``yes``/``no`` in any
+    case as booleans, else kept as the string. Whether the value has the type the option
+    needs is checked where it is used (:func:`check_option_types`)."""
     if "=" not in text:
         raise ConfigError(f"expected KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
     key = key.strip().replace("-", "_")
+    if value.strip().lower() in BOOL_WORDS:
+        return key, BOOL_WORDS[value.strip().lower()]
     try:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def _expected_types(annotation: Any, default: Any) -> tuple[set[type], bool] | None:
+    """The plain types a parameter accepts (``bool``, ``int``, ``float``, ``str``, ``dict``,
+    ``list``) and whether ``None`` is allowed, from its annotation (evaluated or a string), or
+    from its default's type when unannotated; ``None`` when nothing can be said (``Any``,
+    callables, unknown classes: those options are left to the target to check)."""
+    import inspect  # noqa: PLC0415
+    import types  # noqa: PLC0415
+    import typing  # noqa: PLC0415
+
+    plain = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict, "list": list, "tuple": list,
+             "Mapping": dict, "Sequence": list}
+    if annotation is inspect.Parameter.empty:
+        if isinstance(default, (bool, int, float, str)):
+            return {type(default)}, False
+        return None
+    if isinstance(annotation, str):  # not evaluable here: read the simple spellings
+        names = [part.strip().split("[")[0].split(".")[-1] for part in annotation.split("|")]
+        allowed = {plain.get(n) for n in names if n not in ("None", "Optional")}
+        if None in allowed or not allowed:
+            return None
+        return allowed, "None" in names
+    args = [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = list(typing.get_args(annotation))
+    allowed = set()
+    none_ok = False
+    for a in args:
+        if a is type(None):
+            none_ok = True
+            continue
+        origin = typing.get_origin(a) or a
+        if origin in (bool, int, float, str):
+            allowed.add(origin)
+        elif isinstance(origin, type) and issubclass(origin, (dict, collections.abc.Mapping)):
+            allowed.add(dict)
+        elif isinstance(origin, type) and issubclass(origin, (list, tuple, collections.abc.Sequence)) \
+                and not issubclass(origin, str):
+            allowed.add(list)
+        else:
+            return None  # Any, a class, a callable: not ours to judge
+    return (allowed, none_ok) if allowed else None
+
+
+def _describe(allowed: set[type], none_ok: bool) -> str:
+    words = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string",
+             dict: "a JSON object ({...})", list: "a JSON list ([...])"}
+    order = [bool, int, float, str, dict, list]
+    kinds = [words[t] for t in order if t in allowed and not (t is int and float in allowed)]
+    if none_ok:
+        kinds.append("null")
+    return " or ".join(kinds)
+
+
+def value_matches(value: Any, allowed: set[type], none_ok: bool) -> bool:
+    """Whether ``value`` is one of ``allowed`` (an int passes for a float, a bool never for a
+    number; floats must be finite), or ``None`` where allowed."""
+    if value is None:
+        return none_ok
+    if isinstance(value, bool):
+        return bool in allowed
+    if isinstance(value, int):
+        return int in allowed or float in allowed
+    if isinstance(value, float):
+        return float in allowed and math.isfinite(value)
+    if isinstance(value, str):
+        return str in allowed
+    if isinstance(value, Mapping):
+        return dict in allowed
+    if isinstance(value, (list, tuple)):
+        return list in allowed
+    return False
+
+
+def check_option_types(target: Any, options: Mapping[str, Any], what: str) -> None:
+    """Check ``options`` against the keyword parameters of ``target`` (a function, a class or
+    a dataclass): every value must have the type the parameter's annotation (or, unannotated,
+    its default) says. Options the target does not name, and parameters typed ``Any`` or with
+    a class type, are not judged here.
+
+    Why: options arrive from ``KEY=VALUE`` strings and JSON files, and a value of the wrong
+    type either fails deep inside (a traceback from a tensor constructor) or, worse, is used
+    (the string ``"False"`` is truthy). One check at the boundary names the option instead.
+
+    Raises:
+        ConfigError: ``"{what} option NAME=VALUE must be TYPE"``, for the first bad option.
+    """
+    import inspect  # noqa: PLC0415
+
+    try:
+        sig = inspect.signature(target, eval_str=True)
+    except Exception:  # noqa: BLE001  annotations naming what only type checkers import
+        try:
+            sig = inspect.signature(target)
+        except (TypeError, ValueError):
+            return
+    params = sig.parameters
+    for name, value in options.items():
+        p = params.get(name)
+        if p is None or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        expected = _expected_types(p.annotation, p.default)
+        if expected is None:
+            continue
+        allowed, none_ok = expected
+        none_ok = none_ok or (p.default is None and p.default is not inspect.Parameter.empty)
+        if not value_matches(value, allowed, none_ok):
+            shown = json.dumps(value) if value is None or isinstance(value, bool) else repr(value)
+            raise ConfigError(f"{what} option {name}={shown} must be {_describe(allowed, none_ok)}")
 
 
 #: Config fields :func:`dear.training.build` passes to the ``dear`` model as keyword options.
@@ -130,6 +250,7 @@ class TrainConfig:
                 raise ConfigError("solver_training needs --model dear with --solver learned or learned_nn")
             from dear.learned.training import SolverTrainConfig  # noqa: PLC0415
 
+            check_option_types(SolverTrainConfig, self.solver_training, "solver_training")
             try:
                 SolverTrainConfig.from_dict(self.solver_training)
             except ValueError as e:
@@ -145,6 +266,8 @@ class TrainConfig:
         for name in ("lr", "tol"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+            if not math.isfinite(getattr(self, name)):  # `--lr inf`: every weight NaN after one step
+                raise ConfigError(f"{name} must be finite, got {getattr(self, name)}")
         if not 0.0 < float(self.phantom_tau) <= 1.0:
             raise ConfigError(f"phantom_tau must lie in (0, 1], got {self.phantom_tau}")
         if self.fpc_states < 0:
@@ -164,8 +287,15 @@ class TrainConfig:
                 raise ConfigError("the alignment regulariser needs a classic solver's trajectory: use --solver "
                                   "anderson, picard or broyden with --backward phantom or ift")
         for name in ("jac_reg", "noise", "grad_clip", "align_weight"):
-            if getattr(self, name) < 0:
+            if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{name} must be finite, got {getattr(self, name)}")
+        solver_options = self.extra.get("solver_options")
+        if solver_options is not None and self.model == "dear":
+            if not isinstance(solver_options, Mapping):
+                raise ConfigError(f"solver_options must be a JSON object of the solver's options, got {solver_options!r}")
+            check_option_types(solver_option_target(self.solver), solver_options, f"solver {self.solver}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,6 +322,15 @@ class TrainConfig:
             raise ConfigError(f"no config file at {path}") from None
         except json.JSONDecodeError as e:
             raise ConfigError(f"{path} is not valid JSON: {e}") from None
+
+
+def solver_option_target(solver: str) -> Any:
+    """What a solver's options are passed to, for :func:`check_option_types`: the learned
+    solver's constructor (``learned_nn`` takes the same options) or the registered class."""
+    from dear.solvers import get_solver  # noqa: PLC0415
+    from dear.solvers.learned import LearnedSolver, is_learned  # noqa: PLC0415
+
+    return LearnedSolver.__init__ if is_learned(solver) else get_solver(solver).__init__
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
