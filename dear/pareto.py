@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import pickle
 import statistics
 from pathlib import Path
 from typing import Any, Sequence
@@ -60,20 +61,24 @@ def _load_nodecls(run_dir: Path, device: "torch.device", dataset_options: dict[s
 
     from dear.nodecls import load_dataset  # noqa: PLC0415
     from dear.nodecls.baselines import build_nodecls_model  # noqa: PLC0415
-    from dear.nodecls.train import NodeClsConfig, model_features  # noqa: PLC0415
+    from dear.nodecls.train import NodeClsConfig, check_split_sizes, model_features  # noqa: PLC0415
 
     res_path = run_dir / "results.json"
     if not res_path.exists():
         raise FileNotFoundError(f"{run_dir} has no results.json; train it with `dear nodecls train --out {run_dir}`")
-    res = json.loads(res_path.read_text())
-    conf = {k: v for k, v in res["config"].items() if k != "resolved_model_options"}
-    cfg = NodeClsConfig(**conf)
+    try:
+        res = json.loads(res_path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{res_path} is not readable JSON ({e})") from None
+    # Not a nodecls results file (e.g. a CLRS run directory): one line, not a TypeError.
+    cfg = NodeClsConfig.from_results(res, res_path)
     if dataset_options:
-        cfg = dataclasses.replace(cfg, dataset_options={**cfg.dataset_options, **dataset_options})
+        cfg = dataclasses.replace(cfg, dataset_options={**cfg.dataset_options, **dataset_options}).validate()
     if cfg.model != "ignn":
         raise ValueError(f"{run_dir} holds a {cfg.model} run; Pareto curves need an implicit model (ignn)")
     data = load_dataset(cfg.dataset, root=cfg.data_root, split=cfg.split, cache_dir=cfg.cache_dir,
                         seed=cfg.data_seed, **cfg.dataset_options)
+    check_split_sizes(data, cfg.dataset)
     x = model_features(data, cfg).to(device)
     data = data.to(device)
     multilabel = bool(getattr(data, "multilabel", False))
@@ -84,7 +89,11 @@ def _load_nodecls(run_dir: Path, device: "torch.device", dataset_options: dict[s
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing; rerun `dear nodecls train` with the same --out to finish it")
         model = build_nodecls_model(cfg.model, x.shape[1], num_classes, **cfg.model_kwargs()).to(device)
-        model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+        try:
+            model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+        except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{path} is not a checkpoint of this run's model ({first})") from None
         model.eval()
         return model
 
@@ -137,6 +146,19 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
         raise ValueError(f"sweep must be tol or budget, got {sweep!r}")
     if sweep == "budget" and not budgets:
         raise ValueError("sweep=budget needs budgets (iteration caps)")
+    # Empty lists would write a pareto.json without a single point (or fail in statistics).
+    if not solvers:
+        raise ValueError("no solvers given (--solvers): name at least one, e.g. picard,anderson")
+    if sweep == "tol" and not tols:
+        raise ValueError("no tolerances given (--tols): name at least one, e.g. 1e-2,1e-4")
+    if seeds is not None and not list(seeds):
+        raise ValueError("no seeds given (--seeds): name at least one, or leave --seeds out for all of the run's")
+    for t in tols if sweep == "tol" else ():
+        if not 0 < t < float("inf"):
+            raise ValueError(f"tolerances must be finite numbers > 0, got {t!r}")
+    for b in budgets if sweep == "budget" else ():
+        if b < 1:
+            raise ValueError(f"iteration budgets must be >= 1, got {b!r}")
     if repeats < 1 or warmup < 0:
         raise ValueError(f"timing needs repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     for s in solvers:
@@ -145,7 +167,13 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
     run_dir = Path(run_dir)
     dev = resolve_device(device)
     cfg, res, data, x, build = _load_nodecls(run_dir, dev, dataset_options)
-    seeds = list(seeds) if seeds is not None else list(res["seeds"])
+    seeds = list(seeds) if seeds is not None else list(res.get("seeds") or [])
+    if not seeds:
+        raise ValueError(f"{run_dir} has no finished seeds; finish it with `dear nodecls train --out {run_dir}`")
+    missing = [s for s in seeds if s not in (res.get("seeds") or [])]
+    if missing:
+        raise ValueError(f"{run_dir} has no seed(s) {', '.join(map(str, missing))}; its seeds: "
+                         f"{', '.join(map(str, res.get('seeds') or []))}")
     multilabel = bool(getattr(data, "multilabel", False))
     native = cfg.resolved_model_options().get("solver")
     points = sweep_values = list(tols) if sweep == "tol" else list(budgets)

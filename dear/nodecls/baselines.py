@@ -104,6 +104,7 @@ class GCN(nn.Module):
                  dropout: float = 0.5, cached: bool = True) -> None:
         super().__init__()
         _check_positive("num_layers", num_layers)
+        _check_positive("hidden", hidden)
         self.dropout = _check_dropout(dropout)
         dims = [in_dim] + [hidden] * (num_layers - 1) + [num_classes]
         self.convs = nn.ModuleList(GCNConv(dims[i], dims[i + 1], cached=cached) for i in range(num_layers))
@@ -140,6 +141,8 @@ class GAT(nn.Module):
                  out_heads: int = 1, dropout: float = 0.6, attn_dropout: float = 0.6) -> None:
         super().__init__()
         _check_positive("heads", heads)
+        _check_positive("hidden", hidden)
+        _check_positive("out_heads", out_heads)
         if hidden % heads:
             raise ValueError(f"gat: hidden ({hidden}) must be divisible by heads ({heads})")
         self.dropout = _check_dropout(dropout)
@@ -204,6 +207,7 @@ class APPNP(nn.Module):
         super().__init__()
         if not 0.0 < float(alpha) <= 1.0:
             raise ValueError(f"appnp: alpha must lie in (0, 1], got {alpha!r}")
+        _check_positive("hidden", hidden)
         self.dropout = _check_dropout(dropout)
         self.mlp = PygMLP([in_dim, hidden, num_classes], dropout=dropout, norm=None)
         self.prop = APPNPProp(K=_check_positive("K", K), alpha=alpha, cached=cached)
@@ -239,6 +243,7 @@ class JKNet(nn.Module):
                  mode: str = "cat", dropout: float = 0.5, cached: bool = True) -> None:
         super().__init__()
         _check_positive("num_layers", num_layers)
+        _check_positive("hidden", hidden)
         if mode not in ("cat", "max", "lstm"):
             raise ValueError(f"jknet: mode must be one of cat, max, lstm, got {mode!r}")
         self.dropout = _check_dropout(dropout)
@@ -285,6 +290,7 @@ class GCNII(nn.Module):
                  shared_weights: bool = True, cached: bool = True) -> None:
         super().__init__()
         _check_positive("num_layers", num_layers)
+        _check_positive("hidden", hidden)
         self.dropout = _check_dropout(dropout)
         self.lin_in = nn.Linear(in_dim, hidden)
         self.convs = nn.ModuleList(
@@ -323,6 +329,7 @@ class MLP(nn.Module):
                  dropout: float = 0.5) -> None:
         super().__init__()
         _check_positive("num_layers", num_layers)
+        _check_positive("hidden", hidden)
         self.dropout = _check_dropout(dropout)
         self.mlp = PygMLP(in_channels=in_dim, hidden_channels=hidden, out_channels=num_classes,
                           num_layers=num_layers, dropout=dropout, norm=None)

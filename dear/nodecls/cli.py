@@ -117,7 +117,12 @@ def build_config(args: argparse.Namespace):
     model_opts = dict(args.model_opt)
     solver_opts = dict(getattr(args, "solver_opt", []) or [])
     if solver_opts:
-        model_opts["solver_options"] = {**dict(model_opts.get("solver_options") or {}), **solver_opts}
+        given = model_opts.get("solver_options")
+        if given is not None and not isinstance(given, dict):
+            from dear.nodecls.train import NodeClsConfigError  # noqa: PLC0415
+
+            raise NodeClsConfigError(f"model option solver_options={given!r} must be a JSON object ({{...}}) or null")
+        model_opts["solver_options"] = {**(given or {}), **solver_opts}
     return NodeClsConfig(
         dataset=args.dataset, model=args.model, split=args.split, data_seed=args.data_seed,
         data_root=args.data_root, cache_dir=args.cache_dir, dataset_options=dict(args.data_opt),
@@ -137,7 +142,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from dear.nodecls.train import run  # noqa: PLC0415
 
     cfg = build_config(args)
-    res = run(cfg, Path(args.out), progress=not args.quiet)
+    try:
+        res = run(cfg, Path(args.out), progress=not args.quiet)
+    except KeyboardInterrupt:
+        # The main CLI's generic message speaks of CLRS checkpoints; here only whole seeds are
+        # saved (seeds/seed_<k>.json and .pt), and an interrupted seed starts again at epoch 1.
+        import sys  # noqa: PLC0415
+
+        print(f"interrupted; finished seeds are kept in {Path(args.out) / 'seeds'}, the seed in progress "
+              "restarts from its first epoch: run the same command to resume", file=sys.stderr)
+        return 130
     acc, secs = res["test_accuracy"], res["inference_seconds"]["median"]
     line = (f"{res['dataset']} (split {res['split']}) {res['model']}"
             f"{' [' + res['solver'] + ']' if res['solver'] else ''}: test {res['metric']} "

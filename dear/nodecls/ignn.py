@@ -416,8 +416,9 @@ class IGNN(nn.Module):
         cached: bool = True,
     ) -> None:
         super().__init__()
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+        for name, v in (("num_layers", num_layers), ("hidden", hidden)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
         for name, p in (("dropout", dropout), ("input_dropout", input_dropout)):
             if not 0.0 <= float(p) < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {p!r}")

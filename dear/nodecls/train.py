@@ -25,6 +25,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -134,7 +135,15 @@ class NodeClsConfig:
     eval_mode: str | None = None
 
     def validate(self) -> "NodeClsConfig":
-        from dear.nodecls.baselines import available_models, model_options  # noqa: PLC0415
+        """Check every field (types and ranges, model, dataset and solver options) before any
+        data is loaded, and record the dataset under its registered (lower-case) name.
+
+        Raises:
+            NodeClsConfigError: naming the field or option and what it must be.
+        """
+        from dear.config import ConfigError, check_option_types  # noqa: PLC0415
+        from dear.nodecls.baselines import available_models, model_options, nodecls_model_class  # noqa: PLC0415
+        from dear.nodecls.datasets.registry import check_dataset_options, resolve_split  # noqa: PLC0415
 
         if self.model not in available_models():
             raise NodeClsConfigError(f"unknown model {self.model!r}; valid models: {', '.join(available_models())}")
@@ -142,12 +151,22 @@ class NodeClsConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise NodeClsConfigError(f"{name} must be a positive integer, got {v!r}")
-        if self.timing_warmup < 0:
-            raise NodeClsConfigError(f"timing_warmup must be >= 0, got {self.timing_warmup!r}")
-        if not self.lr > 0:
-            raise NodeClsConfigError(f"lr must be > 0, got {self.lr!r}")
-        if not self.weight_decay >= 0:
-            raise NodeClsConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        for name in ("timing_warmup", "first_seed", "data_seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise NodeClsConfigError(f"{name} must be an integer >= 0, got {v!r}")
+        if not _number(self.lr) or not 0 < self.lr < math.inf:  # inf: NaN weights after one step
+            raise NodeClsConfigError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not _number(self.weight_decay) or not 0 <= self.weight_decay < math.inf:
+            raise NodeClsConfigError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        for name in ("dataset_options", "model_options", "solver_training"):
+            if not isinstance(getattr(self, name), dict):
+                raise NodeClsConfigError(f"{name} must be a JSON object of options, got {getattr(self, name)!r}")
+        try:
+            self.dataset = check_dataset_options(self.dataset, self.dataset_options).name
+            resolve_split(self.dataset, self.split)
+        except ValueError as e:
+            raise NodeClsConfigError(str(e)) from None
         if self.normalize_features not in ("auto", "yes", "no"):
             raise NodeClsConfigError(f"normalize_features must be auto, yes or no, got {self.normalize_features!r}")
         if self.sparse_features not in ("auto", "yes", "no"):
@@ -174,6 +193,7 @@ class NodeClsConfig:
             from dear.learned.training import SolverTrainConfig  # noqa: PLC0415
 
             try:
+                check_option_types(SolverTrainConfig, self.solver_training, "solver training")
                 SolverTrainConfig.from_dict(self.solver_training)
             except ValueError as e:
                 raise NodeClsConfigError(str(e)) from None
@@ -182,7 +202,36 @@ class NodeClsConfig:
             raise NodeClsConfigError(
                 f"model {self.model!r} has no option(s) {', '.join(bad)}; valid options: {', '.join(valid)}"
             )
+        try:
+            check_option_types(nodecls_model_class(self.model), self.model_kwargs(), self.model)
+            self._validate_model_numbers()
+        except ConfigError as e:
+            raise NodeClsConfigError(str(e)) from None
         return self
+
+    def _validate_model_numbers(self) -> None:
+        """Ranges of the model options every model shares (sizes, tolerances), checked here so
+        a bad value fails before the dataset is loaded; types are already checked."""
+        opts = self.resolved_model_options()
+        for name in ("hidden", "num_layers", "max_iter", "backward_max_iter", "heads", "out_heads", "K"):
+            v = opts.get(name)
+            if _number(v) and v < 1:
+                raise NodeClsConfigError(f"{self.model} option {name} must be >= 1, got {v!r}")
+        for name in ("tol", "backward_tol"):
+            v = opts.get(name)
+            if _number(v) and not 0 < v < math.inf:
+                raise NodeClsConfigError(f"{self.model} option {name} must be a finite number > 0, got {v!r}")
+        for name in ("dropout", "input_dropout", "attn_dropout"):
+            v = opts.get(name)
+            if _number(v) and not 0 <= v < 1:
+                raise NodeClsConfigError(f"{self.model} option {name} must lie in [0, 1), got {v!r}")
+        if _number(opts.get("kappa")) and not 0 <= opts["kappa"] < 1:
+            raise NodeClsConfigError(f"kappa must lie in [0, 1) (0 disables the projection), got {opts['kappa']!r}")
+        solver, solver_options = opts.get("solver"), opts.get("solver_options")
+        if isinstance(solver, str) and solver_options:
+            from dear.config import check_option_types, solver_option_target  # noqa: PLC0415
+
+            check_option_types(solver_option_target(solver), solver_options, f"solver {solver}")
 
     def _validate_sampling(self) -> None:
         """The large-graph fields: a known sampler, positive sizes, and none without a sampler."""
@@ -223,9 +272,39 @@ class NodeClsConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def key(self) -> str:
-        """Hash of everything that changes a seed's result (not ``seeds``: adding seeds to a
-        finished run reuses the seeds already there)."""
+    def seed_key(self, seed: int) -> str:
+        """Hash of everything that defines seed ``seed``'s record, stored as ``config_key``
+        in ``seeds/seed_<k>.json``: a rerun reuses a finished seed only when this matches.
+
+        In: the seed, the registered dataset name, the resolved split, the data seed, dataset
+        and model options that differ from their defaults (so spelling out a default changes
+        nothing), and the training, timing and large-graph settings. Not in: how many seeds
+        or which seed comes first (``--seeds 2 --first-seed 1`` reuses seeds 1 and 2 of a
+        0-2 run), where data and cache live, and the device (results differ across devices
+        only by rounding, as across GPU models, which no key could capture).
+        """
+        from dear.nodecls.baselines import model_options  # noqa: PLC0415
+        from dear.nodecls.datasets.registry import get_spec, resolve_split  # noqa: PLC0415
+
+        spec = get_spec(self.dataset)
+        d = {k: v for k, v in self.to_dict().items()
+             if k not in ("seeds", "first_seed", "data_root", "cache_dir", "device", "dataset", "split",
+                          "dataset_options", "model_options", "solver_training",
+                          "hidden", "dropout", "num_layers", *IMPLICIT_ONLY)}
+        d.update(key_version=2, seed=int(seed), dataset=spec.name, split=resolve_split(spec.name, self.split),
+                 dataset_options=_non_default(self.dataset_options, spec.options()),
+                 model_options=_non_default(self.resolved_model_options(), model_options(self.model)))
+        if self.solver_training:
+            d["solver_training"] = self.solver_training
+        for name in LARGE_GRAPH_OPTIONS:  # unset means full batch
+            if d.get(name) is None:
+                d.pop(name, None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def legacy_key(self) -> str:
+        """The ``config_key`` of seeds written before :meth:`seed_key` (one key for all seeds,
+        over every field but ``seeds``, as typed): still accepted on resume, so older run
+        directories need no retraining when rerun with exactly their command."""
         d = self.to_dict()
         d.pop("seeds")
         if not d.get("solver_training"):  # keep the keys of runs made before the field existed
@@ -234,6 +313,91 @@ class NodeClsConfig:
             if d.get(name) is None:
                 d.pop(name, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def matches_seed_key(self, seed: int, config_key: Any) -> bool:
+        """Whether a ``config_key`` read from ``seeds/seed_<seed>.json`` belongs to this
+        configuration and seed (:meth:`seed_key`, or :meth:`legacy_key` for older runs)."""
+        return config_key in (self.seed_key(seed), self.legacy_key())
+
+    @classmethod
+    def from_results(cls, results: Any, source: str | Path = "results.json") -> "NodeClsConfig":
+        """The configuration recorded in a ``dear nodecls train`` results file (its ``config``
+        without ``resolved_model_options``), validated.
+
+        Raises:
+            NodeClsConfigError: ``results`` is not a node-classification results file (e.g.
+                a CLRS run's), or its configuration is not one this version accepts.
+        """
+        if not isinstance(results, dict) or results.get("schema") != RESULTS_SCHEMA:
+            raise NodeClsConfigError(f"{source} is not a `dear nodecls train` results file "
+                                     f"(schema {RESULTS_SCHEMA!r})")
+        conf = results.get("config")
+        if not isinstance(conf, dict):
+            raise NodeClsConfigError(f"{source} has no config object")
+        conf = {k: v for k, v in conf.items() if k != "resolved_model_options"}
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(conf) - names)
+        if unknown or "dataset" not in conf:
+            raise NodeClsConfigError(f"{source}: config has unknown field(s) {', '.join(unknown)}" if unknown
+                                     else f"{source}: config has no dataset")
+        try:
+            return cls(**conf).validate()
+        except NodeClsConfigError as e:
+            raise NodeClsConfigError(f"{source}: {e}") from None
+
+
+def _number(v: Any) -> bool:
+    """An int or float (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _non_default(options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``options`` without those equal to their default (ints given for float defaults read
+    as floats), for keys that do not change when a default is spelt out."""
+    out = {}
+    for k, v in options.items():
+        if k not in defaults:
+            out[k] = v
+            continue
+        d = defaults[k]
+        if _number(v) and isinstance(d, float):
+            v = float(v)
+        if v != d or type(v) is not type(d):
+            out[k] = v
+    return out
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None``: a diverged seed's NaN loss
+    must not turn ``results.json`` into invalid JSON (``NaN`` is not a JSON token)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n"
+
+
+def check_split_sizes(data: Data, name: str) -> None:
+    """Every model needs training, validation (early stopping) and test nodes: an empty part
+    would train on nothing or report NaN.
+
+    Raises:
+        NodeClsConfigError: naming the empty part and the sizes of all three.
+    """
+    sizes = {part: int(getattr(data, f"{part}_mask").sum()) for part in ("train", "val", "test")}
+    empty = [part for part, n in sizes.items() if n == 0]
+    if empty:
+        words = {"train": "training", "val": "validation", "test": "test"}
+        raise NodeClsConfigError(
+            f"{name}: the split has no {' and no '.join(words[p] for p in empty)} nodes (train {sizes['train']}, "
+            f"validation {sizes['val']}, test {sizes['test']} of {int(data.num_nodes)}); change the split or the "
+            "dataset's size options (e.g. val_size, num_nodes, train_fraction)")
 
 
 # ------------------------------------------------------------------------------- data
@@ -527,6 +691,31 @@ def _aggregate(cfg: NodeClsConfig, data: Data, records: list[dict[str, Any]], de
     }
 
 
+def _check_out_dir(cfg: NodeClsConfig, out_dir: Path) -> str | None:
+    """Why ``out_dir`` cannot take this run's results (``None``: it can). Refused: a path that
+    is not a directory, and a ``results.json`` that is not a node-classification results file
+    of this configuration (another command's results, e.g. a CLRS run's, would be overwritten;
+    another configuration's would be mixed with this one's seeds)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        return f"--out {out_dir} exists and is not a directory"
+    path = out_dir / "results.json"
+    if not path.exists():
+        return None
+    existing = _read_json(path)
+    if existing is None or existing.get("schema") != RESULTS_SCHEMA:
+        return (f"{path} is not a `dear nodecls train` results file (schema {RESULTS_SCHEMA!r}); "
+                "it would be overwritten: use another --out")
+    try:
+        other = NodeClsConfig.from_results(existing, path)
+    except (NodeClsConfigError, ValueError):
+        return f"{path} holds results of a configuration this version cannot read; use another --out"
+    probe = cfg.first_seed  # any seed: both keys cover the same fields
+    if other.seed_key(probe) != cfg.seed_key(probe):
+        return (f"{out_dir} holds results of a different configuration ({path}); "
+                "use another --out or delete that directory")
+    return None
+
+
 def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str, Any]:
     """Train ``cfg.seeds`` seeds (skipping those already in ``out_dir``) and write
     ``out_dir/results.json``; returns its content.
@@ -548,40 +737,29 @@ def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str
     from dear.distributed import broadcast_object, gather_objects, init_distributed, local_first  # noqa: PLC0415
     from dear.nodecls import load_dataset  # noqa: PLC0415
 
+    from dear.nodecls.datasets.textio import progress_bars  # noqa: PLC0415
+
     cfg.validate()
     out_dir = Path(out_dir)
     info = init_distributed(cfg.device)
     device, rank, world, main = info.device, info.rank, info.world_size, info.is_main
     sampled = cfg.sampler is not None
-    with local_first() if info.distributed else nullcontext():  # one rank per machine fills a cache
-        data = load_dataset(cfg.dataset, root=cfg.data_root, split=cfg.split, cache_dir=cfg.cache_dir,
-                            seed=cfg.data_seed, **cfg.dataset_options)
-    if not bool(data.val_mask.any()):
-        raise NodeClsConfigError(f"{cfg.dataset}: the split has no validation nodes; early stopping needs them")
-    if data.x is None and cfg.model != "ignn":
-        raise NodeClsConfigError(f"{cfg.dataset} has no node features; only ignn supports it "
-                                 "(it learns one embedding per node)")
-    x = model_features(data, cfg)
-    if not sampled:  # partitioned training keeps the graph on the CPU and moves subgraphs
-        x = x.to(device)
-        data = data.to(device)
-
-    key = cfg.key()
     seed_dir = out_dir / "seeds"
     seeds = [cfg.first_seed + k for k in range(cfg.seeds)]
-    # Rank 0 reads which seeds are done; every rank learns the answer (or the error).
+    # Rank 0 checks the output directory and reads which seeds are done, before any data is
+    # loaded or seed trained; every rank learns the answer (or the error).
     done: dict[int, dict[str, Any]] = {}
     error = None
     if main:
-        for seed in seeds:
+        error = _check_out_dir(cfg, out_dir)
+        for seed in seeds if error is None else []:
             path = seed_dir / f"seed_{seed}.json"
             if not path.exists():
                 continue
-            try:
-                saved = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
+            saved = _read_json(path)
+            if saved is None or not isinstance(saved.get("record"), dict):
                 continue  # unreadable: recompute (writes are atomic, so this is rare)
-            if saved.get("config_key") != key:
+            if not cfg.matches_seed_key(seed, saved.get("config_key")):
                 error = (f"{out_dir} holds results of a different configuration (seed {seed}); "
                          "use another --out or delete that directory")
                 break
@@ -591,17 +769,30 @@ def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str
     if error is not None:
         raise NodeClsConfigError(error)
 
+    with local_first() if info.distributed else nullcontext(), progress_bars(progress and main):
+        # (one rank per machine fills a cache)
+        data = load_dataset(cfg.dataset, root=cfg.data_root, split=cfg.split, cache_dir=cfg.cache_dir,
+                            seed=cfg.data_seed, **cfg.dataset_options)
+    check_split_sizes(data, cfg.dataset)
+    if data.x is None and cfg.model != "ignn":
+        raise NodeClsConfigError(f"{cfg.dataset} has no node features; only ignn supports it "
+                                 "(it learns one embedding per node)")
+    x = model_features(data, cfg)
+    if not sampled:  # partitioned training keeps the graph on the CPU and moves subgraphs
+        x = x.to(device)
+        data = data.to(device)
+
     def save(finished: list[tuple[int, dict[str, Any], dict[str, Tensor]]]) -> None:
         """Rank 0: write finished seeds (weights first: a seed counts as done once its JSON
         exists), then the results so far."""
         for seed, record, state in finished:
             atomic_torch_save(seed_dir / f"seed_{seed}.pt", {k: v.cpu() for k, v in state.items()})
             atomic_write_text(seed_dir / f"seed_{seed}.json",
-                              json.dumps({"config_key": key, "record": record}, indent=2) + "\n")
+                              _dumps({"config_key": cfg.seed_key(seed), "record": record}))
             done[seed] = record
         records = [done[s] for s in seeds if s in done]
         results = _aggregate(cfg, data, records, device, complete=len(records) == len(seeds))
-        atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+        atomic_write_text(out_dir / "results.json", _dumps(results))
 
     todo = [s for s in seeds if s not in done]
     if sampled or not info.distributed:
@@ -629,8 +820,8 @@ def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str
         # Nothing trained and the file already complete: keep it (and its provenance) as it is.
         results = None if todo else _read_json(out_dir / "results.json")
         if results is None or not results.get("complete") or results.get("seeds") != seeds:
-            results = _aggregate(cfg, data, [done[s] for s in seeds], device, complete=True)
-            atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2) + "\n")
+            results = json_safe(_aggregate(cfg, data, [done[s] for s in seeds], device, complete=True))
+            atomic_write_text(out_dir / "results.json", _dumps(results))
     if info.distributed:
         results = broadcast_object(results)
     return results

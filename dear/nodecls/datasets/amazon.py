@@ -94,6 +94,8 @@ def _read_ids(path: Path) -> torch.Tensor:
 )
 def load_amazon_all(ctx: LoadContext, *, val_fraction: float = 0.05) -> Data:
     """Amazon-all with training portion ``split`` (fraction of nodes, IGNN's files)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"amazon-all: val_fraction must lie in [0, 1), got {val_fraction!r}")
     portion_file = f"train_idx-{ctx.split}.txt"
     graph_files = ["meta.txt", "adj_list.txt", "label.txt", "test_idx.txt"]
     files = require_files(ctx.name, ctx.root / "amazon-all", [*graph_files, portion_file],

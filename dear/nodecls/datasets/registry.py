@@ -122,6 +122,35 @@ def get_spec(name: str) -> DatasetSpec:
     return spec
 
 
+def check_dataset_options(name: str, options: dict[str, Any]) -> DatasetSpec:
+    """Check dataset options before loading: every name must be one of the loader's keyword
+    options and every value of the type its annotation says (``num_nodes=300.5`` or
+    ``feature_signal=null`` would otherwise fail deep inside the generator, and a string
+    ``"False"`` would count as true). Returns the dataset's spec.
+
+    Raises:
+        ValueError: unknown dataset or option, or a value of the wrong type (naming it).
+    """
+    from dear.config import check_option_types  # noqa: PLC0415
+
+    spec = get_spec(name)
+    valid = spec.options()
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"{spec.name}: unknown option(s) {', '.join(unknown)}; "
+            f"valid: {', '.join(sorted(valid)) or 'none'}"
+        )
+    check_option_types(spec.loader, options, f"{spec.name}: dataset")
+    return spec
+
+
+def resolve_split(name: str, split: Split | None) -> Split:
+    """The split ``load_dataset(name, split=split)`` uses: the dataset's default for ``None``,
+    named splits lower-cased; ``ValueError`` for one the dataset does not accept."""
+    return _check_split(get_spec(name), split)
+
+
 def _check_split(spec: DatasetSpec, split: Split | None) -> Split:
     if split is None:
         return spec.default_split
@@ -164,18 +193,11 @@ def load_dataset(
         and ``provenance``.
 
     Raises:
-        ValueError: unknown name, split or option.
+        ValueError: unknown name, split or option, an option value of the wrong type.
         DatasetNotFoundError: (a ``FileNotFoundError``) the source files are missing; the
             message says which files to place where and where to get them.
     """
-    spec = get_spec(name)
-    options = spec.options()
-    unknown = sorted(set(kwargs) - set(options))
-    if unknown:
-        raise ValueError(
-            f"{spec.name}: unknown option(s) {', '.join(unknown)}; "
-            f"valid: {', '.join(sorted(options)) or 'none'}"
-        )
+    spec = check_dataset_options(name, kwargs)
     ctx = LoadContext(
         name=spec.name,
         root=resolve_data_dir(root),

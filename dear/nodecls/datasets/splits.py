@@ -58,7 +58,13 @@ def draw(candidates: Tensor, size: int, gen: torch.Generator, what: str = "valid
     """Mask of ``size`` nodes drawn uniformly without replacement from a candidate mask.
 
     If fewer candidates exist, all are taken and a warning says so.
+
+    Raises:
+        ValueError: ``size`` is negative or not an integer (a negative slice bound would take
+            all candidates but ``-size``, and leave almost nothing to test on).
     """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"the {what} split size must be an integer >= 0, got {size!r}")
     pool = candidates.nonzero().view(-1)
     if pool.numel() < size:
         warnings.warn(

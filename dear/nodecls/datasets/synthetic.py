@@ -50,6 +50,11 @@ def load_chains(
     c, k, length = num_classes, chains_per_class, chain_length
     if min(c, k, length, num_features) < 1 or num_features < c:
         raise ValueError("chains: need positive sizes and num_features >= num_classes")
+    if not 0.0 <= noise < float("inf"):
+        raise ValueError(f"chains: noise must be a finite number >= 0, got {noise!r}")
+    if not (0.0 < train_fraction < 1.0 and 0.0 < val_fraction < 1.0 and train_fraction + val_fraction < 1.0):
+        raise ValueError(f"chains: need 0 < train_fraction, 0 < val_fraction and train_fraction + val_fraction < 1 "
+                         f"(the rest tests), got {train_fraction!r} and {val_fraction!r}")
     gen = generator(ctx.seed)
     n = c * k * length
     x = torch.zeros(n, num_features)
@@ -153,8 +158,14 @@ def load_sbm(
     """
     if num_nodes < num_classes or num_classes < 2:
         raise ValueError("sbm: need num_classes >= 2 and num_nodes >= num_classes")
-    if not 0.0 <= homophily <= 1.0 or avg_degree < 0:
-        raise ValueError("sbm: need 0 <= homophily <= 1 and avg_degree >= 0")
+    if not 0.0 <= homophily <= 1.0 or not 0.0 <= avg_degree < float("inf"):
+        raise ValueError("sbm: need 0 <= homophily <= 1 and a finite avg_degree >= 0")
+    if num_features < 1:
+        raise ValueError(f"sbm: num_features must be >= 1, got {num_features!r}")
+    if not abs(feature_signal) < float("inf"):
+        raise ValueError(f"sbm: feature_signal must be a finite number, got {feature_signal!r}")
+    if val_size < 0:
+        raise ValueError(f"sbm: val_size must be >= 0, got {val_size!r}")
     # Class means come from their own generator, drawn before anything that depends on the
     # size: graphs of different ``num_nodes`` with one seed then share one feature model, so a
     # model trained on a small graph is meaningful on a large one (scaling studies).

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import BinaryIO
 
 import numpy as np
@@ -28,6 +30,20 @@ _BYTE_KIND = np.zeros(256, dtype=np.uint8)
 _BYTE_KIND[list(b" \t\r\n")] = _SPACE
 _BYTE_KIND[list(b"0123456789.-+eE")] = _DIGITLIKE
 _COMMA_TO_SPACE = bytes.maketrans(b",", b" ")
+
+#: Whether long reads show a progress bar; :func:`progress_bars` switches it (``--quiet``).
+_PROGRESS: ContextVar[bool] = ContextVar("dear_nodecls_read_progress", default=True)
+
+
+@contextmanager
+def progress_bars(enabled: bool) -> Iterator[None]:
+    """Show (or hide) the progress bars of long dataset reads inside the ``with`` block, so
+    ``dear nodecls train --quiet`` is quiet on a dataset's first load too."""
+    token = _PROGRESS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def iter_line_chunks(
@@ -46,7 +62,7 @@ def iter_line_chunks(
     try:
         while block := stream.read(chunk_bytes):
             seen += len(block)
-            if bar is None and seen > 4 * chunk_bytes:
+            if bar is None and seen > 4 * chunk_bytes and _PROGRESS.get():
                 bar = tqdm(total=total, initial=seen, desc=desc, unit="B", unit_scale=True,
                            leave=False)
             elif bar is not None:
