@@ -9,6 +9,15 @@ The batch of step ``s`` is a pure function of (seed, s): epoch ``e = s // batche
 shuffles with a generator seeded by (seed, e). With the torch RNG state saved in checkpoints, a
 run interrupted and resumed ends with exactly the same weights as an uninterrupted one.
 
+Interrupts: SIGINT (Ctrl-C) and SIGTERM (``kill``, ``timeout``, a scheduler's pre-emption) do
+not stop a step half-way, where its random draws and parameter update are partly done; the
+handlers :func:`train` installs (main thread only; elsewhere signals cannot be caught and
+training runs as before) note the request, the current step and its validation finish, a
+checkpoint is written and :class:`TrainingInterrupted` says what was saved. A second Ctrl-C
+stops at once; the checkpoint then holds the state as of the start of the step (or, inside the
+parameter update itself, nothing new). A validation that was due but did not finish is rerun on
+resume, so a run is never marked finished without its final validation and best checkpoint.
+
 Under ``torchrun`` with several processes (``dear.distributed``) the same function trains with
 DistributedDataParallel: every rank computes the same global batch of a step and takes its
 strided share ``idx[rank::world_size]``, so the effective batch is ``batch_size`` whatever the
@@ -22,17 +31,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from contextlib import nullcontext
-from typing import Any, Callable
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
 
 import clrs_tasks as ct
-from dear.config import DEAR_MODEL_OPTIONS, DEAR_ONLY_FIELDS, TrainConfig, learning_rate, resolved_steps
+from dear.config import (
+    DEAR_MODEL_OPTIONS,
+    DEAR_ONLY_FIELDS,
+    ConfigError,
+    TrainConfig,
+    learning_rate,
+    resolved_steps,
+)
 from dear.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -54,6 +73,24 @@ class RunError(ValueError):
     """A run directory that cannot be used as asked (missing files, mismatched config)."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT or SIGTERM. A ``KeyboardInterrupt``, so that callers that
+    stop on Ctrl-C (``dear compare``, scripts) stop on it too; ``str()`` says what was saved.
+
+    Attributes: ``signum`` (``None`` for a KeyboardInterrupt not raised by a signal),
+    ``saved_step`` (the step ``checkpoint_last.pt`` holds, ``None`` without one) and
+    ``finished`` (the run completed before it stopped).
+    """
+
+    def __init__(self, message: str, signum: int | None = None, saved_step: int | None = None,
+                 finished: bool = False):  # defaults: exceptions are unpickled as cls(*args)
+        super().__init__(message)
+        self.message, self.signum, self.saved_step, self.finished = message, signum, saved_step, finished
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def load_data(cfg: TrainConfig, split: str, **overrides: Any) -> ct.ClrsDataset:
     """A split of the run's task and protocol, with hints only if the model reads them."""
     counts = {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test}
@@ -63,17 +100,26 @@ def load_data(cfg: TrainConfig, split: str, **overrides: Any) -> ct.ClrsDataset:
                          include_hints=cfg.model in HINT_MODELS, progress=False, **overrides)
 
 
-def build(cfg: TrainConfig, spec: ct.GraphSpec) -> torch.nn.Module:
-    """The model a config asks for (see :func:`dear.reasoners.build_model`)."""
-    from dear.reasoners import build_model  # noqa: PLC0415
-
+def model_options(cfg: TrainConfig) -> dict[str, Any]:
+    """The keyword options :func:`build` passes to the model: DEAR's settings for ``dear``,
+    plus ``cfg.extra``. Raises :class:`~dear.config.ConfigError` for solver options given to
+    another model (they would fail deep inside its constructor with a TypeError)."""
     options: dict[str, Any] = {}
     if cfg.model == "dear":
         options = {name: getattr(cfg, name) for name in DEAR_MODEL_OPTIONS}
         if cfg.align_weight > 0:
             options["align_weight"] = cfg.align_weight
-    return build_model(cfg.model, spec, hidden=cfg.hidden, processor=cfg.processor, init=cfg.init, **options,
-                       **cfg.extra)
+    elif "solver_options" in cfg.extra:
+        raise ConfigError(f"solver options (--solver-opt) apply only to --model dear, not --model {cfg.model}")
+    return {**options, **cfg.extra}
+
+
+def build(cfg: TrainConfig, spec: ct.GraphSpec) -> torch.nn.Module:
+    """The model a config asks for (see :func:`dear.reasoners.build_model`)."""
+    from dear.reasoners import build_model  # noqa: PLC0415
+
+    return build_model(cfg.model, spec, hidden=cfg.hidden, processor=cfg.processor, init=cfg.init,
+                       **model_options(cfg))
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
@@ -117,13 +163,82 @@ def config_mismatch(cfg: TrainConfig, run_dir: Path) -> list[str]:
 
 
 def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
-    """Refuse a run directory holding another config; write ours if it holds none."""
+    """Refuse a run directory holding another config. Writes nothing: config.json is written
+    only once the data and the model have been built, so that a config that fails there
+    leaves no directory that would refuse the corrected command."""
     diff = config_mismatch(cfg, run_dir)
     if diff:
         raise RunError(f"{run_dir} holds a run with a different config ({', '.join(diff)}); "
                        "use another --out directory or the same settings to resume")
-    if not (run_dir / "config.json").exists():
-        cfg.save(run_dir / "config.json")
+
+
+def _json_safe(obj: Any) -> Any:
+    """``obj`` with non-finite floats (the initial best loss is ``inf``, a diverged validation
+    NaN) as ``None``: ``json.dumps`` would write ``Infinity``/``NaN``, which is not JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _dump_json(obj: Any) -> str:
+    return json.dumps(_json_safe(obj), indent=1, allow_nan=False)
+
+
+def _validation_due(cfg: TrainConfig, step: int) -> bool:
+    """Whether the run validates (and checkpoints) after step ``step``."""
+    return step > 0 and (step % cfg.eval_every == 0 or step == cfg.steps)
+
+
+class _StopRequest:
+    """What the signal handlers of :func:`_deferred_signals` noted: the first signal asks to
+    stop at the next step boundary; a second SIGINT stops at once (KeyboardInterrupt)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+
+@contextmanager
+def _deferred_signals(stop: _StopRequest, announce: bool) -> Iterator[bool]:
+    """Install SIGINT and SIGTERM handlers that record a stop request in ``stop`` instead of
+    raising mid-step; restore the previous handlers on exit. Yields whether they were
+    installed: signal handlers can only be set from the main thread (``train`` called from a
+    worker thread runs without them, as before), and a signal already ignored (``SIG_IGN``, or
+    a handler not set from Python) is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.signum is None:
+            stop.signum = signum
+            if announce:  # os.write: a handler may run in the middle of another write to stderr
+                again = " (Ctrl-C again stops at once)" if signum == signal.SIGINT else ""
+                os.write(2, f"\n{signal.Signals(signum).name}: stopping after this step and saving a "
+                            f"checkpoint{again}\n".encode())
+        elif signum == signal.SIGINT and stop.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        # a SIGTERM after a SIGINT (torchrun forwards one on Ctrl-C) or a repeated SIGTERM:
+        # already stopping at the next boundary
+
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old = signal.getsignal(sig)
+            if old is None or old == signal.SIG_IGN:
+                continue
+            try:
+                signal.signal(sig, handler)
+            except ValueError:  # not the main interpreter: run without, as in a worker thread
+                break
+            previous[sig] = old
+        yield bool(previous)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def alignment_teacher_dir(cfg: TrainConfig) -> Path | None:
@@ -192,6 +307,27 @@ class TrainResult:
     resumed_from: int
 
 
+@dataclass
+class _CallTrack:
+    """What one :func:`train` call has done so far, for its error and interrupt handling."""
+
+    wrote_config: bool = False
+    saved_step: int | None = None  # the step checkpoint_last.pt holds, once known
+    stage: str = "setting up the run (loading data, building the model)"
+
+    def saved(self, run_dir: Path) -> str:
+        """Where a resume starts, for an interrupt message."""
+        if self.saved_step is not None:
+            return f"{run_dir / 'checkpoint_last.pt'} holds step {self.saved_step}; run the same command to resume"
+        if (run_dir / "checkpoint_last.pt").exists():
+            return f"{run_dir / 'checkpoint_last.pt'} is unchanged; run the same command to resume"
+        return "no checkpoint was saved yet; run the same command to start over"
+
+
+def _signal_name(signum: int | None) -> str:
+    return signal.Signals(signum).name if signum is not None else "KeyboardInterrupt"
+
+
 def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
           stop_after: int | None = None, on_step: Callable[[int], None] | None = None,
           distributed: bool | None = None) -> TrainResult:
@@ -202,31 +338,57 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
     started several, else in this process; ``False`` trains the run in this process alone even
     under ``torchrun`` (``dear compare`` gives each rank runs of its own). Under DDP every rank
     must call this with the same arguments; all return the same :class:`TrainResult`.
+
+    SIGINT and SIGTERM stop training at the next step boundary with a checkpoint (module
+    docstring) and raise :class:`TrainingInterrupted`, whose message says what was saved.
+    A config that fails while the data or the model is built leaves no ``config.json`` behind.
     """
     cfg.validate()
+    model_options(cfg)  # solver options for a model that takes none: refused before any work
     run_dir = Path(run_dir)
     if distributed is False:
         dev = rank_device(cfg.device) if launched_by_torchrun() else resolve_device(cfg.device)
         info = DistInfo(0, 1, 0, dev, None)
     else:
         info = init_distributed(cfg.device)
-    ddp, rank, world, main = info.distributed, info.rank, info.world_size, info.is_main
-    device = info.device
 
-    # Rank 0 checks (or writes) config.json; every rank stops if it is refused.
+    # Rank 0 checks the run directory; every rank stops if it is refused.
     error = None
-    if main:
+    if info.is_main:
         try:
-            alignment_teacher_dir(cfg)  # a wrong teacher must not leave a config behind
+            alignment_teacher_dir(cfg)
             _check_run_dir(cfg, run_dir)
         except RunError as e:
-            if not ddp:
+            if not info.distributed:
                 raise
             error = str(e)
-    if ddp:
+    if info.distributed:
         error = broadcast_object(error)
     if error is not None:
         raise RunError(error)
+
+    track = _CallTrack()
+    try:
+        return _train(cfg, run_dir, info, track, progress, stop_after, on_step)
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt:  # outside the training loop: while setting up or finishing
+        raise TrainingInterrupted(f"interrupted while {track.stage}; {track.saved(run_dir)}", None,
+                                  track.saved_step) from None
+    except Exception:
+        # a config.json this call wrote, for a run that never got a checkpoint, would only
+        # make the corrected command fail with "a different config"
+        if info.is_main and track.wrote_config and not (run_dir / "checkpoint_last.pt").exists():
+            (run_dir / "config.json").unlink(missing_ok=True)
+        raise
+
+
+def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, track: _CallTrack, progress: bool,
+           stop_after: int | None, on_step: Callable[[int], None] | None) -> TrainResult:
+    """The body of :func:`train` once the run directory is accepted."""
+    ddp, rank, world, main = info.distributed, info.rank, info.world_size, info.is_main
+    device = info.device
+    requested = cfg
 
     with local_first() if ddp else nullcontext():  # one rank per machine builds missing splits
         train_ds = load_data(cfg, "train")
@@ -245,7 +407,12 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
     teacher_info = attach_alignment_teacher(cfg, model, device)  # every rank's loss needs it
     schedule = dear_schedule(cfg, model, train_ds, device)  # None unless --solver learned*
     opt = torch.optim.Adam(schedule.model_parameters() if schedule is not None else model.parameters(), lr=cfg.lr)
+    # Data, model and solver built: the config works, so now it may claim the directory.
+    if main and not (run_dir / "config.json").exists():
+        requested.save(run_dir / "config.json")
+        track.wrote_config = True
     step, history, best = 0, [], {"loss": math.inf, "score": float("nan"), "step": -1}
+    last_loss: float | None = None  # training loss of the last step taken (step `step`)
     last = run_dir / "checkpoint_last.pt"
     state = torch.load(last, map_location="cpu", weights_only=False) if main and last.exists() else None
     if ddp:  # rank 0's disk holds the run; the others get the state from it
@@ -254,6 +421,8 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, history, best = state["step"], state["history"], state["best"]
+        last_loss = state.get("train_loss")
+        track.saved_step = step
         rngs = state.get("rng_ranks") if rank > 0 else [state["rng"]]
         cuda_rngs = state.get("cuda_rng_ranks") if rank > 0 else [state.get("cuda_rng")]
         same_world = rank == 0 or (rngs is not None and len(rngs) == world)
@@ -262,7 +431,7 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
             cuda_rng = cuda_rngs[rank if rank > 0 else 0] if cuda_rngs is not None else None
             if device.type == "cuda" and cuda_rng is not None:
                 torch.cuda.set_rng_state(cuda_rng, device)
-        else:  # resumed with another number of processes, or after an interrupt: reseed
+        else:  # resumed with another number of processes, or after a forced interrupt: reseed
             torch.manual_seed(rank_seed(cfg.seed, rank, step))
     elif rank > 0:
         torch.manual_seed(rank_seed(cfg.seed, rank, 0))
@@ -270,17 +439,21 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
     resumed_from = step
     t0 = time.perf_counter()
 
-    def checkpoint(gather: bool = True) -> None:
-        """Rank 0 saves everything needed to resume; under DDP every rank's RNG state too
-        (a collective: all ranks call this at the same step)."""
-        rng = torch.get_rng_state()
-        cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    def rng_now() -> tuple[torch.Tensor, torch.Tensor | None]:
+        return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+    def checkpoint(gather: bool = True, rngs: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> None:
+        """Rank 0 saves everything needed to resume at ``step`` (with the RNG state ``rngs``,
+        default the current one); under DDP every rank's RNG state too (a collective: all
+        ranks call this at the same step)."""
+        rng, cuda_rng = rngs if rngs is not None else rng_now()
         per_rank = gather_objects((rng, cuda_rng)) if ddp and gather else None
+        track.saved_step = step
         if not main:
             return
         payload = {
             "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "history": history,
-            "best": best, "rng": rng, "cuda_rng": cuda_rng,
+            "best": best, "rng": rng, "cuda_rng": cuda_rng, "train_loss": last_loss,
         }
         if ddp:
             payload["world_size"] = world
@@ -288,70 +461,130 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
                 payload["rng_ranks"] = [r[0] for r in per_rank]
                 payload["cuda_rng_ranks"] = [r[1] for r in per_rank]
         atomic_torch_save(last, payload)
-        atomic_write_text(run_dir / "history.json", json.dumps({"history": history, "best": best}, indent=1))
+        atomic_write_text(run_dir / "history.json", _dump_json({"history": history, "best": best}))
+
+    # Where an immediate KeyboardInterrupt (a second Ctrl-C, or one raised by code) finds the
+    # state, and so what a checkpoint written then must hold: "boundary"/"stepped"/"validated":
+    # the current state; "step" (before the parameter update) and "validating": the RNG state
+    # `mark` from the start of that phase, the model being unchanged since; "unsafe" (parameters
+    # or records half-updated): nothing, the previous checkpoint stays.
+    phase, mark = "boundary", None
+    stop = _StopRequest()
+
+    def validate_step() -> None:
+        """Validate the model of step ``step`` on rank 0, record it and keep the best model.
+        History and best are replaced only once complete, so an interrupt during validation
+        checkpoints the state before it, and the resumed run validates again."""
+        nonlocal history, best, phase, mark
+        phase, mark = "validating", rng_now()
+        if main:  # the bare model: no DDP collectives while the others wait
+            val = validate(model, val_loader, device)
+            entry = {"step": step, "train_loss": last_loss, "val_loss": val["loss"], "val_score": val["score"],
+                     "seconds": time.perf_counter() - t0}
+            new_best = best
+            if val["loss"] < best["loss"]:
+                new_best = {"loss": val["loss"], "score": val["score"], "step": step}
+                atomic_torch_save(run_dir / "checkpoint_best.pt",
+                                  {"model": model.state_dict(), "step": step, "val": val})
+            phase = "unsafe"
+            history, best = [*history, entry], new_best
+        phase, mark = "validated", None
 
     bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.algorithm} {cfg.model} seed {cfg.seed}",
                disable=not progress or not main, unit="step")
     done_here = 0
     model.train()
+    track.stage = "training"
     try:
-        while step < cfg.steps:
-            idx = batch_indices(len(train_ds), cfg.batch_size, cfg.seed, step)
-            mine = idx[rank::world] if ddp else idx
-            batch = ct.collate([train_ds[int(i)] for i in mine]).to(device)
-            loss, stats = model_loss(net, batch, model)
-            finite = bool(torch.isfinite(loss))
-            if ddp:
-                # Global loss (graph-weighted mean of the shards) and a non-finite flag, so that
-                # every rank raises together instead of leaving the others in the all-reduce.
-                share = len(mine) / len(idx)
-                total = all_reduce_sum([float(loss.detach()) * share if finite else 0.0, 0.0 if finite else 1.0])
-                if total[1] > 0:
-                    raise RunError(f"non-finite training loss at step {step} (on {int(total[1])} of {world} "
-                                   "processes); lower --lr or check the data")
-                loss_value = float(total[0])
-                # DDP averages gradients over ranks; weighting each shard by its share of the
-                # batch makes that the gradient of the whole batch's graph-weighted mean loss.
-                loss = loss * (world * share)
-            else:
-                if not finite:
-                    raise RunError(f"non-finite training loss at step {step}; lower --lr or check the data")
-                loss_value = loss.item()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(cfg, step)
-            opt.step()
-            step += 1
-            done_here += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}")
-            if on_step is not None:
-                on_step(step)
-            if schedule is not None:  # alternating schedule: fit the learned solver on the frozen model
-                schedule.after_step(step)
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                if main:  # the bare model: no DDP collectives while the others wait
-                    val = validate(model, val_loader, device)
-                    history.append({"step": step, "train_loss": loss_value, "val_loss": val["loss"],
-                                    "val_score": val["score"], "seconds": time.perf_counter() - t0})
-                    if val["loss"] < best["loss"]:
-                        best = {"loss": val["loss"], "score": val["score"], "step": step}
-                        atomic_torch_save(run_dir / "checkpoint_best.pt",
-                                          {"model": model.state_dict(), "step": step, "val": val})
+        with _deferred_signals(stop, announce=main):
+            # A validation that was due but did not finish (interrupted, or a checkpoint
+            # written before this was checked) runs first: its best checkpoint may be missing.
+            if _validation_due(cfg, step) and not (history and history[-1]["step"] == step):
+                validate_step()
                 checkpoint()
-            if stop_after is not None and done_here >= stop_after:
-                checkpoint()
-                break
+                phase = "boundary"
+            stopping = not ddp and stop.signum is not None
+            while step < cfg.steps and not stopping:
+                phase, mark = "step", rng_now()
+                idx = batch_indices(len(train_ds), cfg.batch_size, cfg.seed, step)
+                mine = idx[rank::world] if ddp else idx
+                batch = ct.collate([train_ds[int(i)] for i in mine]).to(device)
+                loss, stats = model_loss(net, batch, model)
+                finite = bool(torch.isfinite(loss))
+                if ddp:
+                    # Global loss (graph-weighted mean of the shards), a non-finite flag and a
+                    # stop-request flag, so that every rank raises or stops at the same step
+                    # instead of leaving the others in a collective.
+                    share = len(mine) / len(idx)
+                    total = all_reduce_sum([float(loss.detach()) * share if finite else 0.0, 0.0 if finite else 1.0,
+                                            0.0 if stop.signum is None else 1.0])
+                    if total[1] > 0:
+                        raise RunError(f"non-finite training loss at step {step} (on {int(total[1])} of {world} "
+                                       "processes); lower --lr or check the data")
+                    loss_value = float(total[0])
+                    stop_all = bool(total[2] > 0)
+                    # DDP averages gradients over ranks; weighting each shard by its share of the
+                    # batch makes that the gradient of the whole batch's graph-weighted mean loss.
+                    loss = loss * (world * share)
+                else:
+                    if not finite:
+                        raise RunError(f"non-finite training loss at step {step}; lower --lr or check the data")
+                    loss_value = loss.item()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                for group in opt.param_groups:
+                    group["lr"] = learning_rate(cfg, step)
+                phase = "unsafe"
+                opt.step()
+                step, last_loss = step + 1, loss_value
+                phase, mark = "stepped", None
+                done_here += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4f}")
+                if on_step is not None:
+                    on_step(step)
+                if schedule is not None:  # alternating schedule: fit the learned solver on the frozen model
+                    phase = "unsafe"
+                    schedule.after_step(step)
+                    phase = "stepped"
+                if _validation_due(cfg, step):
+                    validate_step()
+                    checkpoint()
+                phase = "boundary"
+                stopping = stop_all if ddp else stop.signum is not None
+                if stopping or (stop_after is not None and done_here >= stop_after):
+                    if track.saved_step != step:
+                        checkpoint()
+                    break
     except KeyboardInterrupt:
-        checkpoint(gather=False)  # the other ranks may be gone; they reseed on resume
         bar.close()
-        raise
+        signum = stop.signum  # None: raised by code, or by a signal this thread could not catch
+        if phase == "unsafe":
+            what = "at once, in the middle of an update that cannot be saved; "
+        else:
+            checkpoint(gather=False, rngs=mark)  # the other ranks may be gone; they reseed on resume
+            what = "at once; "
+            if phase == "validating":
+                what = f"at once, during step {step}'s validation (rerun on resume); "
+        raise TrainingInterrupted(f"{_signal_name(signum)}: stopped {what}{track.saved(run_dir)}", signum,
+                                  track.saved_step) from None
     bar.close()
     if ddp:
         best = broadcast_object(best)
+        stopped = bool(all_reduce_sum([0.0 if stop.signum is None else 1.0])[0] > 0)
+    else:
+        stopped = stop.signum is not None
+    signame = _signal_name(stop.signum if stop.signum is not None else signal.SIGINT)
+    if stopped and step < cfg.steps:
+        raise TrainingInterrupted(f"{signame}: stopped after step {step} of {cfg.steps}; {track.saved(run_dir)}",
+                                  stop.signum, track.saved_step)
+    track.stage = "finishing the run (the learned solver's fine-tuning, train_summary.json)"
+    if step >= cfg.steps and best["step"] < 0:
+        last_val = history[-1]["val_loss"] if history else None
+        raise RunError(f"no validation of {run_dir} had a finite loss (the last: {last_val}), so it has no best "
+                       "checkpoint: training diverged; lower --lr and train into another --out directory")
     learned_report = None
     if schedule is not None and step >= cfg.steps and main:
         schedule.finish(run_dir)  # the best checkpoint's solver, fine-tuned on that checkpoint's model
@@ -365,9 +598,12 @@ def train(cfg: TrainConfig, run_dir: Path, progress: bool = True,
             meta["learned_solver"] = learned_report
         if teacher_info is not None:
             meta["align_teacher"] = teacher_info
-        atomic_write_text(run_dir / "train_summary.json", json.dumps(meta, indent=1))
+        atomic_write_text(run_dir / "train_summary.json", _dump_json(meta))
     if ddp:
         barrier()  # every rank returns once the run is on disk
+    if stopped:  # the signal came during the last step: the run is complete, then stop
+        raise TrainingInterrupted(f"{signame}: stopped after the last step; {run_dir} is complete (step {step} of "
+                                  f"{cfg.steps})", stop.signum, track.saved_step, finished=True)
     return TrainResult(run_dir, step, best["step"], {"loss": best["loss"], "score": best["score"]},
                        time.perf_counter() - t0, resumed_from)
 
