@@ -301,10 +301,12 @@ class NodeClsConfig:
                 d.pop(name, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def legacy_key(self) -> str:
+    def legacy_key(self, *, before_sparse_features: bool = False) -> str:
         """The ``config_key`` of seeds written before :meth:`seed_key` (one key for all seeds,
         over every field but ``seeds``, as typed): still accepted on resume, so older run
-        directories need no retraining when rerun with exactly their command."""
+        directories need no retraining when rerun with exactly their command.
+        ``before_sparse_features``: the key of runs made before that field existed (it is
+        left out when ``"auto"``, the only behaviour those runs had)."""
         d = self.to_dict()
         d.pop("seeds")
         if not d.get("solver_training"):  # keep the keys of runs made before the field existed
@@ -312,12 +314,15 @@ class NodeClsConfig:
         for name in LARGE_GRAPH_OPTIONS:  # the same for these: unset means full batch, as before
             if d.get(name) is None:
                 d.pop(name, None)
+        if before_sparse_features and d.get("sparse_features") == "auto":
+            d.pop("sparse_features")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def matches_seed_key(self, seed: int, config_key: Any) -> bool:
         """Whether a ``config_key`` read from ``seeds/seed_<seed>.json`` belongs to this
         configuration and seed (:meth:`seed_key`, or :meth:`legacy_key` for older runs)."""
-        return config_key in (self.seed_key(seed), self.legacy_key())
+        return config_key in (self.seed_key(seed), self.legacy_key(),
+                              self.legacy_key(before_sparse_features=True))
 
     @classmethod
     def from_results(cls, results: Any, source: str | Path = "results.json") -> "NodeClsConfig":
