@@ -498,8 +498,10 @@ def test_part_sums_give_the_full_graph_metric_and_loss():
 def test_large_graph_options_are_validated_and_keep_old_keys():
     from dear.nodecls.train import NodeClsConfigError
 
-    assert _nodecls_cfg().key() == _nodecls_cfg(sampler=None, num_parts=None).key()  # old runs resume
-    assert _nodecls_cfg(sampler="random").key() != _nodecls_cfg().key()
+    # old runs resume: unset large-graph options leave both the per-seed and the legacy key as they were
+    assert _nodecls_cfg().seed_key(0) == _nodecls_cfg(sampler=None, num_parts=None).seed_key(0)
+    assert _nodecls_cfg().legacy_key() == _nodecls_cfg(sampler=None, num_parts=None).legacy_key()
+    assert _nodecls_cfg(sampler="random").seed_key(0) != _nodecls_cfg().seed_key(0)
     with pytest.raises(NodeClsConfigError, match="--num-parts need --sampler"):
         _nodecls_cfg(num_parts=4).validate()
     with pytest.raises(NodeClsConfigError, match="unknown sampler 'metis'; valid: random, cluster"):

@@ -232,11 +232,8 @@ def _nodecls_config(entry: dict[str, Any]) -> Any:
 def _config_key_matches(cfg: Any, seed: int, config_key: Any) -> bool:
     """Whether ``config_key`` (from ``seed_<k>.json``) is the key ``dear nodecls train`` gives
     this configuration's seed ``seed`` (``NodeClsConfig.matches_seed_key``, which also accepts
-    keys written by older versions; ``key()`` where that method does not exist)."""
-    matches = getattr(cfg, "matches_seed_key", None)
-    if matches is not None:
-        return bool(matches(seed, config_key))
-    return config_key == cfg.key()
+    keys written by older versions)."""
+    return bool(cfg.matches_seed_key(seed, config_key))
 
 
 def _seed_record(ckpt: Path, seed: int, cfg: Any) -> None:
