@@ -181,6 +181,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The commands defined here whose path arguments are checked up front (:func:`_check_paths`).
+_PATH_COMMANDS = ("train", "evaluate", "compare", "demo")
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Refuse path arguments that would go wrong silently or with a traceback: an empty one
+    (an unset shell variable: the current directory would become the run) and an ``--out``
+    that is, or lies under, an existing file (no run directory can be made there)."""
+    from dear.config import ConfigError  # noqa: PLC0415
+
+    for attr, flag in (("out", "--out"), ("run_dir", "RUN_DIR"), ("align_teacher", "--align-teacher")):
+        value = getattr(args, attr, None)
+        if value is not None and not str(value).strip():
+            raise ConfigError(f"{flag} is empty; give a directory")
+    out = getattr(args, "out", None)
+    if out is not None:
+        for p in (Path(out), *Path(out).parents):
+            if p.exists():
+                if not p.is_dir():
+                    raise ConfigError(f"--out {out}: {p} is a file, not a directory; give a directory for the run")
+                break
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dear",
@@ -200,10 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_alignment_options(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a run; writes RUN_DIR/results.json")
+    p = sub.add_parser("evaluate", help="evaluate a run; writes RUN_DIR/results.json (adding to the sizes there)")
     p.add_argument("run_dir")
-    p.add_argument("--sizes", type=_csv(int), default=None, help="test sizes, e.g. 64,128 (default: the protocol's)")
-    p.add_argument("--tol", type=float, default=None, help="override DEAR's solver tolerance")
+    p.add_argument("--sizes", type=_csv(int), default=None,
+                   help="test sizes, e.g. 64,128 (default: the protocol's); added to the run's results.json, "
+                   "replacing only these sizes")
+    p.add_argument("--tol", type=float, default=None,
+                   help="override DEAR's solver tolerance (a finite number > 0; writes results_tol<TOL>.json)")
     _add_timing_options(p)
     p.add_argument("--device", default=None)
     p.set_defaults(func=cmd_evaluate)
@@ -271,8 +297,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
     try:
+        if args.command in _PATH_COMMANDS:
+            _check_paths(args)
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:  # our errors (config, run, task) are ValueErrors
+    # our errors (config, run, task) are ValueErrors; the OSErrors are paths that cannot be used
+    except (ValueError, FileNotFoundError, NotADirectoryError, FileExistsError, IsADirectoryError,
+            PermissionError) as e:
         if os.environ.get("DEAR_DEBUG"):
             raise
         print(f"error: {e} (set DEAR_DEBUG=1 for a traceback)", file=sys.stderr)

@@ -1,7 +1,11 @@
 """DEAR against unrolled NAR baselines, side by side: train what is missing, evaluate, tabulate.
 
 Runs live in ``OUT/<algorithm>/<model>/seed<k>/``; finished runs and existing results are
-reused, so an interrupted comparison picks up where it stopped. ``OUT/compare.json`` holds the
+reused, so an interrupted comparison picks up where it stopped. Results are reused (and shown)
+only at the sizes asked for, or at the protocol's test size when none are: a run's results file
+may hold other sizes too (``dear evaluate --sizes`` adds them). Arguments that only evaluation
+would refuse (sizes, test count, sweep tolerances) are checked before anything is trained
+(:func:`check_arguments`). ``OUT/compare.json`` holds the
 table: per algorithm and model, the score mean and std over seeds, seconds per sample, solver
 iterations beside the true trace lengths, and DEAR's speed-up over NAR; plus, for DEAR, a
 tolerance sweep (score and seconds per sample at each tolerance).
@@ -30,7 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dear.config import TrainConfig, replace
-from dear.evaluate import evaluate_run
+from dear.evaluate import check_tol, evaluate_run, evaluation_sizes
 from dear.io import atomic_write_text
 from dear.training import RunError, config_mismatch, is_complete, train
 
@@ -42,16 +46,35 @@ def run_dir(out: Path, algorithm: str, model: str, seed: int) -> Path:
     return Path(out) / algorithm / model / f"seed{seed}"
 
 
+def _size_keys(algorithm: str, protocol: str, sizes: Sequence[int] | None, num_test: int | None) -> list[str]:
+    """The ``results`` keys the table reads for one algorithm: the sizes asked for, or the
+    protocol's test size when none were (never whatever a results file happens to hold)."""
+    return [str(n) for n in evaluation_sizes(algorithm, protocol, sizes, num_test)]
+
+
+def _cut(res: dict[str, Any], sizes: Sequence[int] | None) -> dict[str, Any] | None:
+    """``res`` with only the sizes the table reads, or None if it lacks one of them (or is not
+    a results file this code can read: it is then evaluated again)."""
+    try:
+        keys = _size_keys(res["algorithm"], res["protocol"], sizes, (res.get("config") or {}).get("num_test"))
+        held = res["results"]
+        if not all(k in held for k in keys):
+            return None
+        return {**res, "results": {k: held[k] for k in keys}}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
 def _saved_results(path: Path, tol: float | None, sizes: Sequence[int] | None) -> dict[str, Any] | None:
-    """The run's results file for ``tol`` if it exists and covers exactly ``sizes``."""
+    """The run's results file for ``tol``, cut to ``sizes`` (the protocol's test size when
+    None), if it holds all of them. A file may hold more sizes (``dear evaluate --sizes`` adds
+    them); older files keyed by node count match wherever that is the size."""
     name = "results.json" if tol is None else f"results_tol{tol:g}.json"
-    f = path / name
-    if f.exists():
-        res = json.loads(f.read_text())
-        want = None if sizes is None else sorted(int(s) for s in sizes)
-        if want is None or sorted(int(k) for k in res["results"]) == want:
-            return res
-    return None
+    try:
+        res = json.loads((path / name).read_text())
+    except (OSError, ValueError):  # missing or unreadable: evaluated (and rewritten)
+        return None
+    return _cut(res, sizes) if isinstance(res, dict) else None
 
 
 @dataclass(frozen=True)
@@ -73,7 +96,32 @@ def _results(path: Path, tol: float | None, sizes: Sequence[int] | None, device:
     res = _saved_results(path, tol, sizes)
     if res is not None:
         return res
-    return evaluate_run(path, sizes=sizes, tol=tol, device=device, repeats=timing.repeats, warmup=timing.warmup)
+    res = _cut(evaluate_run(path, sizes=sizes, tol=tol, device=device, repeats=timing.repeats, warmup=timing.warmup),
+               sizes)
+    if res is None:  # evaluate_run writes every size asked for; this would be a bug here
+        raise RunError(f"evaluating {path} did not give results at the sizes asked for ({sizes})")
+    return res
+
+
+def check_arguments(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str], seeds: int,
+                    sizes: Sequence[int] | None = None, tol_sweep: Sequence[float] = ()) -> None:
+    """Refuse, before anything is trained, arguments that would fail only at evaluation (or
+    give an empty table): no algorithms or models, ``seeds < 1``, a test size or test count
+    the split refuses (``base.num_test``), a sweep tolerance that is not a finite number > 0."""
+    for name, names in (("algorithms", algorithms), ("models", models)):
+        if isinstance(names, str):
+            raise TypeError(f"{name} must be a list of names, got the string {names!r}")
+        if not names:
+            raise ValueError(f"no {name} given; name at least one")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
+    for tol in tol_sweep:
+        check_tol(tol, "a tol_sweep tolerance")
+    n = base.num_test
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"num_test (test graphs, --num-test) must be an integer >= 1, got {n!r}")
+    for algo in algorithms:
+        evaluation_sizes(algo, base.protocol, sizes, base.num_test)
 
 
 def jobs_of(algorithms: Sequence[str], models: Sequence[str], seeds: int) -> list[Job]:
@@ -217,6 +265,7 @@ def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str],
     from dear.distributed import env_rank, launched_by_torchrun, rank_device  # noqa: PLC0415
 
     out = Path(out)
+    check_arguments(base, algorithms, models, seeds, sizes, tol_sweep)
     jobs = jobs_of(algorithms, models, seeds)
     check_reusable(base, jobs, out)
     if launched_by_torchrun():
@@ -233,6 +282,7 @@ def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str],
     table: dict[str, Any] = {}
     for algo in algorithms:
         table[algo] = {}
+        keys = _size_keys(algo, base.protocol, sizes, base.num_test)  # every run's results are cut to these
         for model in models:
             per_seed = []
             for seed in range(seeds):
@@ -241,9 +291,8 @@ def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str],
                 if not is_complete(d):
                     train(cfg, d, progress=progress)
                 per_seed.append(_results(d, None, sizes, base.device, timing))
-            sizes_seen = list(per_seed[0]["results"])
             entry: dict[str, Any] = {}
-            for n in sizes_seen:
+            for n in keys:
                 rs = [r["results"][n] for r in per_seed]
                 entry[n] = {
                     "score": _mean_std([r["score"] for r in rs]),
@@ -262,14 +311,14 @@ def compare(base: TrainConfig, algorithms: Sequence[str], models: Sequence[str],
                     sweep[f"{tol:g}"] = {n: {"score": _mean_std([r["results"][n]["score"] for r in rs]),
                                              "seconds_per_sample": statistics.median(r["results"][n]["seconds_per_sample"] for r in rs),
                                              "iterations_mean": statistics.fmean(r["results"][n]["iterations"]["mean"] for r in rs)}
-                                         for n in sizes_seen}
+                                         for n in keys}
                 entry["tol_sweep"] = sweep
             table[algo][model] = entry
             table[algo].setdefault("trained_steps", {})[model] = [r.get("trained_steps") for r in per_seed]
         if "dear" in table[algo] and "nar" in table[algo]:
             table[algo]["dear_speedup_over_nar"] = {
                 n: table[algo]["nar"][n]["seconds_per_sample"] / table[algo]["dear"][n]["seconds_per_sample"]
-                for n in table[algo]["dear"] if n != "tol_sweep"
+                for n in keys
             }
     result = {"profile": base.profile, "protocol": base.protocol, "seeds": seeds, "models": list(models),
               "algorithms": list(algorithms), "base_config": base.to_dict(), "table": table}

@@ -1,31 +1,48 @@
 """Evaluating a trained run: CLRS scores per test size, inference timing, solver iterations.
 
-``results.json`` schema (``schema_version`` 1)::
+``results.json`` schema (``schema_version`` 1; documented field by field in
+``docs/reasoners.md``, "results.json")::
 
-    {"schema_version": 1, "algorithm", "model", "seed", "protocol",
-     "results": {"<n>": {"score", "outputs": {name: value}, "num_graphs",
-                         "seconds_per_sample", "timing": {"method", "repeats", "warmup", "batch_size", "seconds": [...]},
-                         "iterations": {"mean", "max"}, "true_steps": {"mean", "max"},
-                         "nfe": {"mean"}, "converged_fraction", "fallback_fraction"}},
-     "tol", "checkpoint": {"step", "val"}, "trained_steps", "fingerprints": {"<n>": sha256},
+    {"schema_version": 1, "algorithm", "model", "seed", "protocol", "processor", "tol",
+     "results": {"<size>": {"score", "outputs": {name: value}, "num_graphs", "nodes",
+                            "seconds_per_sample", "timing": {"method", "repeats", "warmup", "batch_size", "seconds": [...]},
+                            "iterations": {"mean", "max"}, "true_steps": {"mean", "max"},
+                            "nfe": {"mean"}, "converged_fraction", "fallback_fraction"}},
+     "checkpoint": {"step", "val"}, "trained_steps", "training_finished", "fingerprints": {"<size>": sha256},
      "versions", "hardware", "git_commit", "config"}
 
+``results`` and ``fingerprints`` are keyed by the test size asked for (``--sizes``, else the
+protocol's test size); ``nodes`` is the largest node count of that split's graphs, which is
+the size for DEAR's algorithms but not for all tasks (optimal_bst: size + 1). Files written
+before the key was the size are keyed by ``nodes``; they read the same wherever the two agree.
 ``iterations`` are the processor applications per graph (DEAR: solver iterations until that
 graph's first iterate under tolerance; NAR: its unrolled steps); ``true_steps`` are the traces'
-own lengths, reported beside them and never given to DEAR. ``trained_steps`` is the number of
-optimiser steps the run took (its ``train_summary.json``; ``config.steps`` is the cap, which
-a ``step_budget`` may lower), null for a run without a summary. ``fallback_fraction`` (DEAR with a
-learned solver, else null) is the share of test graphs whose solve needed the classic fallback
-after the K learned steps. Timing: the test batches are
-collated and moved to the device first (data loading excluded); the scoring pass runs every
-batch once, then ``warmup`` more untimed passes (default 1), then ``repeats`` timed passes (CUDA synchronised before reading clocks); the median pass divided by
+own lengths, reported beside them and never given to DEAR. ``nfe.mean`` is a mean per test
+*batch*, not per graph: the processor evaluations the solver made on a whole batch (NAR: the
+batch's longest unroll), averaged over the batches. ``trained_steps`` is the number of optimiser steps the
+run took (its ``train_summary.json``; ``config.steps`` is the cap, which a ``step_budget`` may
+lower), null for a run without a summary; ``training_finished`` is false when the run has no
+``train_summary.json`` (stopped before its last step: the best checkpoint *so far* was scored,
+and a warning says so). ``fallback_fraction`` (DEAR with a learned solver, else null) is the
+share of test graphs whose solve needed the classic fallback after the K learned steps. Timing:
+the test batches are collated and moved to the device first (data loading excluded); the
+scoring pass runs every batch once, then ``warmup`` more untimed passes (default 1), then
+``repeats`` timed passes (CUDA synchronised before reading clocks); the median pass divided by
 the number of graphs is ``seconds_per_sample``.
+
+Evaluating other sizes of the same run adds them to its results file: sizes evaluated again are
+replaced, the others kept, as long as everything their numbers depend on is unchanged (config,
+checkpoint, tolerance, hardware, package versions: :data:`SAME_EVALUATION`). Otherwise the file
+is replaced and a note on stderr names the sizes it no longer holds.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -40,23 +57,89 @@ from dear.training import RunError, build, load_data
 SCHEMA_VERSION = 1
 
 
-def load_run(run_dir: Path, device: torch.device, tol: float | None = None) -> tuple[TrainConfig, torch.nn.Module, dict]:
-    """The run's config and its best checkpoint's model (on ``device``, eval mode)."""
-    run_dir = Path(run_dir)
+#: Top-level fields of a results file that must be unchanged for newly evaluated sizes to be
+#: added to it: what the numbers of the sizes already there depend on (the file has one of each).
+SAME_EVALUATION = ("schema_version", "algorithm", "model", "seed", "protocol", "processor", "tol", "checkpoint",
+                   "config", "hardware", "versions")
+
+
+def check_tol(tol: Any, name: str = "tol") -> float:
+    """``tol`` as a float, refused unless a finite number > 0 (what ``dear train`` accepts):
+    0 would run every graph to the iteration cap, and inf or nan would stop at once."""
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {tol!r}")
+    if not math.isfinite(tol) or tol <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {tol!r}")
+    return float(tol)
+
+
+def evaluation_sizes(algorithm: str, protocol: str, sizes: Sequence[int] | None = None,
+               num_test: int | None = None) -> list[int]:
+    """The test sizes an evaluation covers, each checked against the test split it would
+    build (so a bad size or test count is refused before any model runs): ``sizes`` in order,
+    duplicates dropped, or, for ``None``, the protocol's test size (the largest, should a
+    protocol ever mix several). These are the keys of a results file's ``results``."""
+    task = ct.get_task(algorithm)
+    if sizes is None:
+        return [max(ct.split_config(task, "test", protocol, num_samples=num_test).sizes)]
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise TypeError(f"sizes must be a list of integers (or None for the protocol's test size), got {sizes!r}")
+    if not sizes:
+        raise ValueError("sizes is empty; give at least one test size, or none at all for the protocol's")
+    out: list[int] = []
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"sizes must be integers, got {s!r}")
+        try:
+            ct.split_config(task, "test", protocol, sizes=int(s), num_samples=num_test)
+        except ValueError as e:
+            raise ValueError(f"{algorithm} test split at size {s}: {e}") from None
+        if int(s) not in out:
+            out.append(int(s))
+    return out
+
+
+def _one_line(e: BaseException, limit: int = 200) -> str:
+    """An exception as one short line (torch's state-dict errors span many)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _run_config(run_dir: Path) -> TrainConfig:
     if not (run_dir / "config.json").exists():
         raise RunError(f"{run_dir} is not a run directory (no config.json); train one with `dear train --out DIR`")
-    cfg = TrainConfig.load(run_dir / "config.json")
+    return TrainConfig.load(run_dir / "config.json")
+
+
+def load_run(run_dir: Path, device: torch.device, tol: float | None = None) -> tuple[TrainConfig, torch.nn.Module, dict]:
+    """The run's config and its best checkpoint's model (on ``device``, eval mode).
+
+    A checkpoint that cannot be read (truncated, overwritten) or that does not fit the model
+    the run's ``config.json`` describes (copied from another run) is a :class:`RunError` naming
+    the file, not torch's traceback."""
+    run_dir = Path(run_dir)
+    cfg = _run_config(run_dir)
     ckpt_path = run_dir / "checkpoint_best.pt"
     if not ckpt_path.exists():
         raise RunError(f"{run_dir} has no checkpoint_best.pt yet; finish training first (`dear train` resumes it)")
     if tol is not None:
+        tol = check_tol(tol)
         if cfg.model != "dear":
             raise RunError("--tol only applies to dear runs")
         cfg.tol = tol
-    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    retrain = f"restore it from a copy, or retrain the run (delete {run_dir} and run `dear train` again)"
+    try:
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = ckpt["model"]
+    except Exception as e:  # noqa: BLE001  a damaged pickle can raise almost anything
+        raise RunError(f"{ckpt_path} is corrupt or unreadable ({type(e).__name__}: {_one_line(e)}); {retrain}") from None
     val = load_data(cfg, "val", num_samples=1)
     model = build(cfg, val.spec).to(device)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise RunError(f"{ckpt_path} does not fit the model {run_dir / 'config.json'} describes ({_one_line(e)}); "
+                       f"was it copied from another run? {retrain}") from None
     model.eval()
     return cfg, model, ckpt
 
@@ -129,29 +212,82 @@ def _trained_steps(run_dir: Path) -> int | None:
         return None
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _merge_saved(path: Path, new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` plus the sizes of the results file at ``path`` it did not evaluate, when that
+    file comes from the same evaluation setting (:data:`SAME_EVALUATION`); else ``new`` alone,
+    with a note on stderr naming the sizes the file loses. An old entry keyed by node count
+    (files before the key was the size) whose split fingerprint ``new`` has is the same split:
+    it is replaced too."""
+    try:
+        old = json.loads(path.read_text())
+    except FileNotFoundError:
+        return new
+    except (OSError, ValueError):
+        print(f"note: {path} was unreadable; replaced", file=sys.stderr)
+        return new
+    if not isinstance(old, dict) or not isinstance(old.get("results"), dict):
+        return new
+    new_fps = set(new["fingerprints"].values())
+    old_fps = old.get("fingerprints") if isinstance(old.get("fingerprints"), dict) else {}
+    kept = [k for k in old["results"] if k not in new["results"] and old_fps.get(k) not in new_fps]
+    differs = [k for k in SAME_EVALUATION if _canonical(old.get(k)) != _canonical(new.get(k))]
+    if differs:
+        if kept:
+            print(f"note: {path} held n = {', '.join(kept)} from another evaluation setting ({', '.join(differs)} "
+                  f"differ); they are replaced by this evaluation's n = {', '.join(new['results'])}", file=sys.stderr)
+        return new
+
+    def by_size(d: dict[str, Any]) -> dict[str, Any]:
+        return dict(sorted(d.items(), key=lambda kv: int(kv[0]) if kv[0].lstrip("-").isdigit() else math.inf))
+
+    return {**new,
+            "results": by_size({**{k: old["results"][k] for k in kept}, **new["results"]}),
+            "fingerprints": by_size({**{k: old_fps[k] for k in kept if k in old_fps}, **new["fingerprints"]})}
+
+
 def evaluate_run(run_dir: Path, sizes: Sequence[int] | None = None, tol: float | None = None, device: str = "auto",
                  repeats: int = 5, warmup: int = 1, write: bool = True) -> dict[str, Any]:
-    """Evaluate a run on its protocol's test split (or the given sizes); write results.json."""
+    """Evaluate a run on its protocol's test split (or the given sizes).
+
+    ``write=True`` adds the sizes to the run's ``results.json`` (``results_tol<tol>.json``
+    with ``tol``), replacing only those sizes when the file holds other ones from the same
+    evaluation setting (see the module doc), and returns what the file then holds;
+    ``write=False`` returns this evaluation's sizes only. A run that has not finished training
+    is evaluated (a mid-training checkpoint is sometimes wanted) with a warning on stderr and
+    ``training_finished: false``."""
+    run_dir = Path(run_dir)
+    saved_cfg = _run_config(run_dir)
+    keys = evaluation_sizes(saved_cfg.algorithm, saved_cfg.protocol, sizes, saved_cfg.num_test)
     dev = resolve_device(device)
-    cfg, model, ckpt = load_run(Path(run_dir), dev, tol)
+    cfg, model, ckpt = load_run(run_dir, dev, tol)
+    finished = (run_dir / "train_summary.json").is_file()
+    if not finished:
+        print(f"warning: {run_dir} has not finished training (no train_summary.json): scoring its best checkpoint "
+              f"so far (step {ckpt.get('step')} of at most {cfg.steps}); the results record "
+              "\"training_finished\": false. Run the same `dear train` command to finish it.", file=sys.stderr)
     results, fps = {}, {}
-    for size in (sizes or [None]):
-        res, fp = evaluate_size(cfg, model, size, dev, repeats=repeats, warmup=warmup)
-        key = str(res["nodes"])
-        results[key], fps[key] = res, fp
+    for size in keys:
+        # the protocol's own split when no size was asked for (the same split as its size)
+        res, fp = evaluate_size(cfg, model, None if sizes is None else size, dev, repeats=repeats, warmup=warmup)
+        results[str(size)], fps[str(size)] = res, fp
     out = {
         "schema_version": SCHEMA_VERSION,
         "algorithm": cfg.algorithm, "model": cfg.model, "seed": cfg.seed, "protocol": cfg.protocol,
         "processor": cfg.processor, "tol": cfg.tol if cfg.model == "dear" else None,
         "results": results,
         "checkpoint": {"step": ckpt.get("step"), "val": ckpt.get("val")},
-        "trained_steps": _trained_steps(Path(run_dir)),
+        "trained_steps": _trained_steps(run_dir), "training_finished": finished,
         "fingerprints": fps, "versions": versions(), "hardware": hardware(dev), "git_commit": git_commit(),
         "config": cfg.to_dict(),
     }
     if write:
-        name = "results.json" if tol is None else f"results_tol{tol:g}.json"
-        atomic_write_text(Path(run_dir) / name, json.dumps(out, indent=1))
+        path = run_dir / ("results.json" if tol is None else f"results_tol{tol:g}.json")
+        out = _merge_saved(path, json.loads(json.dumps(out)))
+        atomic_write_text(path, json.dumps(out, indent=1))
     return out
 
 
