@@ -307,9 +307,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {e} (set DEAR_DEBUG=1 for a traceback)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint is saved, run the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        # dear train (also inside compare/demo) stops at a step boundary and its message says
+        # what it saved; any other interrupt gets the generic line
+        signum = getattr(e, "signum", None)
+        message = str(e) or "interrupted; finished runs and checkpoints are kept, run the same command to resume"
+        print(f"interrupted: {message}" if str(e) else message, file=sys.stderr)
+        return 128 + (signum or 2)  # 130 for SIGINT, 143 for SIGTERM
 
 
 if __name__ == "__main__":

@@ -91,6 +91,20 @@ class TrainingInterrupted(KeyboardInterrupt):
         return self.message
 
 
+def _read_last_checkpoint(path: Path) -> dict[str, Any] | str:
+    """The resume state in ``path``, or the one-line error to raise on every rank when it
+    cannot be read (a truncated copy, a full disk, a stray file): a string, so that under DDP
+    rank 0 can broadcast it instead of leaving the other ranks waiting."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+        return (f"{path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}); "
+                "delete it to train the run from the start")
+    if not isinstance(state, dict):
+        return f"{path} is not a dear training checkpoint; delete it to train the run from the start"
+    return state
+
+
 def load_data(cfg: TrainConfig, split: str, **overrides: Any) -> ct.ClrsDataset:
     """A split of the run's task and protocol, with hints only if the model reads them."""
     counts = {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test}
@@ -414,13 +428,20 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, track: _CallTrack, p
     step, history, best = 0, [], {"loss": math.inf, "score": float("nan"), "step": -1}
     last_loss: float | None = None  # training loss of the last step taken (step `step`)
     last = run_dir / "checkpoint_last.pt"
-    state = torch.load(last, map_location="cpu", weights_only=False) if main and last.exists() else None
-    if ddp:  # rank 0's disk holds the run; the others get the state from it
+    state = _read_last_checkpoint(last) if main and last.exists() else None
+    if ddp:  # rank 0's disk holds the run; the others get the state from it (or its error)
         state = broadcast_object(state)
+    if isinstance(state, str):
+        raise RunError(state)
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step, history, best = state["step"], state["history"], state["best"]
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            step, history, best = state["step"], state["history"], state["best"]
+        except (KeyError, RuntimeError, ValueError, TypeError) as e:
+            raise RunError(f"{last} does not fit this run ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                           "it was written by other code or settings: delete it to train the run "
+                           "from the start, or use another --out") from e
         last_loss = state.get("train_loss")
         track.saved_step = step
         rngs = state.get("rng_ranks") if rank > 0 else [state["rng"]]

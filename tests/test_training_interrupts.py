@@ -263,3 +263,41 @@ def test_solver_options_are_refused_for_models_other_than_dear(tmp_path, capsys)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "apply only to --model dear" in err
     assert not (tmp_path / "cli" / "config.json").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "other_model"])
+def test_an_unusable_last_checkpoint_is_a_one_line_error_naming_it(tmp_path, damage):
+    run = tmp_path / "run"
+    train(tiny(steps=5), run, progress=False)
+    last = run / "checkpoint_last.pt"
+    if damage == "truncate":
+        last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    elif damage == "garbage":
+        last.write_text("garbage\n")
+    else:  # a checkpoint of the same format from a wider model
+        other = tmp_path / "other"
+        train(tiny(steps=5, hidden=16), other, progress=False)
+        last.write_bytes((other / "checkpoint_last.pt").read_bytes())
+    with pytest.raises(RunError, match="checkpoint_last.pt") as err:
+        train(tiny(steps=5), run, progress=False)
+    # one line (dear/cli.py prints a RunError as one `error:` line), saying how to go on
+    assert "\n" not in str(err.value) and "delete it" in str(err.value)
+    last.unlink()
+    train(tiny(steps=5), run, progress=False)
+    assert is_complete(run)
+
+
+@pytest.mark.parametrize("exc, code, text", [
+    (TrainingInterrupted("SIGTERM: stopped after step 3 of 12; RUN/checkpoint_last.pt holds step 3",
+                         signum=signal.SIGTERM, saved_step=3), 143, "interrupted: SIGTERM: stopped after step 3"),
+    (KeyboardInterrupt(), 130, "finished runs and checkpoints are kept"),
+])
+def test_the_cli_reports_what_an_interrupt_saved(monkeypatch, capsys, exc, code, text):
+    import dear.cli as cli
+
+    def stop(args):
+        raise exc
+
+    monkeypatch.setattr(cli, "cmd_train", stop)
+    assert main(["train", "--algorithm", "bfs", "--model", "dear", "--out", "unused"]) == code
+    assert text in capsys.readouterr().err
