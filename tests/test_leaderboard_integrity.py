@@ -362,3 +362,27 @@ def test_nodecls_epochs_and_architecture_are_checked(sbm_run, board):
     entry = sbm_entry(sbm_run, board)
     entry["model"]["architecture"] = "dear"  # a CLRS model on the nodecls track
     reject("schema", "not a model of track nodecls", board.add, entry)
+
+
+# ------------------------------------------------- results files that grow sizes, unfinished runs
+
+
+def test_seeds_with_different_size_sets_submit_at_their_common_size(tmp_path, board):
+    paths = clrs_paths(tmp_path)
+    extra = json.loads(paths[1].read_text())  # seed 1 was also evaluated out of distribution
+    extra["results"]["128"] = dict(extra["results"]["64"], nodes=128)
+    extra["fingerprints"]["128"] = "0" * 64
+    paths[1].write_text(json.dumps(extra))
+    entry = submit(paths, model_name="DEAR", submitter="t", root=board.root, base=board.base, dry_run=True).entry
+    assert [s["score"] for s in entry["scores"]["per_seed"]] == pytest.approx([0.9, 0.92, 0.94])
+    with pytest.raises(EntryRejected, match="no results at n = 128 in results file 1"):
+        submit(paths, model_name="DEAR", submitter="t", root=board.root, base=board.base, dry_run=True, size=128)
+
+
+def test_a_run_scored_before_its_training_finished_is_rejected(tmp_path, board):
+    paths = clrs_paths(tmp_path)
+    r = json.loads(paths[2].read_text())
+    r["training_finished"] = False
+    paths[2].write_text(json.dumps(r))
+    with pytest.raises(EntryRejected, match=r"results file\(s\) 3 scored a run whose training had not finished"):
+        submit(paths, model_name="DEAR", submitter="t", root=board.root, base=board.base, dry_run=True)

@@ -110,20 +110,28 @@ def default_clrs_variant(cfg: Mapping[str, Any]) -> str:
 
 
 def _pick_size(results: Sequence[Mapping[str, Any]], size: int | None) -> str:
-    keys = [sorted(r["results"], key=int) for r in results]
-    if any(k != keys[0] for k in keys):
-        raise EntryRejected("schema", f"the results files were evaluated at different sizes: {keys}")
+    """The test size an entry is made from: ``size`` if given, else the only size, else the
+    protocol's test size. Seeds may hold different sets of sizes (``dear evaluate --sizes``
+    adds sizes to a results file over time); the chosen one must be in every file."""
+    keys = [set(r["results"]) for r in results]
+    common = sorted(set.intersection(*keys), key=int)
     if size is not None:
-        if str(size) not in keys[0]:
-            raise EntryRejected("schema", f"no results at n = {size}; the files have n = {', '.join(keys[0])}")
+        missing = [i for i, k in enumerate(keys) if str(size) not in k]
+        if missing:
+            have = ", ".join(sorted(keys[missing[0]], key=int)) or "none"
+            raise EntryRejected("schema", f"no results at n = {size} in results file {missing[0] + 1} "
+                                          f"(it has n = {have}); evaluate it there with dear evaluate --sizes {size}")
         return str(size)
-    if len(keys[0]) == 1:
-        return keys[0][0]
+    if not common:
+        raise EntryRejected("schema", "the results files share no test size: "
+                                      f"{[sorted(k, key=int) for k in keys]}; evaluate them at one size")
+    if len(common) == 1:
+        return common[0]
     r = results[0]
     default = clrs_test_config(r["algorithm"], r["protocol"], {}).sizes[0]
-    if str(default) in keys[0]:
+    if str(default) in common:
         return str(default)
-    raise EntryRejected("schema", f"the results hold several sizes ({', '.join(keys[0])}); choose one with --size")
+    raise EntryRejected("schema", f"the results hold several sizes ({', '.join(common)}); choose one with --size")
 
 
 def _train_summaries(paths: Sequence[Path]) -> list[dict[str, Any] | None]:
@@ -185,6 +193,10 @@ def entry_from_clrs_results(
             diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             raise EntryRejected("schema", f"the results files disagree on config {', '.join(diff)}; an entry is "
                                           "several seeds of one configuration")
+    unfinished = [i + 1 for i, r in enumerate(results) if r.get("training_finished") is False]
+    if unfinished:
+        raise EntryRejected("schema", f"results file(s) {', '.join(map(str, unfinished))} scored a run whose training "
+                                      "had not finished; run the same dear train command, then dear evaluate again")
     task, protocol, cfg = first["algorithm"], first["protocol"], first["config"]
     key = _pick_size(results, size)
     fps = {r["fingerprints"][key] for r in results}
