@@ -347,11 +347,12 @@ def dear_pareto(run_dirs: Sequence[Path], *, tols: Sequence[float] = (0.5, 0.3, 
         for tol in tols:
             r = evaluate_run(d, sizes=sizes, tol=tol, device=device, repeats=repeats, write=False)
             label = label or f"{r['algorithm']}/{r['config'].get('solver')}/seed{r['seed']}"
-            n = sorted(r["results"], key=int)[-1]
+            n = sorted(r["results"], key=int)[-1]  # write=False: only the sizes just evaluated
             rr = r["results"][n]
             pts.append({"tol": tol, "score": rr["score"], "seconds_per_sample": rr["seconds_per_sample"],
                         "iterations_mean": (rr["iterations"] or {}).get("mean"),
-                        "nfe_mean": (rr["nfe"] or {}).get("mean"), "nodes": int(n),
+                        "nfe_mean": (rr["nfe"] or {}).get("mean"), "size": int(n),
+                        "nodes": int(rr.get("nodes", n)),
                         "fallback_rate": rr.get("fallback_rate")})
         curves[label or str(d)] = pts
     result = {"schema": SCHEMA, "kind": "dear", "runs": [str(d) for d in run_dirs], "tols": list(tols),

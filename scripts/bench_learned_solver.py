@@ -220,7 +220,7 @@ def dear_run(algo: str, out: Path, steps: int, hidden: int, num_train: int, solv
     alternating schedule is what ``dear train --solver learned`` does), both evaluated on the
     same test split over a tolerance sweep."""
     from dear.config import profile_config, replace  # noqa: PLC0415
-    from dear.evaluate import evaluate_run  # noqa: PLC0415
+    from dear.evaluate import evaluate_run, evaluation_sizes  # noqa: PLC0415
     from dear.io import atomic_torch_save  # noqa: PLC0415
     from dear.learned.problems import dear_problems  # noqa: PLC0415
     from dear.learned.training import SolverTrainer  # noqa: PLC0415
@@ -272,10 +272,12 @@ def dear_run(algo: str, out: Path, steps: int, hidden: int, num_train: int, solv
         for tol in tols:
             log(f"dear {algo}: evaluating {name} at tol {tol:g}")
             r = evaluate_run(run_dir, tol=tol, device="cpu", repeats=3)
-            n = sorted(r["results"], key=int)[-1]
+            # the file may hold other sizes from earlier calls: read the protocol's test size
+            n = str(evaluation_sizes(r["algorithm"], r["protocol"], None, r["config"].get("num_test"))[0])
             rr = r["results"][n]
             pts.append({"tol": tol, "score": rr["score"], "seconds_per_sample": rr["seconds_per_sample"],
-                        "nfe_mean": rr["nfe"]["mean"], "iterations_mean": rr["iterations"]["mean"], "nodes": int(n)})
+                        "nfe_mean": rr["nfe"]["mean"], "iterations_mean": rr["iterations"]["mean"],
+                        "nodes": int(rr.get("nodes", n))})
         rows[name] = pts
     ref = rows["anderson"][tols.index(0.1)] if 0.1 in tols else rows["anderson"][-1]
     ok = [p for p in rows["learned"] if p["score"] >= ref["score"] - 0.01]
