@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import platform
 import subprocess
@@ -39,6 +41,24 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_torch_save(path: Path, obj: Any) -> None:
     """``torch.save`` to a temporary file renamed into place (interrupted saves leave no file)."""
     _atomic(path, lambda f: torch.save(obj, f), "wb")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float as ``None``: ``json.dumps`` would write
+    ``Infinity``/``NaN`` (a run's initial best loss, a diverged validation), which is not JSON
+    and breaks strict readers (``jq``, browsers, other languages)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def dumps_strict(obj: Any, indent: int = 1) -> str:
+    """``obj`` as strict JSON text (non-finite floats as ``null``, see :func:`json_safe`)."""
+    return json.dumps(json_safe(obj), indent=indent, allow_nan=False)
 
 
 def sha256_file(path: Path) -> str:

@@ -29,7 +29,6 @@ broadcast. See ``docs/scale-out.md``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import signal
@@ -64,7 +63,15 @@ from dear.distributed import (
     rank_device,
     wrap_ddp,
 )
-from dear.io import atomic_torch_save, atomic_write_text, git_commit, hardware, resolve_device, versions
+from dear.io import (
+    atomic_torch_save,
+    atomic_write_text,
+    dumps_strict,
+    git_commit,
+    hardware,
+    resolve_device,
+    versions,
+)
 
 HINT_MODELS = ("nar-hints",)
 
@@ -184,22 +191,6 @@ def _check_run_dir(cfg: TrainConfig, run_dir: Path) -> None:
     if diff:
         raise RunError(f"{run_dir} holds a run with a different config ({', '.join(diff)}); "
                        "use another --out directory or the same settings to resume")
-
-
-def _json_safe(obj: Any) -> Any:
-    """``obj`` with non-finite floats (the initial best loss is ``inf``, a diverged validation
-    NaN) as ``None``: ``json.dumps`` would write ``Infinity``/``NaN``, which is not JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
-def _dump_json(obj: Any) -> str:
-    return json.dumps(_json_safe(obj), indent=1, allow_nan=False)
 
 
 def _validation_due(cfg: TrainConfig, step: int) -> bool:
@@ -482,7 +473,7 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, track: _CallTrack, p
                 payload["rng_ranks"] = [r[0] for r in per_rank]
                 payload["cuda_rng_ranks"] = [r[1] for r in per_rank]
         atomic_torch_save(last, payload)
-        atomic_write_text(run_dir / "history.json", _dump_json({"history": history, "best": best}))
+        atomic_write_text(run_dir / "history.json", dumps_strict({"history": history, "best": best}))
 
     # Where an immediate KeyboardInterrupt (a second Ctrl-C, or one raised by code) finds the
     # state, and so what a checkpoint written then must hold: "boundary"/"stepped"/"validated":
@@ -619,7 +610,7 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, track: _CallTrack, p
             meta["learned_solver"] = learned_report
         if teacher_info is not None:
             meta["align_teacher"] = teacher_info
-        atomic_write_text(run_dir / "train_summary.json", _dump_json(meta))
+        atomic_write_text(run_dir / "train_summary.json", dumps_strict(meta))
     if ddp:
         barrier()  # every rank returns once the run is on disk
     if stopped:  # the signal came during the last step: the run is complete, then stop

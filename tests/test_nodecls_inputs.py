@@ -17,7 +17,8 @@ from dear.cli import main
 from dear.config import ConfigError, TrainConfig, check_option_types, parse_key_value
 from dear.nodecls import load_dataset
 from dear.nodecls.baselines import build_nodecls_model
-from dear.nodecls.train import NodeClsConfig, NodeClsConfigError, json_safe
+from dear.io import json_safe
+from dear.nodecls.train import NodeClsConfig, NodeClsConfigError
 
 
 @pytest.fixture(autouse=True)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from dear.io import atomic_torch_save, atomic_write_text, git_commit, hardware, versions
+from dear.io import atomic_torch_save, atomic_write_text, dumps_strict, git_commit, hardware, json_safe, versions
 
 __all__ = [
     "RESULTS_SCHEMA",
@@ -372,20 +372,8 @@ def _non_default(options: dict[str, Any], defaults: dict[str, Any]) -> dict[str,
     return out
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by ``None``: a diverged seed's NaN loss
-    must not turn ``results.json`` into invalid JSON (``NaN`` is not a JSON token)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def _dumps(obj: Any) -> str:
-    return json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n"
+    return dumps_strict(obj, indent=2) + "\n"
 
 
 def check_split_sizes(data: Data, name: str) -> None:
