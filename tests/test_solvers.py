@@ -450,6 +450,7 @@ def test_anderson_never_reads_a_window_slot_before_writing_it() -> None:
             super().reset(x0, batch, num_graphs)
             self._targets.fill_(float("nan"))
             self._residuals.fill_(float("nan"))
+            self._gram.fill_(float("nan"))  # every Gram entry a system reads must be written first
 
     f, _ = _block_linear_map(SIZES, contraction=0.9, seed=11)
     batch = _batch(SIZES)
@@ -475,3 +476,40 @@ def test_anderson_never_reads_a_window_slot_before_writing_it() -> None:
     got = solve(g, z0, batch, method=Poisoned(m=4), tol=1e-9, max_iter=80, restrict=restrict)
     assert ref.converged.all() and len(set(ref.iterations.tolist())) > 1
     torch.testing.assert_close(got.z, ref.z, rtol=0, atol=0)
+
+
+def test_anderson_iterates_match_a_textbook_anderson_per_graph() -> None:
+    """The engine's iterates, graph by graph, against a dense single-graph Anderson written from
+    the definition (window m, weights minimising ||sum_i a_i r_i||^2 + lam * mean_i ||r_i||^2 *
+    ||a||^2 with sum_i a_i = 1, next iterate sum_i a_i f(x_i)). Catches a Gram entry that is
+    missing or stale, e.g. <r_0, r_0> never stored, which skews the whole first window."""
+    m, lam = 3, 1e-4
+    f, _ = _block_linear_map(SIZES, contraction=0.9, seed=5)
+    batch = _batch(SIZES)
+    z0 = torch.zeros(sum(SIZES), HIDDEN, dtype=torch.float64)
+    res = solve(f, z0, batch, method="anderson", m=m, lam=lam, tol=0.0, max_iter=8, return_trajectory=True)
+    traj = torch.stack(list(res.trajectory))  # [T, rows, hidden]: the iterates f was evaluated at
+    offsets = [0, *torch.tensor(SIZES).cumsum(0).tolist()]
+    for g in range(len(SIZES)):
+        rows = slice(offsets[g], offsets[g + 1])
+
+        def f_g(z: torch.Tensor) -> torch.Tensor:
+            full = torch.zeros_like(z0)
+            full[rows] = z
+            return f(full)[rows]  # block-diagonal: graph g's rows depend only on graph g's rows
+
+        xs, fs, rs = [z0[rows]], [], []
+        for _ in range(traj.shape[0] - 1):
+            fx = f_g(xs[-1])
+            fs, rs = (fs + [fx])[-m:], (rs + [fx - xs[-1]])[-m:]
+            n = len(rs)
+            gram = torch.stack([torch.stack([(a * b).sum() for b in rs]) for a in rs])
+            system = torch.zeros(n + 1, n + 1, dtype=torch.float64)
+            system[0, 1:] = system[1:, 0] = 1.0
+            system[1:, 1:] = gram / gram.diagonal().mean() + lam * torch.eye(n, dtype=torch.float64)
+            rhs = torch.zeros(n + 1, dtype=torch.float64)
+            rhs[0] = 1.0
+            alpha = torch.linalg.solve(system, rhs)[1:]
+            xs.append(sum(a * fx_i for a, fx_i in zip(alpha, fs)))
+        for t, x in enumerate(xs):
+            torch.testing.assert_close(traj[t, rows], x, rtol=1e-9, atol=1e-9, msg=f"graph {g}, iterate {t}")

@@ -90,13 +90,13 @@ class Anderson(Solver):
         else:
             torch.add(x, r, alpha=self.beta, out=target)  # beta f(x) + (1 - beta) x
         self._residuals[slot].copy_(r)
-        if n == 1:
-            return target.clone()
-
-        # New Gram column: <r_j, r>_g for every slot j in the window.
+        # New Gram column: <r_j, r>_g for every slot j in the window. Also at the first step,
+        # whose <r_0, r_0>_g every later system of the first window reads.
         col = self.graph_dots([self._residuals[j] for j in range(n)], r)
         self._gram[:, slot, :n] = col
         self._gram[:, :n, slot] = col
+        if n == 1:
+            return target.clone()
         gram = self._gram[:, :n, :n]
 
         eye = torch.eye(n, dtype=x.dtype, device=x.device)
