@@ -7,6 +7,7 @@ DEAR on CLRS and IGNN on node classification both wrap their processor step in
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -15,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from .solvers import Solver, SolverResult, graph_residual, make_solver, run_solver
-from .solvers.base import STOP_MODES, prepare_batch
+from .solvers.base import STOP_MODES, check_int, check_real, prepare_batch
 
 __all__ = ["BACKWARD_MODES", "Equilibrium", "EquilibriumStats", "jacobian_frobenius"]
 
@@ -176,24 +177,28 @@ class Equilibrium(nn.Module):
             raise ValueError(f"backward must be one of {', '.join(BACKWARD_MODES)}, got {backward!r}")
         if stop_mode not in STOP_MODES:
             raise ValueError(f"stop_mode must be one of {', '.join(STOP_MODES)}, got {stop_mode!r}")
-        for name, value in (("phantom_steps", phantom_steps), ("max_iter", max_iter),
-                            ("check_every", check_every)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name, value in (("eval_max_iter", eval_max_iter), ("backward_max_iter", backward_max_iter),
-                            ("unroll_steps", unroll_steps)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-        if not 0.0 < float(phantom_tau) <= 1.0:
-            raise ValueError(f"phantom_tau must lie in (0, 1], got {phantom_tau!r}")
-        if isinstance(jac_reg_samples, bool) or not isinstance(jac_reg_samples, int) or jac_reg_samples < 0:
-            raise ValueError(f"jac_reg_samples must be an integer >= 0, got {jac_reg_samples!r}")
-        for name, value in (("tol", tol), ("backward_tol", backward_tol)):
-            if value is not None and not float(value) >= 0.0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        # NumPy integers and 0-d tensors are valid settings (configs, arrays); bools are not.
+        phantom_steps = check_int("phantom_steps", phantom_steps)
+        max_iter = check_int("max_iter", max_iter)
+        check_every = check_int("check_every", check_every)
+
+        def optional_count(name: str, value: Any) -> int | None:
+            return None if value is None else check_int(name, value, 1, "must be a positive integer or None")
+
+        eval_max_iter = optional_count("eval_max_iter", eval_max_iter)
+        backward_max_iter = optional_count("backward_max_iter", backward_max_iter)
+        unroll_steps = optional_count("unroll_steps", unroll_steps)
+        phantom_tau = check_real("phantom_tau", phantom_tau, lambda v: 0.0 < v <= 1.0, "must lie in (0, 1]")
+        jac_reg_samples = check_int("jac_reg_samples", jac_reg_samples, 0, "must be an integer >= 0")
+        # Finite, as run_solver requires: an infinite tolerance must fail here, not at the first
+        # forward (tol) or the first backward (backward_tol).
+        tol = check_real("tol", tol, lambda v: 0.0 <= v < math.inf, "must be >= 0 and finite")
+        if backward_tol is not None:
+            backward_tol = check_real("backward_tol", backward_tol, lambda v: 0.0 <= v < math.inf,
+                                      "must be >= 0 and finite")
         self.f = f
         self.method = method
-        self.tol = float(tol)
+        self.tol = tol
         self.max_iter = max_iter
         self.eval_max_iter = eval_max_iter
         self.stop_mode = stop_mode
@@ -201,11 +206,11 @@ class Equilibrium(nn.Module):
         self.solver_options = dict(solver_options or {})
         self.backward = backward
         self.backward_method = backward_method
-        self.backward_tol = self.tol if backward_tol is None else float(backward_tol)
+        self.backward_tol = self.tol if backward_tol is None else backward_tol
         self.backward_max_iter = max_iter if backward_max_iter is None else backward_max_iter
         self.backward_options = dict(backward_options or {})
         self.phantom_steps = phantom_steps
-        self.phantom_tau = float(phantom_tau)
+        self.phantom_tau = phantom_tau
         self.unroll_steps = max_iter if unroll_steps is None else unroll_steps
         self.jac_reg_samples = jac_reg_samples
         self.check_every = check_every
@@ -367,9 +372,9 @@ class Equilibrium(nn.Module):
         for _ in range(self.unroll_steps):
             prev, z = z, step(z)
         with torch.no_grad():
-            rows = z.shape[0]
-            res = graph_residual((z - prev).reshape(rows, -1), z.reshape(rows, -1), batch,
-                                 num_graphs, self.stop_mode)
+            flat = (z.shape[0], math.prod(z.shape[1:]))  # not -1: a batch may have no rows
+            res = graph_residual((z - prev).reshape(flat), z.reshape(flat), batch, num_graphs,
+                                 self.stop_mode)
             finite = torch.isfinite(res)
         result = SolverResult(
             z=z.detach(), nfe=self.unroll_steps,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from .base import Solver, register_solver
+from .base import HALF_DTYPES, Solver, check_int, check_real, register_solver
 
 __all__ = ["Anderson"]
 
@@ -42,6 +44,10 @@ class Anderson(Solver):
     example a frozen graph whose history repeats, or ``lam=0``) falls back to a plain
     (damped) Picard step for that graph instead of raising.
 
+    Half-precision states (float16, bfloat16) keep the Gram matrices and solve the systems in
+    float32 (LAPACK has no half solver, and a float16 Gram entry overflows past 65504); the
+    weights are cast back to the state's dtype to mix the window.
+
     Args:
         m (int, optional): history window. (default: ``6``)
         lam (float, optional): Tikhonov regularisation, relative to the mean squared residual
@@ -52,15 +58,10 @@ class Anderson(Solver):
 
     def __init__(self, m: int = 6, lam: float = 1e-4, beta: float = 1.0) -> None:
         super().__init__()
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ValueError(f"anderson: m (history window) must be a positive integer, got {m!r}")
-        if not float(lam) >= 0.0:
-            raise ValueError(f"anderson: lam must be >= 0, got {lam!r}")
-        if not 0.0 < float(beta) <= 1.0:
-            raise ValueError(f"anderson: beta must lie in (0, 1], got {beta!r}")
-        self.m = m
-        self.lam = float(lam)
-        self.beta = float(beta)
+        self.m = check_int("anderson: m (history window)", m)
+        # Finite: lam=inf makes every system non-finite, i.e. silent Picard steps throughout.
+        self.lam = check_real("anderson: lam", lam, lambda v: 0.0 <= v < math.inf, "must be a finite number >= 0")
+        self.beta = check_real("anderson: beta", beta, lambda v: 0.0 < v <= 1.0, "must lie in (0, 1]")
 
     def reset(self, x0: Tensor, batch: Tensor, num_graphs: int) -> None:
         super().reset(x0, batch, num_graphs)
@@ -71,7 +72,10 @@ class Anderson(Solver):
         # 100,000-node forward).
         self._targets = x0.new_empty(self.m, n_rows, dim)
         self._residuals = x0.new_empty(self.m, n_rows, dim)
-        self._gram = x0.new_zeros(num_graphs, self.m, self.m)
+        # Half-precision states keep the Gram matrices (and solve the bordered systems) in
+        # float32: graph_dots returns float32 for them, and LAPACK has no half solver.
+        gram_dtype = torch.float32 if x0.dtype in HALF_DTYPES else x0.dtype
+        self._gram = x0.new_zeros(num_graphs, self.m, self.m, dtype=gram_dtype)
 
     supports_compaction = True
 
@@ -99,16 +103,17 @@ class Anderson(Solver):
             return target.clone()
         gram = self._gram[:, :n, :n]
 
-        eye = torch.eye(n, dtype=x.dtype, device=x.device)
-        scale = gram.diagonal(dim1=1, dim2=2).mean(dim=1) + torch.finfo(x.dtype).tiny
-        system = x.new_zeros(self.num_graphs, n + 1, n + 1)
+        dtype = gram.dtype  # x.dtype, or float32 for a half-precision state
+        eye = torch.eye(n, dtype=dtype, device=x.device)
+        scale = gram.diagonal(dim1=1, dim2=2).mean(dim=1) + torch.finfo(dtype).tiny
+        system = gram.new_zeros(self.num_graphs, n + 1, n + 1)
         system[:, 0, 1:] = 1.0
         system[:, 1:, 0] = 1.0
         system[:, 1:, 1:] = gram / scale[:, None, None] + self.lam * eye
-        rhs = x.new_zeros(self.num_graphs, n + 1)
+        rhs = gram.new_zeros(self.num_graphs, n + 1)
         rhs[:, 0] = 1.0
         sol, info = torch.linalg.solve_ex(system, rhs)  # no error check: no host sync
         alpha = sol[:, 1:]
         ok = (info == 0) & torch.isfinite(alpha).all(dim=1)
         alpha = torch.where(ok.unsqueeze(1), alpha, eye[slot].expand_as(alpha))
-        return self.combine(alpha, [self._targets[j] for j in range(n)])
+        return self.combine(alpha, [self._targets[j] for j in range(n)])  # casts alpha back

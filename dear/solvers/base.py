@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -44,6 +46,11 @@ __all__ = [
 ]
 
 STOP_MODES = ("abs", "rel")
+
+# States in these dtypes are reduced (norms, inner products) and their small Anderson systems
+# solved in float32: a float16 sum of squares overflows past 65504 (a norm of 256), and LAPACK
+# has no half-precision solver.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 # Added to the denominator of the relative residual so that a graph whose image f(z) is
 # exactly zero has a finite residual (0 / eps = 0 when the residual is zero too).
@@ -75,7 +82,8 @@ class SolverResult:
         nfe: number of evaluations of ``f`` on the whole batch.
         iterations: ``[num_graphs]`` int64, evaluations each graph used until it converged,
             diverged or hit the cap.
-        residual: ``[num_graphs]`` the residual (in ``stop_mode``) of the accepted iterate.
+        residual: ``[num_graphs]`` the residual (in ``stop_mode``) of the accepted iterate
+            (``z0``'s dtype; float32 for a float16/bfloat16 state).
         converged: ``[num_graphs]`` bool, residual went under ``tol``.
         diverged: ``[num_graphs]`` bool, state or residual became NaN/Inf (never converged).
         method, tol, max_iter, stop_mode: the settings used, so a result explains itself.
@@ -156,9 +164,19 @@ def graph_sq_norm(t: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
     """Squared 2-norm of each graph's rows: ``[N, D] -> [num_graphs]`` (index_add over rows).
 
     One graph (node classification, a single large graph) takes a plain BLAS norm: no
-    ``[N, D]`` temporary and no scatter, which matters when ``f`` itself is cheap.
+    ``[N, D]`` temporary and no scatter, which matters when ``f`` itself is cheap. Half-precision
+    inputs are reduced in float32 (and the result is float32).
     """
-    if num_graphs == 1:
+    return _graph_sq_norm(t, batch, num_graphs, num_graphs == 1)
+
+
+def _graph_sq_norm(t: Tensor, batch: Tensor, num_graphs: int, single: bool) -> Tensor:
+    """:func:`graph_sq_norm` with the BLAS path chosen by the caller: the loop keeps the path
+    of the *whole* solve, so dropping finished graphs down to one does not change the
+    summation order of the graph that is left (its residuals stay bit-identical)."""
+    if t.dtype in HALF_DTYPES:
+        t = t.float()
+    if single:
         return torch.linalg.vector_norm(t).square().reshape(1)
     row = torch.linalg.vecdot(t, t)
     return row.new_zeros(num_graphs).index_add_(0, batch, row)
@@ -175,9 +193,14 @@ def graph_residual(r: Tensor, fx: Tensor, batch: Tensor, num_graphs: int, stop_m
     ``"abs"``: ``||r||_g``; ``"rel"``: ``||r||_g / (||f(x)||_g + REL_EPS)``. NaN/Inf anywhere in
     a graph's rows makes its entry non-finite, which is how divergence is detected.
     """
-    res = graph_norm(r, batch, num_graphs)
+    return _graph_residual(r, fx, batch, num_graphs, stop_mode, num_graphs == 1)
+
+
+def _graph_residual(r: Tensor, fx: Tensor, batch: Tensor, num_graphs: int, stop_mode: str,
+                    single: bool) -> Tensor:
+    res = _graph_sq_norm(r, batch, num_graphs, single).sqrt()
     if stop_mode == "rel":
-        res = res / (graph_norm(fx, batch, num_graphs) + REL_EPS)
+        res = res / (_graph_sq_norm(fx, batch, num_graphs, single).sqrt() + REL_EPS)
     return res
 
 
@@ -202,6 +225,10 @@ class Solver:
     #: Whether :meth:`compact` can drop finished graphs mid-solve (see ``restrict`` of
     #: :func:`run_solver`). Solvers with per-solve state override :meth:`compact` to slice it.
     supports_compaction: ClassVar[bool] = False
+    #: Whether the solve began with one graph (set by :meth:`reset`, kept by :meth:`compact`):
+    #: only then do the helpers take their BLAS single-graph paths, so a graph left alone by
+    #: compaction keeps the summation order it had in the batch.
+    _single_graph: bool = False
 
     def __init__(self) -> None:
         self.batch: Tensor | None = None
@@ -211,6 +238,7 @@ class Solver:
         """Start a new solve. ``x0`` is ``[N, D]`` (the loop flattens trailing dimensions)."""
         self.batch = batch
         self.num_graphs = num_graphs
+        self._single_graph = num_graphs == 1
 
     def update(self, x: Tensor, fx: Tensor, r: Tensor, step: int) -> Tensor:
         """Next iterate from the current one. ``r = fx - x``; ``step`` counts from 0."""
@@ -231,10 +259,14 @@ class Solver:
         """Per-graph inner products of each of ``n`` ``[N, D]`` tensors with ``b`` -> ``[num_graphs, n]``.
 
         A single graph uses BLAS dot products (no ``[N, D]`` temporaries, no scatter).
+        Half-precision inputs are reduced in float32 and give float32 products (a float16 sum
+        over a graph's rows overflows past 65504).
         """
         if self.batch is None:
             raise RuntimeError(f"{type(self).__name__}.reset() must be called before graph_dots()")
-        if self.num_graphs == 1:
+        if b.dtype in HALF_DTYPES:
+            vectors, b = [v.float() for v in vectors], b.float()
+        if self._single_graph and self.num_graphs == 1:
             flat = b.reshape(-1)
             return torch.stack([torch.dot(v.reshape(-1), flat) for v in vectors]).unsqueeze(0)
         rows = torch.stack([torch.linalg.vecdot(v, b) for v in vectors], dim=1)
@@ -242,13 +274,18 @@ class Solver:
 
     def combine(self, weights: Tensor, vectors: Sequence[Tensor]) -> Tensor:
         """``sum_j weights[g, j] * vectors[j]`` on each graph's rows: ``[num_graphs, n]`` weights,
-        ``n`` tensors ``[N, D]`` -> ``[N, D]``. Accumulates in place (no ``[N, n, D]`` temporary)."""
+        ``n`` tensors ``[N, D]`` -> ``[N, D]``. Accumulates in place (no ``[N, n, D]`` temporary).
+        The weights are cast to the vectors' dtype (float32 weights of a half-precision state
+        must not promote the iterate to float32)."""
         if self.batch is None:
             raise RuntimeError(f"{type(self).__name__}.reset() must be called before combine()")
-        w = weights[0] if self.num_graphs == 1 else self.to_nodes(weights).unsqueeze(-1)  # [n] or [N, n, 1]
-        out = vectors[0] * w[0] if self.num_graphs == 1 else vectors[0] * w[:, 0]
+        if weights.dtype != vectors[0].dtype:  # tested first: even a no-op .to() costs a microsecond
+            weights = weights.to(vectors[0].dtype)
+        single = self._single_graph and self.num_graphs == 1
+        w = weights[0] if single else self.to_nodes(weights).unsqueeze(-1)  # [n] or [N, n, 1]
+        out = vectors[0] * w[0] if single else vectors[0] * w[:, 0]
         for j in range(1, len(vectors)):
-            out.addcmul_(vectors[j], w[j] if self.num_graphs == 1 else w[:, j])
+            out.addcmul_(vectors[j], w[j] if single else w[:, j])
         return out
 
     def to_nodes(self, per_graph: Tensor) -> Tensor:
@@ -338,16 +375,45 @@ def make_solver(method: str | Solver, **options: Any) -> Solver:
     return cls(**options)
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+def check_int(name: str, value: Any, minimum: int = 1, requirement: str = "must be a positive integer") -> int:
+    """``value`` as a Python ``int >= minimum``, else ``ValueError``: ``"{name} {requirement}, got
+    {value!r} ({type})"``.
+
+    Integers from NumPy or a 0-d integer tensor (anything ``operator.index`` takes) are valid
+    settings, as values read from configs and arrays are; bools and floats (even ``2.0``) are not.
+    """
+    scalar = not isinstance(value, Tensor) or (value.dim() == 0 and value.dtype != torch.bool)
+    if scalar and not isinstance(value, bool):
+        try:
+            number = operator.index(value)
+        except TypeError:
+            pass
+        else:
+            if number >= minimum:
+                return number
+    raise ValueError(f"{name} {requirement}, got {value!r} ({type(value).__name__})")
+
+
+def check_real(name: str, value: Any, accept: Callable[[float], bool], requirement: str) -> float:
+    """``value`` as a Python float that ``accept`` approves, else ``ValueError``: ``"{name}
+    {requirement}, got {value!r} ({type})"``. NumPy scalars and 0-d real tensors are numbers too; bools,
+    strings and complex numbers are not."""
+    number = value
+    if isinstance(value, Tensor) and value.dim() == 0 and value.dtype != torch.bool and not value.is_complex():
+        number = value.item()
+    if isinstance(number, numbers.Real) and not isinstance(number, bool):
+        number = float(number)
+        if accept(number):
+            return number
+    raise ValueError(f"{name} {requirement}, got {value!r} ({type(value).__name__})")
 
 
 def prepare_batch(
     batch: Tensor | None, num_rows: int, device: torch.device, num_graphs: int | None
 ) -> tuple[Tensor, int]:
     """Validate ``batch`` and find ``num_graphs`` (one host sync if it has to be computed)."""
+    if num_graphs is not None:
+        num_graphs = check_int("num_graphs", num_graphs, 0, "must be a non-negative integer")
     if batch is None:
         if num_graphs not in (None, 1):
             raise ValueError(f"num_graphs={num_graphs} was given without a batch vector")
@@ -365,8 +431,6 @@ def prepare_batch(
     batch = batch.long()
     if num_graphs is None:
         num_graphs = int(batch.max()) + 1 if num_rows else 0
-    elif isinstance(num_graphs, bool) or not isinstance(num_graphs, int) or num_graphs < 0:
-        raise ValueError(f"num_graphs must be a non-negative integer, got {num_graphs!r}")
     if device.type == "cpu" and num_rows:  # free on CPU; on CUDA it would cost a sync
         lo, hi = int(batch.min()), int(batch.max())
         if lo < 0 or hi >= num_graphs:
@@ -379,6 +443,29 @@ def prepare_batch(
 def _rows(per_graph: Tensor, batch: Tensor) -> Tensor:
     """A per-graph boolean mask broadcast to rows, shaped ``[N, 1]`` for ``torch.where``."""
     return per_graph.index_select(0, batch).unsqueeze(1)
+
+
+def _empty_result(
+    z0: Tensor, n_graphs: int, res_dtype: torch.dtype, method: str, tol: float, max_iter: int,
+    stop_mode: str, return_trace: bool, return_trajectory: bool, raise_on_failure: bool,
+) -> SolverResult:
+    """The result for a state with no rows (an empty PyG batch): ``f`` is never called; each
+    graph (none, or one for ``batch=None``, or ``num_graphs`` given) has no rows, so residual 0,
+    0 iterations, and converged exactly when ``0 < tol``."""
+    dev = z0.device
+    residual = torch.zeros(n_graphs, dtype=res_dtype, device=dev)
+    result = SolverResult(
+        z=z0.detach().clone(), nfe=0,
+        iterations=torch.zeros(n_graphs, dtype=torch.long, device=dev),
+        residual=residual, converged=residual < tol,
+        diverged=torch.zeros(n_graphs, dtype=torch.bool, device=dev),
+        method=method, tol=tol, max_iter=max_iter, stop_mode=stop_mode,
+        trace=residual.new_zeros(0, n_graphs) if return_trace else None,
+        trajectory=[] if return_trajectory else None,
+    )
+    if raise_on_failure:
+        result.raise_if_failed()
+    return result
 
 
 def run_solver(
@@ -406,36 +493,70 @@ def run_solver(
     With it, once at most ``compact_below`` of the graphs being iterated are still active, the
     loop drops the finished ones (their results are final) and continues on the rest, so a
     batch costs in proportion to the iterations each graph needs rather than to the slowest
-    graph's. Results are unchanged: graphs never interact. It needs a solver that
+    graph's. Results are the same, as graphs never interact: the per-graph reductions keep
+    their summation order when rows are dropped, so on CPU answers, iterations and residuals
+    are bit-identical provided ``restrict``'s map gives each graph's rows bit-for-bit what
+    ``f`` gives them (else they agree up to rounding; see docs/engine.md). When every
+    graph is done on a step that ``check_every`` does not test, the loop ends there (there is
+    nothing left to compact to). It needs a solver that
     :attr:`~Solver.supports_compaction` and host-side counts (CPU, or ``check_every=1``), and is
     off when a trace or trajectory is recorded.
+
+    A state with no rows (an empty PyG batch) gives an empty result without calling ``f``.
+    ``f`` must return a tensor of ``z0``'s shape, dtype and device and must not modify its input
+    in place (checked at every evaluation, in O(1): shape, dtype, device and the input's
+    version counter).
     """
-    if not 0.0 < float(compact_below) <= 1.0:
-        raise ValueError(f"compact_below must lie in (0, 1], got {compact_below!r}")
+    compact_below = check_real("compact_below", compact_below, lambda v: 0.0 < v <= 1.0, "must lie in (0, 1]")
     if not isinstance(z0, Tensor) or z0.dim() < 1:
         raise ValueError("z0 must be a tensor whose first dimension indexes rows (nodes)")
     if not z0.is_floating_point():
         raise ValueError(f"z0 must be a floating-point tensor, got dtype {z0.dtype}")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0 or math.isinf(tol):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-    _check_positive_int("max_iter", max_iter)
-    _check_positive_int("check_every", check_every)
+    tol = check_real("tol", tol, lambda v: 0.0 <= v < math.inf, "must be a finite number >= 0")
+    max_iter = check_int("max_iter", max_iter)
+    check_every = check_int("check_every", check_every)
     if stop_mode not in STOP_MODES:
         raise ValueError(f"stop_mode must be one of {', '.join(STOP_MODES)}, got {stop_mode!r}")
 
     shape = z0.shape
     n_rows = shape[0]
+    # Explicit, not -1: reshape cannot infer -1 for a tensor with no elements.
+    n_feat = math.prod(shape[1:])
     batch, n_graphs = prepare_batch(batch, n_rows, z0.device, num_graphs)
+    method_name = solver.name or type(solver).__name__
+    # Residuals of half-precision states are computed (and kept) in float32.
+    res_dtype = torch.float32 if z0.dtype in HALF_DTYPES else z0.dtype
+    if n_rows == 0:
+        return _empty_result(z0, n_graphs, res_dtype, method_name, tol, max_iter, stop_mode,
+                             return_trace, return_trajectory, raise_on_failure)
 
     def checked(fn: Callable[[Tensor], Tensor], cur_shape: torch.Size) -> Callable[[Tensor], Tensor]:
         rows = cur_shape[0]
 
         def F(x: Tensor) -> Tensor:
-            out = fn(x.view(cur_shape))
+            # O(1) checks only (attributes, no reductions, no host sync): this runs every step.
+            xv = x.view(cur_shape)
+            # The version counter moves on any in-place op on x or a view of it (inference
+            # tensors have none). An in-place f would make r = f(x) - x = 0: false convergence.
+            version = None if xv.is_inference() else xv._version
+            out = fn(xv)
+            if version is not None and xv._version != version:
+                raise ValueError(
+                    "f must not modify its input in place (it changed the state tensor passed "
+                    "to it, which is the solver's iterate); return a new tensor instead, e.g. "
+                    "z = z * a rather than z.mul_(a)"
+                )
             if not isinstance(out, Tensor) or out.shape != cur_shape:
                 got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
                 raise ValueError(f"f must return a tensor shaped like z0 {tuple(cur_shape)}, got {got}")
-            return out.reshape(rows, -1)
+            if out.dtype != x.dtype:
+                raise ValueError(
+                    f"f must return a tensor of z0's dtype {x.dtype}, got {out.dtype}; "
+                    f"cast its result (e.g. .to(z.dtype)) or start from z0.to({out.dtype})"
+                )
+            if out.device != x.device:
+                raise ValueError(f"f must return a tensor on z0's device {x.device}, got {out.device}")
+            return out.reshape(rows, n_feat)
 
         return F
 
@@ -443,7 +564,7 @@ def run_solver(
 
     with torch.no_grad():
         # A copy: the result must never alias the caller's z0.
-        x = z0.detach().reshape(n_rows, -1).clone()
+        x = z0.detach().reshape(n_rows, n_feat).clone()
         solver.reset(x, batch, n_graphs)
 
         dev = z0.device
@@ -451,7 +572,7 @@ def run_solver(
         converged = torch.zeros(n_graphs, dtype=torch.bool, device=dev)
         diverged = torch.zeros(n_graphs, dtype=torch.bool, device=dev)
         iterations = torch.zeros(n_graphs, dtype=torch.long, device=dev)
-        residual = torch.full((n_graphs,), float("inf"), dtype=z0.dtype, device=dev)
+        residual = torch.full((n_graphs,), float("inf"), dtype=res_dtype, device=dev)
         z_img = torch.empty_like(x) if not first_hit else x
         trace: list[Tensor] = []
         trajectory: list[Tensor] = []
@@ -499,7 +620,8 @@ def run_solver(
             fx = F(x)
             nfe += 1
             r = fx - x
-            res = graph_residual(r, fx, batch, cur_graphs, stop_mode)
+            # BLAS path only if the solve began with one graph (see _graph_sq_norm).
+            res = _graph_residual(r, fx, batch, cur_graphs, stop_mode, n_graphs == 1)
             bad = active & ~torch.isfinite(res)
             hit = active & (res < tol)  # NaN < tol is False
             residual = torch.where(active, res, residual)
@@ -521,6 +643,10 @@ def run_solver(
                 break
             # The loop's host synchronisation (every `check_every` evaluations).
             if (k + 1) % check_every == 0 and not (n_active if counts_on_host else bool(active.any())):
+                break
+            if compacting and not n_active:
+                # Every graph is done (on a step check_every skipped): their results are
+                # final, and there is nothing left to compact to.
                 break
             if compacting and n_active <= compact_below * cur_graphs and n_active < cur_graphs:
                 # Drop the finished graphs: their answers are final.
@@ -563,8 +689,8 @@ def run_solver(
         residual=residual,
         converged=converged,
         diverged=diverged,
-        method=solver.name or type(solver).__name__,
-        tol=float(tol),
+        method=method_name,
+        tol=tol,
         max_iter=max_iter,
         stop_mode=stop_mode,
         trace=torch.stack(trace) if return_trace else None,

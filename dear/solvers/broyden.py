@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Solver, register_solver
+from .base import Solver, check_int, register_solver
 
 __all__ = ["Broyden"]
 
@@ -45,9 +45,7 @@ class Broyden(Solver):
 
     def __init__(self, m: int = 50) -> None:
         super().__init__()
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ValueError(f"broyden: m (memory) must be a positive integer, got {m!r}")
-        self.m = m
+        self.m = check_int("broyden: m (memory)", m)
 
     def reset(self, x0: Tensor, batch: Tensor, num_graphs: int) -> None:
         super().reset(x0, batch, num_graphs)
@@ -79,7 +77,12 @@ class Broyden(Solver):
             floor = torch.finfo(x.dtype).eps * (self.graph_dot(v, v) * self.graph_dot(dg, dg)).sqrt()
             usable = torch.isfinite(den) & (den.abs() > floor)
             inv = torch.where(usable, 1.0 / torch.where(usable, den, torch.ones_like(den)), 0.0)
-            u = torch.nan_to_num(u * self.to_nodes(inv).unsqueeze(1), nan=0.0, posinf=0.0, neginf=0.0)
+            # .to: the per-graph products of a half-precision state are float32 (graph_dots);
+            # the stored terms keep the state's dtype so the iterate does not drift to float32.
+            u = u * self.to_nodes(inv).unsqueeze(1)
+            if u.dtype != x.dtype:
+                u = u.to(x.dtype)
+            u = torch.nan_to_num(u, nan=0.0, posinf=0.0, neginf=0.0)
             v = torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
             if len(self._us) == self.m:  # memory full: restart from B = -I
                 self._us, self._vs = [], []

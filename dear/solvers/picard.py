@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Solver, register_solver
+from .base import Solver, check_real, register_solver
 
 __all__ = ["Picard"]
 
@@ -29,9 +29,7 @@ class Picard(Solver):
 
     def __init__(self, tau: float = 1.0) -> None:
         super().__init__()
-        if not 0.0 < float(tau) <= 1.0:
-            raise ValueError(f"picard: tau must lie in (0, 1], got {tau!r}")
-        self.tau = float(tau)
+        self.tau = check_real("picard: tau", tau, lambda v: 0.0 < v <= 1.0, "must lie in (0, 1]")
 
     def update(self, x: Tensor, fx: Tensor, r: Tensor, step: int) -> Tensor:
         if self.tau == 1.0:
