@@ -90,9 +90,11 @@ def solve(
     ``check_every`` evaluations) or after ``max_iter`` evaluations.
 
     Args:
-        f: maps a tensor shaped like ``z0`` to one of the same shape; must treat graphs
-            independently.
-        z0: initial state ``[num_rows, ...]`` (float; CPU or CUDA, the solve follows it).
+        f: maps a tensor shaped like ``z0`` to one of the same shape, dtype and device; must
+            treat graphs independently and must not modify its input in place (both are
+            checked: ``ValueError``).
+        z0: initial state ``[num_rows, ...]`` (floating point, half precision included; CPU or
+            CUDA, the solve follows it). Zero rows give an empty result without calling ``f``.
         batch: ``[num_rows]`` graph id per row, or ``None`` for a single graph.
         method: a registered solver name or a :class:`Solver` instance. (default: ``"anderson"``)
         tol: tolerance, ``>= 0`` (``0``: run to ``max_iter``). (default: ``1e-4``)
@@ -109,8 +111,9 @@ def solve(
         restrict: ``restrict(graph_ids) -> f_sub``, the same map on a subset of the graphs
             (ascending original ids; their rows in order). With it the loop drops finished
             graphs once at most ``compact_below`` of those it iterates are active, so later
-            evaluations only cost what the unfinished graphs cost (Picard and Anderson; results
-            unchanged; off with ``return_trace`` / ``return_trajectory``). (default: ``None``)
+            evaluations only cost what the unfinished graphs cost (Picard and Anderson; on CPU
+            bit-identical results when ``f_sub`` computes each row as ``f`` does, on CUDA equal up
+            to rounding; off with ``return_trace`` / ``return_trajectory``). (default: ``None``)
         compact_below: active fraction that triggers dropping finished graphs. (default: ``0.5``)
         **solver_options: options of the chosen solver (e.g. Anderson's ``m``, ``lam``,
             ``beta``); unknown ones raise ``ValueError`` listing the valid ones.
