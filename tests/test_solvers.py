@@ -425,7 +425,9 @@ def test_compaction_drops_finished_graphs_without_changing_results(method: str, 
     assert torch.equal(plain.iterations, packed.iterations) and packed.nfe == plain.nfe
     assert torch.equal(plain.converged, packed.converged) and torch.equal(plain.diverged, packed.diverged)
     assert torch.allclose(plain.z, packed.z, rtol=0, atol=1e-12)
-    assert torch.equal(plain.residual, packed.residual)  # same summation order after compaction (CPU)
+    # a residual near tol 1e-8 is a difference of nearly equal states: summation order (other
+    # row sets after compaction) moves it by eps * |f| / |r| ~ 1e-8 relative; the states agree to 1e-12
+    assert torch.allclose(plain.residual, packed.residual, rtol=1e-6, atol=0)
     assert min(calls) < sum(sizes) and sum(calls) < rows_plain, (sum(calls), rows_plain)
     # no compaction where the solver cannot slice its state, or a trace is recorded
     calls.clear()

@@ -111,9 +111,9 @@ def solve(
         restrict: ``restrict(graph_ids) -> f_sub``, the same map on a subset of the graphs
             (ascending original ids; their rows in order). With it the loop drops finished
             graphs once at most ``compact_below`` of those it iterates are active, so later
-            evaluations only cost what the unfinished graphs cost (Picard and Anderson; on CPU
-            bit-identical results when ``f_sub`` computes each row as ``f`` does, on CUDA equal up
-            to rounding; off with ``return_trace`` / ``return_trajectory``). (default: ``None``)
+            evaluations only cost what the unfinished graphs cost (Picard and Anderson; results
+            equal up to floating-point summation order; off with ``return_trace`` /
+            ``return_trajectory``). (default: ``None``)
         compact_below: active fraction that triggers dropping finished graphs. (default: ``0.5``)
         **solver_options: options of the chosen solver (e.g. Anderson's ``m``, ``lam``,
             ``beta``); unknown ones raise ``ValueError`` listing the valid ones.

@@ -171,9 +171,7 @@ def graph_sq_norm(t: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
 
 
 def _graph_sq_norm(t: Tensor, batch: Tensor, num_graphs: int, single: bool) -> Tensor:
-    """:func:`graph_sq_norm` with the BLAS path chosen by the caller: the loop keeps the path
-    of the *whole* solve, so dropping finished graphs down to one does not change the
-    summation order of the graph that is left (its residuals stay bit-identical)."""
+    """:func:`graph_sq_norm` with the single-graph BLAS path chosen by the caller."""
     if t.dtype in HALF_DTYPES:
         t = t.float()
     if single:
@@ -225,10 +223,6 @@ class Solver:
     #: Whether :meth:`compact` can drop finished graphs mid-solve (see ``restrict`` of
     #: :func:`run_solver`). Solvers with per-solve state override :meth:`compact` to slice it.
     supports_compaction: ClassVar[bool] = False
-    #: Whether the solve began with one graph (set by :meth:`reset`, kept by :meth:`compact`):
-    #: only then do the helpers take their BLAS single-graph paths, so a graph left alone by
-    #: compaction keeps the summation order it had in the batch.
-    _single_graph: bool = False
 
     def __init__(self) -> None:
         self.batch: Tensor | None = None
@@ -238,7 +232,6 @@ class Solver:
         """Start a new solve. ``x0`` is ``[N, D]`` (the loop flattens trailing dimensions)."""
         self.batch = batch
         self.num_graphs = num_graphs
-        self._single_graph = num_graphs == 1
 
     def update(self, x: Tensor, fx: Tensor, r: Tensor, step: int) -> Tensor:
         """Next iterate from the current one. ``r = fx - x``; ``step`` counts from 0."""
@@ -266,7 +259,7 @@ class Solver:
             raise RuntimeError(f"{type(self).__name__}.reset() must be called before graph_dots()")
         if b.dtype in HALF_DTYPES:
             vectors, b = [v.float() for v in vectors], b.float()
-        if self._single_graph and self.num_graphs == 1:
+        if self.num_graphs == 1:
             flat = b.reshape(-1)
             return torch.stack([torch.dot(v.reshape(-1), flat) for v in vectors]).unsqueeze(0)
         rows = torch.stack([torch.linalg.vecdot(v, b) for v in vectors], dim=1)
@@ -281,7 +274,7 @@ class Solver:
             raise RuntimeError(f"{type(self).__name__}.reset() must be called before combine()")
         if weights.dtype != vectors[0].dtype:  # tested first: even a no-op .to() costs a microsecond
             weights = weights.to(vectors[0].dtype)
-        single = self._single_graph and self.num_graphs == 1
+        single = self.num_graphs == 1
         w = weights[0] if single else self.to_nodes(weights).unsqueeze(-1)  # [n] or [N, n, 1]
         out = vectors[0] * w[0] if single else vectors[0] * w[:, 0]
         for j in range(1, len(vectors)):
@@ -493,10 +486,10 @@ def run_solver(
     With it, once at most ``compact_below`` of the graphs being iterated are still active, the
     loop drops the finished ones (their results are final) and continues on the rest, so a
     batch costs in proportion to the iterations each graph needs rather than to the slowest
-    graph's. Results are the same, as graphs never interact: the per-graph reductions keep
-    their summation order when rows are dropped, so on CPU answers, iterations and residuals
-    are bit-identical provided ``restrict``'s map gives each graph's rows bit-for-bit what
-    ``f`` gives them (else they agree up to rounding; see docs/engine.md). When every
+    graph's. Results are the same up to floating-point summation order, as graphs never
+    interact (a batch compacted to one graph takes the faster single-graph reductions; a
+    graph within rounding of ``tol`` can stop one iteration earlier or later; see
+    docs/engine.md). When every
     graph is done on a step that ``check_every`` does not test, the loop ends there (there is
     nothing left to compact to). It needs a solver that
     :attr:`~Solver.supports_compaction` and host-side counts (CPU, or ``check_every=1``), and is
@@ -621,7 +614,7 @@ def run_solver(
             nfe += 1
             r = fx - x
             # BLAS path only if the solve began with one graph (see _graph_sq_norm).
-            res = _graph_residual(r, fx, batch, cur_graphs, stop_mode, n_graphs == 1)
+            res = _graph_residual(r, fx, batch, cur_graphs, stop_mode, cur_graphs == 1)
             bad = active & ~torch.isfinite(res)
             hit = active & (res < tol)  # NaN < tol is False
             residual = torch.where(active, res, residual)
