@@ -167,14 +167,9 @@ def graph_sq_norm(t: Tensor, batch: Tensor, num_graphs: int) -> Tensor:
     ``[N, D]`` temporary and no scatter, which matters when ``f`` itself is cheap. Half-precision
     inputs are reduced in float32 (and the result is float32).
     """
-    return _graph_sq_norm(t, batch, num_graphs, num_graphs == 1)
-
-
-def _graph_sq_norm(t: Tensor, batch: Tensor, num_graphs: int, single: bool) -> Tensor:
-    """:func:`graph_sq_norm` with the single-graph BLAS path chosen by the caller."""
     if t.dtype in HALF_DTYPES:
         t = t.float()
-    if single:
+    if num_graphs == 1:
         return torch.linalg.vector_norm(t).square().reshape(1)
     row = torch.linalg.vecdot(t, t)
     return row.new_zeros(num_graphs).index_add_(0, batch, row)
@@ -191,14 +186,9 @@ def graph_residual(r: Tensor, fx: Tensor, batch: Tensor, num_graphs: int, stop_m
     ``"abs"``: ``||r||_g``; ``"rel"``: ``||r||_g / (||f(x)||_g + REL_EPS)``. NaN/Inf anywhere in
     a graph's rows makes its entry non-finite, which is how divergence is detected.
     """
-    return _graph_residual(r, fx, batch, num_graphs, stop_mode, num_graphs == 1)
-
-
-def _graph_residual(r: Tensor, fx: Tensor, batch: Tensor, num_graphs: int, stop_mode: str,
-                    single: bool) -> Tensor:
-    res = _graph_sq_norm(r, batch, num_graphs, single).sqrt()
+    res = graph_norm(r, batch, num_graphs)
     if stop_mode == "rel":
-        res = res / (_graph_sq_norm(fx, batch, num_graphs, single).sqrt() + REL_EPS)
+        res = res / (graph_norm(fx, batch, num_graphs) + REL_EPS)
     return res
 
 
@@ -613,8 +603,7 @@ def run_solver(
             fx = F(x)
             nfe += 1
             r = fx - x
-            # BLAS path only if the solve began with one graph (see _graph_sq_norm).
-            res = _graph_residual(r, fx, batch, cur_graphs, stop_mode, cur_graphs == 1)
+            res = graph_residual(r, fx, batch, cur_graphs, stop_mode)
             bad = active & ~torch.isfinite(res)
             hit = active & (res < tol)  # NaN < tol is False
             residual = torch.where(active, res, residual)
