@@ -270,6 +270,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before a command runs (building the parser imports torch, PyG and every
+        # subcommand: seconds): nothing was started, so nothing to keep or resume.
+        print("interrupted before anything started", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from dear.runtime import tune_allocator  # noqa: PLC0415

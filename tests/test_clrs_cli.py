@@ -43,3 +43,16 @@ def test_errors_are_one_line_with_choices(capsys):
     assert e.value.code == 2
     assert main(["build", "bfs", "--sizes", "8", "--num-samples", "0"]) == 2
     assert "num_samples must be >= 1" in capsys.readouterr().err
+
+
+def test_interrupt_while_starting_is_one_line(monkeypatch, capsys):
+    """Ctrl-C while the parser is built (it imports dm-clrs, seconds): exit 130, no traceback."""
+    import clrs_tasks.cli as cli
+
+    def interrupted_parser():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted_parser)
+    assert main(["list"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted before anything started" in err and "Traceback" not in err

@@ -301,3 +301,17 @@ def test_the_cli_reports_what_an_interrupt_saved(monkeypatch, capsys, exc, code,
     monkeypatch.setattr(cli, "cmd_train", stop)
     assert main(["train", "--algorithm", "bfs", "--model", "dear", "--out", "unused"]) == code
     assert text in capsys.readouterr().err
+
+
+def test_the_cli_handles_an_interrupt_while_starting(monkeypatch, capsys):
+    """Ctrl-C while the parser is built (it imports torch and every subcommand, seconds) is a
+    one-line message and exit 130, not a traceback."""
+    import dear.cli as cli
+
+    def interrupted_parser():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted_parser)
+    assert cli.main(["--help"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted before anything started" in err and "Traceback" not in err
