@@ -8,7 +8,6 @@ DEAR on CLRS and IGNN on node classification both wrap their processor step in
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -284,7 +283,7 @@ class Equilibrium(nn.Module):
             if self.jac_reg_samples:
                 stats.jac_loss = jacobian_frobenius(z_out, z_star, self.jac_reg_samples)
             if z_out.requires_grad:
-                self._attach_adjoint(step, z_out, z_star, batch, num_graphs, stats, restrict)
+                return self._attach_adjoint(z_out, z_star, batch, num_graphs, stats, restrict)
             return z_out
 
         # phantom: k damped steps from the (detached) equilibrium, with grad.
@@ -298,25 +297,37 @@ class Equilibrium(nn.Module):
         return z
 
     def _attach_adjoint(
-        self, step: Callable[[Tensor], Tensor], z_out: Tensor, z_star: Tensor, batch: Tensor,
-        num_graphs: int, stats: EquilibriumStats,
+        self, z_out: Tensor, z_star: Tensor, batch: Tensor, num_graphs: int,
+        stats: EquilibriumStats,
         restrict: Callable[[Tensor], Callable[[Tensor], Tensor]] | None = None,
-    ) -> None:
-        """Replace the gradient arriving at ``f(z*)`` by the per-graph adjoint solution.
+    ) -> Tensor:
+        """Return ``f(z*)`` whose incoming gradient is replaced by the per-graph adjoint solution.
+
+        The layer returns a copy of ``z_out`` and the hook sits on the copy, not on ``z_out``:
+
+        * only the gradient that reaches the layer's output is transformed by the adjoint
+          equation. The Jacobian regulariser is built from ``z_out``'s own graph
+          (``create_graph=True``), and its gradient flows back into ``z_out``'s node whenever
+          ``f``'s last operation saves its output (``tanh``, ``relu``, ``sigmoid``, ...); a hook
+          on ``z_out`` applied the adjoint to that term too, so the regulariser's gradient was not
+          its own (on a small tanh step, off by 7% of the largest entry; torchdeq's users
+          differentiate ``jac_reg(f(z*), z*)`` directly);
+        * the vector-Jacobian products read ``z_out``, which the caller cannot reach: an in-place
+          op on the output (``h.mul_(2)``) used to run through them as well (wrong gradients
+          with no error);
+        * the hook may hold ``z_out`` strongly. When it sat on ``z_out``'s own node that was a
+          reference cycle through C++ (node -> hook -> tensor -> node) that Python's garbage
+          collector cannot see, leaking every training step's graph; the copy's node is not
+          reachable from ``z_out``.
+
+        The copy costs one state-sized tensor (no evaluation of ``f``).
 
         With ``restrict`` (the forward's map on a subset of graphs) the adjoint solve also drops
         graphs as they converge: the subset's vector-Jacobian products come from one extra
         evaluation of ``f`` on the remaining graphs' rows of ``z*`` (graphs never interact, so
         the products, and the gradients, are the same).
-
-        The hook lives on ``z_out``'s autograd node, so it must not hold ``z_out`` itself: that
-        would be a reference cycle through C++ (node -> hook -> tensor -> node) that Python's
-        garbage collector cannot see, leaking every training step's graph. It holds a weak
-        reference instead and, if the tensor is gone by backward time, re-evaluates
-        ``f(z*)`` once (with grad) for the vector-Jacobian products of the adjoint solve.
         """
         in_hook = False
-        z_out_ref = weakref.ref(z_out)
 
         def hook(grad: Tensor) -> Tensor | None:
             nonlocal in_hook
@@ -324,14 +335,8 @@ class Equilibrium(nn.Module):
                 return None
             in_hook = True
             try:
-                out = z_out_ref()
-                if out is None:
-                    with torch.enable_grad():
-                        out = step(z_star)
-                    stats.extra_nfe += 1
-
                 def adjoint_map(g: Tensor) -> Tensor:
-                    (vjp,) = torch.autograd.grad(out, z_star, g, retain_graph=True)
+                    (vjp,) = torch.autograd.grad(z_out, z_star, g, retain_graph=True)
                     return vjp + grad
 
                 restrict_adjoint = None
@@ -363,7 +368,9 @@ class Equilibrium(nn.Module):
             finally:
                 in_hook = False
 
-        z_out.register_hook(hook)
+        output = z_out.clone()
+        output.register_hook(hook)
+        return output
 
     def _unroll(self, step: Callable[[Tensor], Tensor], z0: Tensor, batch: Tensor,
                 num_graphs: int) -> Tensor:

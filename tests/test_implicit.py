@@ -267,3 +267,22 @@ def test_ift_backward_leaks_nothing_and_needs_no_live_output() -> None:
             warnings.simplefilter("ignore")
             counts.append(sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor)))
     assert counts[-1] <= counts[1], counts  # no graph kept alive per step (a hook cycle did that)
+
+
+def test_ift_gradient_survives_in_place_ops_on_the_output() -> None:
+    """The adjoint's vector-Jacobian products read f(z*) itself, which the caller never holds:
+    an in-place op on the layer's output (allowed when f's last op does not save its output)
+    must give the gradient of the out-of-place op. It used to run through the products too."""
+    step, x = Step(), _inputs()
+
+    def linear_last(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(z) @ step.W + (step.P @ z) @ step.U + x  # matmul/add: nothing saved
+
+    def grads(in_place: bool):
+        layer = Equilibrium(linear_last, tol=1e-12, max_iter=300, backward="ift")
+        out = layer(torch.zeros(N, HIDDEN, dtype=torch.float64), x, batch=_batch())
+        out = out.mul_(2.0) if in_place else out * 2.0
+        return torch.autograd.grad(_loss(out), [step.W, step.U, x])
+
+    for a, b in zip(grads(True), grads(False)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
