@@ -46,15 +46,25 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from clrs_tasks import Field
+from clrs_tasks.convert import spec_of
 
 from .encoders import POINTERS, Encoding, _width, check_supported
 from .layout import BatchLayout, grouped_log_softmax
 
-__all__ = ["FieldDecoder", "ProbeDecoder", "log_sinkhorn", "predictions_for_scoring"]
+__all__ = ["SCORING_SINKHORN_STEPS", "SCORING_SINKHORN_TEMPERATURE", "FieldDecoder", "ProbeDecoder", "log_sinkhorn",
+           "predictions_for_scoring"]
 
 # Triples processed at once by the edge-pointer read-out when no gradient is needed; bounds
 # the [triples, H] intermediate at test sizes (n = 64: 262,144 triples per graph).
 _TRIPLE_CHUNK = 1 << 18
+
+#: dm-clrs's scoring postprocess of permutation pointers: ``BaselineModel.predict`` runs
+#: ``postprocess(..., sinkhorn_temperature=0.1, sinkhorn_steps=50, hard=True)``, i.e. 50 more
+#: log-Sinkhorn steps (diagonal zeroed) on the decoder's 10-step output, then the row argmax.
+SCORING_SINKHORN_STEPS = 50
+SCORING_SINKHORN_TEMPERATURE = 0.1
+# Mask logits closer to 0 than this are moved to +-this for scoring (see predictions_for_scoring).
+_MASK_MARGIN = 1e-6
 
 
 def log_sinkhorn(scores: Tensor, src: Tensor, dst: Tensor, num_nodes: int, steps: int = 10,
@@ -216,21 +226,54 @@ class ProbeDecoder(nn.Module):
 
 
 def predictions_for_scoring(batch_or_outputs: Any, outputs: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
-    """Decoder outputs -> the prediction dict :func:`clrs_tasks.evaluate` accepts.
+    """Decoder outputs -> the prediction dict :func:`clrs_tasks.evaluate` accepts, whose hard
+    predictions are dm-clrs's.
 
-    Call as ``predictions_for_scoring(batch, outputs)`` or ``predictions_for_scoring(outputs)``
-    (the batch is not needed: every raw output is already in an accepted format). Keeps the
-    ``output_*`` entries, named by probe (``"pi"``), detached:
+    Call as ``predictions_for_scoring(batch, outputs)`` (what training and evaluation do) or
+    ``predictions_for_scoring(outputs)``. Keeps the ``output_*`` entries, named by probe
+    (``"pi"``), detached:
 
-    * node pointers and permutation pointers: ``[E]`` float log-probabilities on
-      ``edge_index`` (scoring takes the argmax over each node's out-edges; permutation
-      pointers are Sinkhorn-normalised already, as dm-clrs requires);
+    * node pointers: ``[E]`` float log-probabilities on ``edge_index`` (scoring takes the
+      argmax over each node's out-edges, as dm-clrs's ``postprocess(hard=True)`` takes it over
+      the row);
+    * permutation pointers: with the batch, dm-clrs's scoring postprocess of them, ``[E]``
+      float: ``exp(log_sinkhorn(pred, 50 steps, temperature 0.1, zero diagonal))`` of the
+      decoder's (already Sinkhorn-normalised) output, which ``BaselineModel.predict`` applies
+      before its row argmax (:data:`SCORING_SINKHORN_STEPS`); without the batch the raw output
+      (its row argmax can differ from dm-clrs's);
     * edge pointers: ``[sum n^3]`` float log-probabilities per pair over the graph's nodes;
-    * masks: logits (the default ``mask_format="logits"``); mask_one, categorical: logits;
-      scalars: values; edge probes on all ``sum n^2`` pairs; graph probes ``[B]`` / ``[B, C]``.
+    * masks: logits (the default ``mask_format="logits"``); with the batch, logits in
+      ``[-1e-6, 1e-6]`` are moved to ``-1e-6`` (``<= 0``) or ``1e-6`` (``> 0``), so that
+      scoring's ``sigmoid(logit) > 0.5`` in float64 is exactly dm-clrs's ``logit > 0`` (a logit
+      of exactly 0, or below 1.1e-16, has sigmoid 0.5, which dm-clrs's F1 would otherwise not
+      count as either class);
+    * mask_one, categorical: logits; scalars: values; edge probes on all ``sum n^2`` pairs;
+      graph probes ``[B]`` / ``[B, C]``.
     """
     if outputs is None:
-        outputs = batch_or_outputs
+        batch, outputs = None, batch_or_outputs
+    else:
+        batch = batch_or_outputs
     if not isinstance(outputs, Mapping):
         raise TypeError(f"outputs must be the dict a reasoner returns, got {type(outputs).__name__}")
-    return {k[len("output_"):]: v.detach() for k, v in outputs.items() if k.startswith("output_")}
+    preds = {k[len("output_"):]: v.detach() for k, v in outputs.items() if k.startswith("output_")}
+    if batch is None:
+        return preds
+    layout: BatchLayout | None = None
+    for f in spec_of(batch).stage("output"):
+        p = preds.get(f.name)
+        if p is None or not p.is_floating_point():
+            continue
+        if f.location == "node" and f.type_ == "permutation_pointer":
+            layout = layout or BatchLayout(batch)
+            if p.shape != (layout.num_edges,):
+                continue  # another accepted format (indices, pair logits): scored as given
+            if not layout.edges_complete:
+                raise ValueError(f"permutation pointer {f.name!r} needs every ordered pair of each graph as a "
+                                 "message-passing edge; load the split with edge_policy='complete'")
+            src, dst = layout.edge_index
+            preds[f.name] = log_sinkhorn(p.float(), src, dst, layout.num_nodes, SCORING_SINKHORN_STEPS,
+                                         SCORING_SINKHORN_TEMPERATURE, zero_diagonal=True).exp()
+        elif f.type_ == "mask":
+            preds[f.name] = torch.where(p > 0, p.clamp_min(_MASK_MARGIN), p.clamp_max(-_MASK_MARGIN))
+    return preds

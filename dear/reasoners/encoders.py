@@ -107,7 +107,8 @@ def dense_from_prediction(field: Field, pred: Tensor, layout: BatchLayout) -> Te
 
     This is dm-clrs's ``postprocess(hard=False)``: sigmoid for masks, softmax over the graph's
     nodes for mask_one, softmax over classes for categoricals, and the already normalised
-    pointer log-probabilities exponentiated.
+    pointer log-probabilities exponentiated. (For a permutation-pointer hint dm-clrs would run
+    25 more Sinkhorn steps first; no CLRS-30 hint is one, see ``docs/reasoners.md``.)
     """
     if field.type_ == "scalar":
         return pred
