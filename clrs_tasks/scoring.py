@@ -139,7 +139,9 @@ def _hard_prediction(f: Field, pred: torch.Tensor, batch: Data, lay: _Layout, ma
         raise PredictionError(f"{name!r} ({f.location} {f.type_}): expected shape {[rows, *want_tail]}, got {list(p.shape)}")
     if f.type_ == "mask":
         if mask_format == "logits":
-            p = 1.0 / (1.0 + np.exp(-p.astype(np.float64)))
+            # dm-clrs's postprocess(hard=True): logit > 0. (Not sigmoid > 0.5: a logit of 0, or
+            # one below 1.1e-16, has sigmoid exactly 0.5, which its F1 counts as neither class.)
+            p = (p > 0).astype(np.float64)
         elif mask_format != "probs":
             raise ValueError(f"mask_format must be 'logits' or 'probs', got {mask_format!r}")
     for g in range(lay.num_graphs):

@@ -63,8 +63,6 @@ _TRIPLE_CHUNK = 1 << 18
 #: log-Sinkhorn steps (diagonal zeroed) on the decoder's 10-step output, then the row argmax.
 SCORING_SINKHORN_STEPS = 50
 SCORING_SINKHORN_TEMPERATURE = 0.1
-# Mask logits closer to 0 than this are moved to +-this for scoring (see predictions_for_scoring).
-_MASK_MARGIN = 1e-6
 
 
 def log_sinkhorn(scores: Tensor, src: Tensor, dst: Tensor, num_nodes: int, steps: int = 10,
@@ -242,11 +240,8 @@ def predictions_for_scoring(batch_or_outputs: Any, outputs: Mapping[str, Tensor]
       before its row argmax (:data:`SCORING_SINKHORN_STEPS`); without the batch the raw output
       (its row argmax can differ from dm-clrs's);
     * edge pointers: ``[sum n^3]`` float log-probabilities per pair over the graph's nodes;
-    * masks: logits (the default ``mask_format="logits"``); with the batch, logits in
-      ``[-1e-6, 1e-6]`` are moved to ``-1e-6`` (``<= 0``) or ``1e-6`` (``> 0``), so that
-      scoring's ``sigmoid(logit) > 0.5`` in float64 is exactly dm-clrs's ``logit > 0`` (a logit
-      of exactly 0, or below 1.1e-16, has sigmoid 0.5, which dm-clrs's F1 would otherwise not
-      count as either class);
+    * masks: logits (the default ``mask_format="logits"``; scoring thresholds them at
+      ``logit > 0``, as dm-clrs's hard postprocess);
     * mask_one, categorical: logits; scalars: values; edge probes on all ``sum n^2`` pairs;
       graph probes ``[B]`` / ``[B, C]``.
     """
@@ -274,6 +269,4 @@ def predictions_for_scoring(batch_or_outputs: Any, outputs: Mapping[str, Tensor]
             src, dst = layout.edge_index
             preds[f.name] = log_sinkhorn(p.float(), src, dst, layout.num_nodes, SCORING_SINKHORN_STEPS,
                                          SCORING_SINKHORN_TEMPERATURE, zero_diagonal=True).exp()
-        elif f.type_ == "mask":
-            preds[f.name] = torch.where(p > 0, p.clamp_min(_MASK_MARGIN), p.clamp_max(-_MASK_MARGIN))
     return preds
