@@ -515,3 +515,67 @@ def test_anderson_iterates_match_a_textbook_anderson_per_graph() -> None:
             xs.append(sum(a * fx_i for a, fx_i in zip(alpha, fs)))
         for t, x in enumerate(xs):
             torch.testing.assert_close(traj[t, rows], x, rtol=1e-9, atol=1e-9, msg=f"graph {g}, iterate {t}")
+
+
+def _scripted_map(sizes: list[int]):
+    """Per graph: 0 and 1 contract (0.1 z + 1: converge in a few evaluations); 2 moves by a
+    scripted step s_k at its k-th evaluation (f(z) = z + s_k: abs residual |s_k| sqrt(rows D),
+    lowest at the third evaluation); 3 contracts but turns NaN from the fourth evaluation on.
+    Returns ``f`` and ``restrict`` sharing one call counter."""
+    steps = [4.0, 2.0, 1.0, 3.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0]
+    calls = [0]
+
+    def make(ids: list[int]):
+        def f(z: torch.Tensor) -> torch.Tensor:
+            k = calls[0]
+            calls[0] += 1
+            out, off = [], 0
+            for g in ids:
+                zg = z[off:off + sizes[g]]
+                off += sizes[g]
+                if g == 2:
+                    out.append(zg + steps[k])
+                elif g == 3:
+                    out.append(0.9 * zg + 1.0 if k < 3 else zg * float("nan"))
+                else:
+                    out.append(0.1 * zg + 1.0)
+            return torch.cat(out)
+        return f
+
+    def restrict(ids: torch.Tensor):
+        calls.append(ids.tolist())  # the subsets compaction asked for, after the counter
+        return make(ids.tolist())
+
+    return make(list(range(len(sizes)))), restrict, calls
+
+
+@pytest.mark.parametrize("first_hit", [False, True])
+@pytest.mark.parametrize("compact", [False, True])
+def test_a_graph_that_never_converges_returns_its_lowest_residual_iterate(first_hit: bool, compact: bool) -> None:
+    """As torchdeq's solvers: a graph that does not converge (cap reached, or NaN later)
+    returns its lowest-residual iterate (its image unless ``first_hit``) and that residual, not
+    its last iterate; converged graphs are unchanged; ``return_best=False`` keeps the last."""
+    sizes = [2, 3, 2, 4]
+    batch = _batch(sizes)
+    z0 = torch.zeros(sum(sizes), HIDDEN, dtype=torch.float64)
+    kw = dict(method="picard", tol=1e-3, max_iter=8, stop_mode="abs", first_hit=first_hit)
+    f, restrict, calls = _scripted_map(sizes)
+    res = solve(f, z0, batch, restrict=restrict if compact else None, **kw)
+    subsets = calls[1:]
+    calls[:] = [0]
+    last = solve(f, z0, batch, return_best=False, **kw)
+    assert res.converged.tolist() == [True, True, False, False] and res.diverged.tolist() == [False, False, False, True]
+    g2, g3 = batch == 2, batch == 3
+    # graph 2: Picard iterates x_k = 0, 4, 6, 7, 10, ...; its third evaluation (of x_2 = 6) is
+    # the lowest residual, |s_2| = 1 per entry; its image is 7
+    assert torch.equal(res.z[g2], torch.full_like(res.z[g2], 6.0 if first_hit else 7.0))
+    assert res.residual[2].item() == pytest.approx((sizes[2] * HIDDEN) ** 0.5)
+    assert last.z[g2].max().item() > 20.0 and last.residual[2].item() > 5 * res.residual[2].item()
+    # graph 3: contracting for 3 evaluations (residual falling), then NaN: its third iterate
+    x = [0.0, 1.0, 1.9]
+    assert torch.allclose(res.z[g3], torch.full_like(res.z[g3], x[2] if first_hit else 0.9 * x[2] + 1.0))
+    assert torch.isfinite(res.residual[3])
+    ok = ~(g2 | g3)
+    assert torch.allclose(res.z[ok], last.z[ok], rtol=0, atol=1e-12)
+    assert torch.equal(res.iterations, last.iterations)
+    assert (subsets == [[2]]) == compact, subsets  # compacted to graph 2 alone (its best kept)

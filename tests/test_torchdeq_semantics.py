@@ -190,3 +190,17 @@ def test_anderson_with_absolute_lam_zero_is_torchdeqs_anderson(beta: float) -> N
         xs.append(beta * alpha @ F + (1.0 - beta) * alpha @ X)
     for t, (got, want) in enumerate(zip(res.trajectory, xs)):
         torch.testing.assert_close(got.reshape(-1), want, rtol=1e-8, atol=1e-10, msg=f"iterate {t}")
+
+
+def test_a_solve_that_hits_the_cap_returns_the_lowest_residual_image():
+    """torchdeq returns the image of the lowest-residual iterate. On the expanding map
+    f(z) = 2 - 1.3 z (Picard from 0, 15 evaluations) that is evaluation 1, f(0) = 2, abs
+    residual sqrt(20) * 2 = 8.94 (measured with torchdeq 0.1.0: docs/engine.md); the last
+    iterate's residual is 352."""
+    res = solve(lambda z: 2.0 - 1.3 * z, _z0(), None, method="picard", tol=1e-9, max_iter=15, stop_mode="abs")
+    assert torch.equal(res.z, torch.full_like(res.z, 2.0))
+    assert res.residual.item() == pytest.approx(2.0 * (ROWS * DIM) ** 0.5)
+    assert not res.converged.any() and res.iterations.item() == 15
+    last = solve(lambda z: 2.0 - 1.3 * z, _z0(), None, method="picard", tol=1e-9, max_iter=15, stop_mode="abs",
+                 return_best=False)
+    assert last.residual.item() == pytest.approx(352.17, abs=0.01)

@@ -74,6 +74,7 @@ def solve(
     raise_on_failure: bool = False,
     restrict: Callable[[Tensor], Callable[[Tensor], Tensor]] | None = None,
     compact_below: float = 0.5,
+    return_best: bool = True,
     **solver_options: Any,
 ) -> SolverResult:
     r"""Find ``z = f(z)`` for every graph of a PyG batch, stopping each graph on its own.
@@ -85,9 +86,10 @@ def solve(
     * ``"rel"``: :math:`\|f(z) - z\|_g / (\|f(z)\|_g + 10^{-9})`.
 
     A graph whose residual goes under ``tol`` is *converged* and frozen: later steps never
-    change its rows. A graph whose state or residual becomes NaN/Inf is *diverged* and frozen
-    at the iterate that failed. The loop ends when no graph is active (checked every
-    ``check_every`` evaluations) or after ``max_iter`` evaluations.
+    change its rows. A graph whose state or residual becomes NaN/Inf is *diverged* and is no
+    longer iterated. The loop ends when no graph is active (checked every ``check_every``
+    evaluations) or after ``max_iter`` evaluations. A graph that did not converge returns its
+    lowest-residual iterate (``return_best``).
 
     Args:
         f: maps a tensor shaped like ``z0`` to one of the same shape, dtype and device; must
@@ -115,6 +117,11 @@ def solve(
             equal up to floating-point summation order; off with ``return_trace`` /
             ``return_trajectory``). (default: ``None``)
         compact_below: active fraction that triggers dropping finished graphs. (default: ``0.5``)
+        return_best: a graph that does not converge (``max_iter`` reached, or NaN/Inf later)
+            returns its lowest-residual iterate (its image unless ``first_hit``) and that
+            residual, as torchdeq's solvers do, instead of its last (or last finite) iterate.
+            Converged graphs are unaffected: their accepted iterate is their lowest-residual
+            one. (default: ``True``)
         **solver_options: options of the chosen solver (e.g. Anderson's ``m``, ``lam``,
             ``beta``); unknown ones raise ``ValueError`` listing the valid ones.
 
@@ -139,4 +146,5 @@ def solve(
         raise_on_failure=raise_on_failure,
         restrict=restrict,
         compact_below=compact_below,
+        return_best=return_best,
     )

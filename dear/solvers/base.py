@@ -468,6 +468,7 @@ def run_solver(
     raise_on_failure: bool = False,
     restrict: Callable[[Tensor], Callable[[Tensor], Tensor]] | None = None,
     compact_below: float = 0.5,
+    return_best: bool = True,
 ) -> SolverResult:
     """The per-graph stopping loop shared by every solver (see :func:`dear.solvers.solve`).
 
@@ -556,7 +557,13 @@ def run_solver(
         diverged = torch.zeros(n_graphs, dtype=torch.bool, device=dev)
         iterations = torch.zeros(n_graphs, dtype=torch.long, device=dev)
         residual = torch.full((n_graphs,), float("inf"), dtype=res_dtype, device=dev)
-        z_img = torch.empty_like(x) if not first_hit else x
+        keep_img = not first_hit and not return_best  # best_z holds the images under return_best
+        z_img = torch.empty_like(x) if keep_img else x
+        # return_best: each graph's lowest-residual iterate so far (its image unless first_hit)
+        # and that residual. A converged graph's is its accepted one (every earlier residual
+        # was >= tol); a graph that never converges returns it instead of its last iterate.
+        best_res = torch.full((n_graphs,), float("inf"), dtype=res_dtype, device=dev)
+        best_z = x
         trace: list[Tensor] = []
         trajectory: list[Tensor] = []
         nfe = 0
@@ -579,6 +586,8 @@ def run_solver(
                      batch: Tensor) -> Tensor:
             """Each graph's answer: frozen rows hold its accepted (or last finite) iterate;
             rows still active hold the last evaluated iterate."""
+            if return_best:
+                return best_z
             z = x
             if not first_hit:
                 # Host counts make the common cases free (a single graph always is one):
@@ -595,7 +604,7 @@ def run_solver(
             """Write the current subset's rows and per-graph records into `final`."""
             assert row_ids is not None and graph_ids is not None
             final["z"].index_copy_(0, row_ids, z_cur)
-            for key, val in (("iterations", iterations), ("residual", residual),
+            for key, val in (("iterations", iterations), ("residual", best_res if return_best else residual),
                              ("converged", converged), ("diverged", diverged)):
                 final[key].index_copy_(0, graph_ids, val)
 
@@ -606,15 +615,22 @@ def run_solver(
             res = graph_residual(r, fx, batch, cur_graphs, stop_mode)
             bad = active & ~torch.isfinite(res)
             hit = active & (res < tol)  # NaN < tol is False
+            better = active & (res < best_res) if return_best else hit
             residual = torch.where(active, res, residual)
             iterations.masked_fill_(active, k + 1)
             converged |= hit
             diverged |= bad
             active &= ~(hit | bad)
-            n_hit = 1
-            if counts_on_host:  # one host synchronisation for both counts
-                n_hit, n_active = torch.stack([hit.sum(), active.sum()]).tolist()
-            if not first_hit and n_hit:  # keep the image f(x) of each graph's accepted iterate
+            n_hit = n_better = 1
+            if counts_on_host:  # one host synchronisation for all counts
+                n_hit, n_active, n_better = torch.stack([hit.sum(), active.sum(), better.sum()]).tolist()
+            if return_best and n_better:
+                best_res = torch.where(better, res, best_res)
+                new = x if first_hit else fx
+                # Every graph improved (the usual step of a contracting solve): no masked copy.
+                best_z = new if counts_on_host and n_better == cur_graphs else \
+                    torch.where(_rows(better, batch), new, best_z)
+            if keep_img and n_hit:  # keep the image f(x) of each graph's accepted iterate
                 all_hit = counts_on_host and n_hit == cur_graphs  # every row is fx: no masked copy
                 z_img = fx if all_hit else torch.where(_rows(hit, batch), fx, z_img)
             if return_trace:
@@ -645,11 +661,11 @@ def run_solver(
                 batch = renumber.index_select(0, batch.index_select(0, keep_rows))
                 row_ids = row_ids.index_select(0, keep_rows)
                 graph_ids = graph_ids.index_select(0, keep_graphs)
-                x, fx, r = (t.index_select(0, keep_rows) for t in (x, fx, r))
-                if not first_hit:
+                x, fx, r, best_z = (t.index_select(0, keep_rows) for t in (x, fx, r, best_z))
+                if keep_img:
                     z_img = z_img.index_select(0, keep_rows)
-                iterations, residual, converged, diverged = (
-                    t.index_select(0, keep_graphs) for t in (iterations, residual, converged, diverged))
+                iterations, residual, converged, diverged, best_res = (
+                    t.index_select(0, keep_graphs) for t in (iterations, residual, converged, diverged, best_res))
                 active = torch.ones(n_active, dtype=torch.bool, device=dev)
                 cur_graphs = n_active
                 solver.compact(keep_rows, keep_graphs, batch, cur_graphs)
@@ -658,6 +674,8 @@ def run_solver(
             # Done graphs are frozen: their rows of x keep the accepted (or last finite) iterate.
             x = x_next if counts_on_host and n_active == cur_graphs else torch.where(_rows(active, batch), x_next, x)
         z_out = accepted(x, fx, z_img, converged, active, batch)
+        if return_best:
+            residual = best_res
         if row_ids is not None:
             flush(z_out)
             z_out = final["z"]
