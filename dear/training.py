@@ -170,6 +170,22 @@ def rank_seed(seed: int, rank: int, step: int) -> int:
     return (int(seed) * 1_000_003 + 7_919 * int(rank) + int(step)) % (2**63 - 1)
 
 
+def _restore_rng(state: dict[str, Any], rank: int, world: int, device: torch.device, seed: int, step: int) -> None:
+    """Set this rank's RNG state from a checkpoint. Rank 0's is always saved; another rank's
+    only when the checkpoint was written by all ranks of a run of the same size (not after a
+    forced interrupt, nor when resuming with another number of processes): otherwise it is
+    reseeded from (seed, rank, step)."""
+    rngs = state.get("rng_ranks") if rank > 0 else [state["rng"]]
+    cuda_rngs = state.get("cuda_rng_ranks") if rank > 0 else [state.get("cuda_rng")]
+    if rngs is None or len(rngs) <= rank or (rank > 0 and len(rngs) != world):
+        torch.manual_seed(rank_seed(seed, rank, step))
+        return
+    torch.set_rng_state(rngs[rank])
+    cuda_rng = cuda_rngs[rank] if cuda_rngs is not None else None
+    if device.type == "cuda" and cuda_rng is not None:
+        torch.cuda.set_rng_state(cuda_rng, device)
+
+
 def config_mismatch(cfg: TrainConfig, run_dir: Path) -> list[str]:
     """The config fields in which ``run_dir``'s saved run differs from ``cfg`` (empty when it
     holds no run yet or the same one). Configs saved before a field existed read as its default.
@@ -435,16 +451,7 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, track: _CallTrack, p
                            "from the start, or use another --out") from e
         last_loss = state.get("train_loss")
         track.saved_step = step
-        rngs = state.get("rng_ranks") if rank > 0 else [state["rng"]]
-        cuda_rngs = state.get("cuda_rng_ranks") if rank > 0 else [state.get("cuda_rng")]
-        same_world = rank == 0 or (rngs is not None and len(rngs) == world)
-        if same_world:
-            torch.set_rng_state(rngs[rank if rank > 0 else 0])
-            cuda_rng = cuda_rngs[rank if rank > 0 else 0] if cuda_rngs is not None else None
-            if device.type == "cuda" and cuda_rng is not None:
-                torch.cuda.set_rng_state(cuda_rng, device)
-        else:  # resumed with another number of processes, or after a forced interrupt: reseed
-            torch.manual_seed(rank_seed(cfg.seed, rank, step))
+        _restore_rng(state, rank, world, device, cfg.seed, step)
     elif rank > 0:
         torch.manual_seed(rank_seed(cfg.seed, rank, 0))
     net = wrap_ddp(model, device) if ddp else model
