@@ -77,12 +77,14 @@ class SolverResult:
         z: the solution, same shape, dtype and device as ``z0``. For a converged graph it is
             ``f(x)`` for the first iterate ``x`` whose residual passed the test (one free
             Picard step past it), or ``x`` itself with ``first_hit=True``. For a graph that
-            hit ``max_iter`` it is ``f(x)`` (resp. ``x``) of the last iterate; for a graph whose
-            state or residual became NaN/Inf it is the last iterate evaluated.
+            did not converge (hit ``max_iter``, or its state or residual became NaN/Inf) it is
+            ``f(x)`` (resp. ``x``) of its lowest-residual iterate (``return_best=True``, the
+            default, as torchdeq); with ``return_best=False``, of its last iterate (a diverged
+            graph: the last iterate evaluated).
         nfe: number of evaluations of ``f`` on the whole batch.
         iterations: ``[num_graphs]`` int64, evaluations each graph used until it converged,
             diverged or hit the cap.
-        residual: ``[num_graphs]`` the residual (in ``stop_mode``) of the accepted iterate
+        residual: ``[num_graphs]`` the residual (in ``stop_mode``) of the returned iterate
             (``z0``'s dtype; float32 for a float16/bfloat16 state).
         converged: ``[num_graphs]`` bool, residual went under ``tol``.
         diverged: ``[num_graphs]`` bool, state or residual became NaN/Inf (never converged).
@@ -584,8 +586,9 @@ def run_solver(
 
         def accepted(x: Tensor, fx: Tensor, z_img: Tensor, converged: Tensor, active: Tensor,
                      batch: Tensor) -> Tensor:
-            """Each graph's answer: frozen rows hold its accepted (or last finite) iterate;
-            rows still active hold the last evaluated iterate."""
+            """Each graph's answer (rows of graphs still active: provisional). return_best:
+            its lowest-residual iterate. Otherwise frozen rows hold its accepted (or last
+            finite) iterate, active rows the last evaluated one."""
             if return_best:
                 return best_z
             z = x
