@@ -114,6 +114,34 @@ def test_alpha_sums_to_one_for_every_window_size(cls, alpha_base):
             x = x_next
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_states_solve_like_float32(dtype):
+    """Every engine solver takes float16 / bfloat16 states (docs/engine.md); the learned one
+    raised a dtype error in its compressor and head (their float32 norms and Gram features met
+    half-precision weights). It must solve as in float32, counting a graph's 300 rows exactly
+    (a bfloat16 count stops at 256) for the compressor's RMS scaling."""
+    torch.manual_seed(0)
+    n, d = 300, 16
+    chain = torch.stack([torch.arange(n - 1), torch.arange(1, n)])
+    ei = torch.cat([chain, chain.flip(0)], dim=1)
+    a, u = torch.randn(d, d) * 0.3, torch.randn(n, d)
+    ref_solver = LearnedSolver(d, d, steps=4, init_activation="none")
+    _randomise_head(ref_solver, seed=1, scale=0.3)
+    ref_solver.use_learned = True
+    results = {}
+    for dt in (torch.float32, dtype):
+        solver = copy.deepcopy(ref_solver).to(dt)
+        ad = a.to(dt)
+        solver.bind(u.to(dt), ei)
+        res = solve(lambda z, _a=ad: torch.tanh(z @ _a + 0.5), solver.initial_state(), method=solver, tol=2e-2,
+                    max_iter=50)
+        assert res.z.dtype == dt and bool(res.converged.all()) and res.nfe > solver.steps, dt
+        assert float(solver._rows_per_graph[0]) == n
+        results[dt] = res
+    assert abs(results[dtype].nfe - results[torch.float32].nfe) <= 2
+    torch.testing.assert_close(results[dtype].z.float(), results[torch.float32].z, atol=5e-2, rtol=0)
+
+
 def test_untrained_solver_is_its_fallback_and_learned_steps_follow_algorithm_1():
     """Untrained: zero start and plain Anderson (identical to the engine's). Forced on with a
     zero head and alpha_base='last': each learned step is z + beta * g with beta = 1 (Picard)."""
@@ -295,6 +323,19 @@ def test_final_fit_restarts_adam_and_the_loss_weight_ramp():
     opt = kept.trainer.optimizer
     kept.finish()
     assert kept.trainer.optimizer is opt and kept.trainer.phase_start == 0
+
+
+def test_zero_warmup_still_runs_the_first_fit(monkeypatch):
+    """The hooks run after model steps 1, 2, ...: warmup_epochs=0 must run the first fit
+    (first_steps) after step 1, not skip it and fine-tune with `steps` only at `every`. A
+    warm-up of 2 is unchanged: first fit after step 2, fine-tunes every `every` after it."""
+    model = IGNN(8, 3, hidden=12, solver="learned").eval()
+    for warmup, expected in ((0, [(1, 3), (5, 1), (10, 1)]), (2, [(2, 3), (7, 1)])):
+        sched = AlternatingSchedule(model, lambda: [], {"warmup_epochs": warmup, "first_steps": 3, "every": 5,
+                                                        "steps": 1}, total=10)
+        monkeypatch.setattr(sched, "_fit", lambda steps, budget=None: {"steps": steps})  # record, do not fit
+        ran = [(e, sched.after_step(e)) for e in range(1, 11)]
+        assert [(e, r["steps"]) for e, r in ran if r] == expected, warmup
 
 
 class _TickClock:

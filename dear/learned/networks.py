@@ -182,7 +182,10 @@ class ResidualCompressor(nn.Module):
         if row_scale is None:
             return self.net(r)
         first = self.net[0]
-        h = F.linear(r, first.weight) * row_scale.unsqueeze(1)
+        h = F.linear(r, first.weight)
+        # A half-precision state's scale is float32 (its norms are); scale in float32, back to
+        # the state's dtype (a no-op otherwise) so the next layer gets its own dtype.
+        h = (h * row_scale.unsqueeze(1)).to(h.dtype)
         if first.bias is not None:
             h = h + first.bias
         return self.net[2](F.relu(h))

@@ -84,9 +84,12 @@ class AlternatingSchedule:
     def after_step(self, step: int) -> dict[str, float] | None:
         """Call after model epoch/step ``step`` (1-based). Returns the fit record when a fit ran."""
         c = self.cfg
-        if step < c.warmup_epochs:
+        # The hooks run after model steps 1, 2, ...: with warmup_epochs=0 the first fit follows
+        # step 1 (the earliest the trainer calls), rather than never running at all.
+        first = max(c.warmup_epochs, 1)
+        if step < first:
             return None
-        if step == c.warmup_epochs:
+        if step == first:
             steps = c.first_steps
         elif (step - c.warmup_epochs) % c.every == 0:
             steps = c.steps

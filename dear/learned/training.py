@@ -65,7 +65,8 @@ class SolverTrainConfig:
 
     Attributes:
         warmup_epochs: model epochs (or optimiser steps, for DEAR) with the classic solver
-            before the first solver fit.
+            before the first solver fit (``0`` fits after the first one: the schedule's hooks
+            run after model steps).
         first_steps: solver optimiser steps of the first fit.
         every: ``T1``, model epochs/steps between two solver fine-tunes.
         steps: ``T2``, solver steps per fine-tune.

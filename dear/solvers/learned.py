@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from dear.learned.networks import SPARSIFIERS, AlphaBetaPredictor, Initializer, ResidualCompressor, sparsify_edges
 
-from .base import Solver, SolverResult, get_solver, make_solver, register_solver
+from .base import HALF_DTYPES, Solver, SolverResult, get_solver, make_solver, register_solver
 
 __all__ = ["LEARNED_SOLVERS", "LearnedSolver", "LearnedSolverNN", "anderson_weights", "build_learned_solver",
            "is_learned", "learned_solvers"]
@@ -258,7 +258,11 @@ class LearnedSolver(nn.Module, Solver):
     def reset(self, x0: Tensor, batch: Tensor, num_graphs: int) -> None:
         Solver.reset(self, x0, batch, num_graphs)
         self._clear()
-        self._rows_per_graph = x0.new_zeros(num_graphs).index_add_(0, batch, x0.new_ones(x0.shape[0]))
+        # Counted in the Gram matrix's dtype: float32 for a half-precision state (a bfloat16
+        # count stops at 256 rows), the state's dtype otherwise.
+        cdt = torch.float32 if x0.dtype in HALF_DTYPES else x0.dtype
+        self._rows_per_graph = x0.new_zeros(num_graphs, dtype=cdt).index_add_(
+            0, batch, x0.new_ones(x0.shape[0], dtype=cdt))
         self._edges = None
         if self.graph and self.learned_active:
             ctx = self._context()
@@ -338,9 +342,12 @@ class LearnedSolver(nn.Module, Solver):
             g_w[:, pad:, pad:] = g_norm
             diag = g_norm.diagonal(dim1=1, dim2=2).clamp_min(torch.finfo(dt).tiny)
             logs = torch.cat([diag.new_zeros(b, pad), 0.5 * diag.log()], dim=1)
+            # The head's features in its own dtype (a half-precision state keeps its Gram
+            # matrix in float32; a no-op otherwise). alpha stays in the Gram matrix's dtype.
+            hdt = self.predictor.head[0].weight.dtype
             alpha_w, beta = self.predictor(self._comps, base_w, self._edges, self.batch, b,
-                                           gram=g_w.nan_to_num(0.0).clamp(-1e6, 1e6),
-                                           log_norms=logs.nan_to_num(0.0).clamp(-50, 50))
+                                           gram=g_w.nan_to_num(0.0).clamp(-1e6, 1e6).to(hdt),
+                                           log_norms=logs.nan_to_num(0.0).clamp(-50, 50).to(hdt))
             alpha = alpha_w[:, pad:]
         self.last_alpha, self.last_beta, self.last_gram = alpha, beta, gram
         # sum_i alpha_i (x_i + beta r_i), beta = 1 for classic Anderson (= sum_i alpha_i f(x_i)).
@@ -357,8 +364,10 @@ class LearnedSolver(nn.Module, Solver):
     # ---------------------------------------------------------------------- reporting
 
     def fallback_graphs(self, result: SolverResult) -> Tensor:
-        """``[num_graphs]`` bool: graphs whose accepted iterate came from the fallback solver
-        (they needed more than ``K + 1`` evaluations)."""
+        """``[num_graphs]`` bool: graphs on which the fallback solver ran (more than ``K + 1``
+        evaluations). For a converged graph its accepted iterate came from the fallback; one
+        that did not converge returns its lowest-residual iterate (``return_best``), which may
+        be a learned one."""
         k = self.steps if self.learned_active else 0
         return result.iterations > k + 1
 
