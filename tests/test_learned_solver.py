@@ -259,6 +259,9 @@ def test_solver_training_never_changes_the_model():
     assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if n in solver_names)
     assert bool(solver.trained) and trainer.step == 4 and trainer.seconds > 0
     assert all(id(p) not in {id(q) for q in solver.parameters()} for p in model_parameters(model))
+    # an unroll past K would train learned steps that inference never runs
+    with pytest.raises(ValueError, match=f"unroll {solver.steps + 1} exceeds the learned solver's K"):
+        SolverTrainer(model, [solver], SolverTrainConfig(unroll=solver.steps + 1), planned_steps=4)
 
 
 def test_node_classification_defaults_unroll_two_steps_and_the_light_schedule():

@@ -257,6 +257,12 @@ class SolverTrainer:
         self.model = model
         self.solvers = list(solvers)
         self.cfg = cfg or SolverTrainConfig()
+        too_short = [s.steps for s in self.solvers if self.cfg.unroll is not None and self.cfg.unroll > s.steps]
+        if too_short:
+            # Inference runs K learned steps, then the classic fallback: learned steps past K
+            # would be trained but never used.
+            raise ValueError(f"solver training: unroll {self.cfg.unroll} exceeds the learned solver's K = "
+                             f"{too_short[0]} steps (inference never runs more); use unroll <= K")
         self.optimizer = self._new_optimizer()
         self.planned = planned_steps or max(1, self.cfg.first_steps + planned_fits * self.cfg.steps + self.cfg.final_steps)
         self.step = 0
