@@ -16,5 +16,12 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Every test starts single-threaded, whatever an earlier one set (``dear compare`` sets
+    the thread count of the process it runs in)."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_clrs_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CLRS_TASKS_CACHE", str(tmp_path / "clrs_cache"))

@@ -48,13 +48,6 @@ HINT_TASKS = ["floyd_warshall", "mst_kruskal"]
 POINTERS = ("pointer", "permutation_pointer")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
 
 @functools.lru_cache(maxsize=None)
 def _graphs(task: str, sizes: tuple[int, ...] = (6,), num: int = 3, policy: str = "complete") -> tuple:

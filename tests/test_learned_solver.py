@@ -24,13 +24,6 @@ from dear.solvers import available, solve
 from dear.solvers.learned import LearnedSolver, LearnedSolverNN, learned_solvers
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def tiny_sbm(num_nodes: int = 400):
     return load_dataset("sbm", num_nodes=num_nodes, num_classes=3, num_features=8, avg_degree=6, val_size=50,

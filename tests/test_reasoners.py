@@ -39,13 +39,6 @@ OUTPUT_TASKS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
