@@ -19,6 +19,16 @@ from dear.training import RunError, TrainingInterrupted, is_complete, train
 STEPS, EVAL_EVERY = 12, 5  # validations at steps 5, 10 and 12 (the last step)
 
 
+@pytest.fixture(autouse=True)
+def _default_sigint():
+    """Python's own SIGINT handler for every test, as in an interactive run. A test process
+    started in the background (``nohup``, ``cmd &`` in a script) inherits SIGINT ignored, and
+    training rightly leaves an ignored signal alone (test_an_ignored_signal_is_left_alone)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def tiny(**kw):
     base = dict(algorithm="bfs", model="dear", num_train=24, num_val=8, steps=STEPS, batch_size=4, hidden=8,
                 eval_every=EVAL_EVERY, device="cpu")
@@ -239,6 +249,17 @@ def test_training_in_a_worker_thread_runs_without_signal_handlers(tmp_path, refe
     t.join()
     assert errors == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert_same_run(reference, tmp_path / "split")
+
+
+def test_an_ignored_signal_is_left_alone(tmp_path, monkeypatch, reference):
+    """A process that ignores SIGINT (started with nohup, or in the background of a script)
+    keeps ignoring it while training: no handler is installed for it, and a SIGINT mid-step
+    changes nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    during_forward(monkeypatch, 7, lambda: signal.raise_signal(signal.SIGINT))
+    train(tiny(), tmp_path / "split", progress=False)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     assert_same_run(reference, tmp_path / "split")
 
 
