@@ -578,4 +578,5 @@ def test_a_graph_that_never_converges_returns_its_lowest_residual_iterate(first_
     ok = ~(g2 | g3)
     assert torch.allclose(res.z[ok], last.z[ok], rtol=0, atol=1e-12)
     assert torch.equal(res.iterations, last.iterations)
-    assert (subsets == [[2]]) == compact, subsets  # compacted to graph 2 alone (its best kept)
+    # compacted (more than once) down to graph 2 alone, its best iterate carried along
+    assert (bool(subsets) and subsets[-1] == [2]) == compact, subsets

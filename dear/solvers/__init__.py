@@ -73,7 +73,7 @@ def solve(
     return_trajectory: bool = False,
     raise_on_failure: bool = False,
     restrict: Callable[[Tensor], Callable[[Tensor], Tensor]] | None = None,
-    compact_below: float = 0.5,
+    compact_below: float = 0.75,
     return_best: bool = True,
     **solver_options: Any,
 ) -> SolverResult:
@@ -116,7 +116,8 @@ def solve(
             evaluations only cost what the unfinished graphs cost (Picard and Anderson; results
             equal up to floating-point summation order; off with ``return_trace`` /
             ``return_trajectory``). (default: ``None``)
-        compact_below: active fraction that triggers dropping finished graphs. (default: ``0.5``)
+        compact_below: active fraction that triggers dropping finished graphs. (default:
+            ``0.75``: measured faster than ``0.5`` and ``1.0`` on DEAR's evaluations, docs/engine.md)
         return_best: a graph that does not converge (``max_iter`` reached, or NaN/Inf later)
             returns its lowest-residual iterate (its image unless ``first_hit``) and that
             residual, as torchdeq's solvers do, instead of its last (or last finite) iterate.

@@ -469,7 +469,7 @@ def run_solver(
     return_trajectory: bool = False,
     raise_on_failure: bool = False,
     restrict: Callable[[Tensor], Callable[[Tensor], Tensor]] | None = None,
-    compact_below: float = 0.5,
+    compact_below: float = 0.75,
     return_best: bool = True,
 ) -> SolverResult:
     """The per-graph stopping loop shared by every solver (see :func:`dear.solvers.solve`).
