@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import HALF_DTYPES, Solver, check_int, check_real, register_solver
+from .base import Solver, check_int, check_real, reduction_dtype, register_solver
 
 __all__ = ["Anderson"]
 
@@ -74,8 +74,7 @@ class Anderson(Solver):
         self._residuals = x0.new_empty(self.m, n_rows, dim)
         # Half-precision states keep the Gram matrices (and solve the bordered systems) in
         # float32: graph_dots returns float32 for them, and LAPACK has no half solver.
-        gram_dtype = torch.float32 if x0.dtype in HALF_DTYPES else x0.dtype
-        self._gram = x0.new_zeros(num_graphs, self.m, self.m, dtype=gram_dtype)
+        self._gram = x0.new_zeros(num_graphs, self.m, self.m, dtype=reduction_dtype(x0.dtype))
 
     supports_compaction = True
 

@@ -52,6 +52,12 @@ STOP_MODES = ("abs", "rel")
 # has no half-precision solver.
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
+
+def reduction_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype per-graph reductions (norms, Gram matrices, counts) of a ``dtype`` state are
+    kept in: float32 for the :data:`HALF_DTYPES`, the state's own otherwise."""
+    return torch.float32 if dtype in HALF_DTYPES else dtype
+
 # Added to the denominator of the relative residual so that a graph whose image f(z) is
 # exactly zero has a finite residual (0 / eps = 0 when the residual is zero too).
 REL_EPS = 1e-9
@@ -511,7 +517,7 @@ def run_solver(
     batch, n_graphs = prepare_batch(batch, n_rows, z0.device, num_graphs)
     method_name = solver.name or type(solver).__name__
     # Residuals of half-precision states are computed (and kept) in float32.
-    res_dtype = torch.float32 if z0.dtype in HALF_DTYPES else z0.dtype
+    res_dtype = reduction_dtype(z0.dtype)
     if n_rows == 0:
         return _empty_result(z0, n_graphs, res_dtype, method_name, tol, max_iter, stop_mode,
                              return_trace, return_trajectory, raise_on_failure)

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from dear.learned.networks import SPARSIFIERS, AlphaBetaPredictor, Initializer, ResidualCompressor, sparsify_edges
 
-from .base import HALF_DTYPES, Solver, SolverResult, get_solver, make_solver, register_solver
+from .base import Solver, SolverResult, get_solver, make_solver, reduction_dtype, register_solver
 
 __all__ = ["LEARNED_SOLVERS", "LearnedSolver", "LearnedSolverNN", "anderson_weights", "build_learned_solver",
            "is_learned", "learned_solvers"]
@@ -260,7 +260,7 @@ class LearnedSolver(nn.Module, Solver):
         self._clear()
         # Counted in the Gram matrix's dtype: float32 for a half-precision state (a bfloat16
         # count stops at 256 rows), the state's dtype otherwise.
-        cdt = torch.float32 if x0.dtype in HALF_DTYPES else x0.dtype
+        cdt = reduction_dtype(x0.dtype)
         self._rows_per_graph = x0.new_zeros(num_graphs, dtype=cdt).index_add_(
             0, batch, x0.new_ones(x0.shape[0], dtype=cdt))
         self._edges = None
