@@ -214,12 +214,20 @@ def scale_run(num_nodes: int, out: Path, epochs: int, tols: list[float], hidden:
 
 
 def dear_run(algo: str, out: Path, steps: int, hidden: int, num_train: int, solver_steps: int,
-             tols: list[float], alternating: bool = False) -> dict:
+             tols: list[float], alternating: bool = False, from_run: Path | None = None) -> dict:
     """DEAR on ``algo``: trained with Anderson (DEAR's solver), then a learned solver fitted
     post hoc on the frozen trained model (no labels, Appendix B's solver training; the
     alternating schedule is what ``dear train --solver learned`` does), both evaluated on the
-    same test split over a tolerance sweep."""
-    from dear.config import profile_config, replace  # noqa: PLC0415
+    same test split over a tolerance sweep.
+
+    ``from_run``: an existing Anderson-trained DEAR run (``dear train`` output) instead of
+    training one here; its config, best checkpoint and summaries are copied under ``out`` first,
+    so evaluating it never touches the original. "Equal score" is always measured against
+    Anderson at the tolerance the model was trained with (the quick profile's 0.1 for the runs
+    trained here), which is added to the sweep if missing."""
+    import shutil  # noqa: PLC0415
+
+    from dear.config import TrainConfig, profile_config, replace  # noqa: PLC0415
     from dear.evaluate import evaluate_run, evaluation_sizes  # noqa: PLC0415
     from dear.io import atomic_torch_save  # noqa: PLC0415
     from dear.learned.problems import dear_problems  # noqa: PLC0415
@@ -231,10 +239,25 @@ def dear_run(algo: str, out: Path, steps: int, hidden: int, num_train: int, solv
     f = d / ("dear_alternating.json" if alternating else "dear.json")
     if f.exists():
         return json.loads(f.read_text())
-    cfg = profile_config("quick", algorithm=algo, model="dear", steps=steps, hidden=hidden, num_train=num_train,
-                         eval_every=max(1, steps // 4), device="cpu")
     base = d / "anderson"
-    if not is_complete(base):
+    if from_run is not None:
+        if not (from_run / "checkpoint_best.pt").exists():
+            raise SystemExit(f"--dear-from {from_run}: no checkpoint_best.pt (not a trained run, or trained elsewhere)")
+        base.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "checkpoint_best.pt", "train_summary.json", "history.json"):
+            if (from_run / name).exists() and not (base / name).exists():
+                shutil.copy2(from_run / name, base / name)
+        cfg = replace(TrainConfig.load(base / "config.json"), device="cpu")
+        if cfg.model != "dear" or cfg.solver != "anderson" or cfg.algorithm != algo:
+            raise SystemExit(f"--dear-from {from_run}: needs an Anderson-trained dear run of {algo}, got "
+                             f"model {cfg.model}, solver {cfg.solver}, algorithm {cfg.algorithm}")
+        steps, hidden, num_train = cfg.steps, cfg.hidden, cfg.num_train
+    else:
+        cfg = profile_config("quick", algorithm=algo, model="dear", steps=steps, hidden=hidden, num_train=num_train,
+                             eval_every=max(1, steps // 4), device="cpu")
+    if cfg.tol not in tols:
+        tols = sorted([*tols, cfg.tol], reverse=True)
+    if from_run is None and not is_complete(base):
         log(f"dear {algo}: training with anderson ({steps} steps)")
         train(cfg, base, progress=False)
     learned = d / ("learned_alternating" if alternating else "learned")
@@ -279,10 +302,11 @@ def dear_run(algo: str, out: Path, steps: int, hidden: int, num_train: int, solv
                         "nfe_mean": rr["nfe"]["mean"], "iterations_mean": rr["iterations"]["mean"],
                         "nodes": int(rr.get("nodes", n))})
         rows[name] = pts
-    ref = rows["anderson"][tols.index(0.1)] if 0.1 in tols else rows["anderson"][-1]
+    ref = rows["anderson"][tols.index(cfg.tol)]
     ok = [p for p in rows["learned"] if p["score"] >= ref["score"] - 0.01]
     best = min(ok, key=lambda p: p["nfe_mean"]) if ok else None
-    rec = {"algorithm": algo, "steps": steps, "hidden": hidden, "num_train": num_train, "rows": rows,
+    rec = {"algorithm": algo, "steps": steps, "hidden": hidden, "num_train": num_train, "trained_tol": cfg.tol,
+           "from_run": str(from_run) if from_run is not None else None, "rows": rows,
            "reference": {"solver": "anderson", **ref},
            "learned_at_equal_score": best,
            "nfe_ratio": (ref["nfe_mean"] / best["nfe_mean"]) if best else None,
@@ -326,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dear-num-train", type=int, default=1000)
     ap.add_argument("--dear-solver-steps", type=int, default=60)
     ap.add_argument("--dear-tols", type=float, nargs="+", default=[0.3, 0.1, 0.03])
+    ap.add_argument("--dear-from", nargs="*", default=[], metavar="RUN_DIR", type=Path,
+                    help="existing Anderson-trained DEAR runs (dear train output) to fit a learned solver on, "
+                         "instead of training models here; compared at the tolerance each was trained with")
     ap.add_argument("--dear-alternating", action="store_true",
                     help="train DEAR with the learned solver in the loop (alternating schedule) instead of "
                     "fitting it post hoc on the Anderson-trained model")
@@ -383,10 +410,23 @@ def main(argv: list[str] | None = None) -> int:
             f"picard-trained {s['accuracy']['ignn_picard_trained']['mean']:.2f}; "
             f"equal-accuracy speed-up vs picard: "
             + ", ".join(f"{k} {v['speedup_vs_picard']:.2f}x" for k, v in s["equal_accuracy_vs_picard"].items() if v))
-    for algo in args.dear:
+    if args.dear_from and (args.dear or args.dear_alternating):
+        raise SystemExit("--dear-from fits post hoc on the given runs: use it without --dear/--dear-alternating")
+    from dear.config import TrainConfig  # noqa: PLC0415
+
+    jobs = [(algo, None) for algo in args.dear]
+    for run_dir in args.dear_from:
+        if not (run_dir / "config.json").exists():
+            raise SystemExit(f"--dear-from {run_dir}: no config.json (not a dear train run directory)")
+        jobs.append((TrainConfig.load(run_dir / "config.json").algorithm, run_dir))
+    algos = [algo for algo, _ in jobs]
+    if len(set(algos)) < len(algos):
+        raise SystemExit(f"one run per algorithm per --out (results go to OUT/dear/ALGO), got {algos}")
+    for algo, from_run in jobs:
         key = f"{algo}/alternating" if args.dear_alternating else algo
         summary["dear"][key] = dear_run(algo, out, args.dear_steps, args.dear_hidden, args.dear_num_train,
-                                        args.dear_solver_steps, list(args.dear_tols), args.dear_alternating)
+                                        args.dear_solver_steps, list(args.dear_tols), args.dear_alternating,
+                                        from_run)
         r = summary["dear"][key]
         save()
         log(f"dear {algo}: nfe ratio anderson/learned at equal score: {r['nfe_ratio']}")
