@@ -22,6 +22,10 @@ It is applied by ``dear``'s CLI and the timing scripts, not on ``import dear`` (
 should not change its host process's allocator); set ``DEAR_MALLOC_TUNING=0`` to opt out.
 Results files record whether it was on (``hardware.allocator_tuned``), since it changes
 timings.
+
+:func:`pin_cores` is for benchmarks that compare us with another framework in one process:
+thread-count flags do not bound every runtime (jaxlib runs work on threads XLA's flags do not
+reach), so a fair N-core comparison pins the process to N cores.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import ctypes.util
 import os
 import sys
 
-__all__ = ["allocator_tuned", "tune_allocator"]
+__all__ = ["allocator_tuned", "pin_cores", "tune_allocator"]
 
 # glibc's <malloc.h> parameter numbers
 _M_TRIM_THRESHOLD = -1
@@ -68,3 +72,19 @@ def tune_allocator() -> bool:
 def allocator_tuned() -> bool:
     """Whether :func:`tune_allocator` has taken effect in this process."""
     return _tuned
+
+
+def pin_cores(n: int) -> list[int] | None:
+    """Restrict this process, and every thread it starts from now on, to ``n`` of the cores it
+    may run on (the lowest-numbered ones); returns the cores it may use afterwards, or None
+    where the OS has no affinity call (not Linux). Asking for at least as many cores as are
+    allowed changes nothing."""
+    if n < 1:
+        raise ValueError(f"pin_cores needs at least one core, got {n}")
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if n < len(allowed):
+        allowed = allowed[:n]
+        os.sched_setaffinity(0, allowed)
+    return allowed

@@ -43,7 +43,11 @@ One script, one CPU, the same data in the same order (GitHub issue 4):
 Thread settings: ``--threads`` (default 1) sets ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``,
 ``torch.set_num_threads`` and ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
 intra_op_parallelism_threads=N`` before torch and JAX are imported (existing values of these
-variables are kept and recorded). Results are printed as a table and merged into ``--out``
+variables are kept and recorded), and pins the process to N cores (``dear.runtime.pin_cores``;
+``--no-pin`` leaves it unpinned). The pin matters: jaxlib 0.4+ runs work on threads these flags
+do not reach, so unpinned on the 2-core CI machine dm-clrs took 1.6 cores of CPU time per
+wall second where ours took one (1,129 ms CPU in a 694 ms step), and the wall-clock ratio
+measured how idle the other core was, not the two implementations. Results are printed as a table and merged into ``--out``
 (JSON keyed by algorithm), written atomically, with the load average before and after.
 
     python scripts/bench_vs_dmclrs.py                              # bfs, 150 steps
@@ -87,14 +91,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="our parameter initialisation (default: dmclrs, Haiku's, as the model we compare to)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-batch-size", type=int, default=32, help="test batch size of both models")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads of torch and XLA (default: 1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads of torch and XLA, and the number of cores the process is pinned to "
+                        "(default: 1)")
+    p.add_argument("--no-pin", action="store_true",
+                   help="do not pin the process to --threads cores (JAX may then use more cores than torch)")
     p.add_argument("--device", default="cpu", help="torch device for our model (default: cpu)")
     p.add_argument("--out", type=Path, default=Path("leaderboards/runs/bench/bench_vs_dmclrs.json"))
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    if a.threads < 1:
+        p.error(f"--threads must be at least 1, got {a.threads}")
+    return a
 
 
 args = parse_args() if __name__ == "__main__" else None
 THREAD_ENV = _set_threads(args.threads if args is not None else 1)
+from dear.runtime import pin_cores  # noqa: E402  (after the thread environment is set)
+
+PINNED_CORES = pin_cores(args.threads) if args is not None and not args.no_pin else None
 
 import json  # noqa: E402
 import platform  # noqa: E402
@@ -395,7 +409,7 @@ def main(a: argparse.Namespace) -> int:
         "script": "scripts/bench_vs_dmclrs.py", "argv": sys.argv[1:], "git_commit": git_commit(),
         "versions": _versions(), "hardware": {**hardware(resolve_device(a.device)), "cpu_model": _cpu_model()},
         "threads": {"env": THREAD_ENV, "torch_intra_op": torch.get_num_threads(),
-                    "torch_inter_op": torch.get_num_interop_threads()},
+                    "torch_inter_op": torch.get_num_interop_threads(), "pinned_cores": PINNED_CORES},
         "load_average_start": list(os.getloadavg()),
     }
     for name in a.algorithms:

@@ -47,3 +47,32 @@ def test_allocator_tuning_reuses_large_blocks_and_can_be_turned_off():
     pages = 7 * 64 * 1024 * 1024 // 4096
     assert off["faults"] > pages // 2, off
     assert on["faults"] < pages // 20, on
+
+
+_PIN_PROBE = """
+import json, os, threading
+from dear.runtime import pin_cores
+before = sorted(os.sched_getaffinity(0))
+same = pin_cores(len(before) + 5)
+after_same = sorted(os.sched_getaffinity(0))
+one = pin_cores(1)
+seen = {}
+t = threading.Thread(target=lambda: seen.update(cores=sorted(os.sched_getaffinity(0))))
+t.start(); t.join()
+try:
+    pin_cores(0)
+    bad = None
+except ValueError as e:
+    bad = str(e)
+print(json.dumps({"before": before, "same": same, "after_same": after_same, "one": one,
+                  "now": sorted(os.sched_getaffinity(0)), "thread": seen["cores"], "bad": bad}))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
+def test_pin_cores_restricts_the_process_and_its_new_threads():
+    out = subprocess.run([sys.executable, "-c", _PIN_PROBE], capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout)
+    assert r["same"] == r["before"] == r["after_same"]  # asking for more than allowed changes nothing
+    assert r["one"] == r["now"] == r["thread"] == r["before"][:1]
+    assert "at least one core" in r["bad"]
