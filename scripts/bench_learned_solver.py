@@ -317,6 +317,24 @@ def dear_run(algo: str, out: Path, steps: int, hidden: int, num_train: int, solv
     return rec
 
 
+def dear_jobs_from_args(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
+    """``(algorithm, existing run or None)`` per DEAR measurement asked for, with one-line errors
+    for runs that are not ``dear train`` directories or would share an output folder."""
+    from dear.config import TrainConfig  # noqa: PLC0415
+
+    if args.dear_from and (args.dear or args.dear_alternating):
+        raise SystemExit("--dear-from fits post hoc on the given runs: use it without --dear/--dear-alternating")
+    jobs: list[tuple[str, Path | None]] = [(algo, None) for algo in args.dear]
+    for run_dir in args.dear_from:
+        if not (run_dir / "config.json").exists():
+            raise SystemExit(f"--dear-from {run_dir}: no config.json (not a dear train run directory)")
+        jobs.append((TrainConfig.load(run_dir / "config.json").algorithm, run_dir))
+    algos = [algo for algo, _ in jobs]
+    if len(set(algos)) < len(algos):
+        raise SystemExit(f"one run per algorithm per --out (results go to OUT/dear/ALGO), got {algos}")
+    return jobs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="*", default=list(AMGCN))
@@ -362,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                          "reports that measurement")
     ap.add_argument("--out", default="leaderboards/runs/learned")
     args = ap.parse_args(argv)
+    dear_jobs = dear_jobs_from_args(args)  # checked before any long work starts
     torch.set_num_threads(max(1, torch.get_num_threads()))
     tune_allocator()  # as the dear CLI (and so `dear pareto`) does; recorded as hardware.allocator_tuned
     out = Path(args.out)
@@ -410,19 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             f"picard-trained {s['accuracy']['ignn_picard_trained']['mean']:.2f}; "
             f"equal-accuracy speed-up vs picard: "
             + ", ".join(f"{k} {v['speedup_vs_picard']:.2f}x" for k, v in s["equal_accuracy_vs_picard"].items() if v))
-    if args.dear_from and (args.dear or args.dear_alternating):
-        raise SystemExit("--dear-from fits post hoc on the given runs: use it without --dear/--dear-alternating")
-    from dear.config import TrainConfig  # noqa: PLC0415
-
-    jobs = [(algo, None) for algo in args.dear]
-    for run_dir in args.dear_from:
-        if not (run_dir / "config.json").exists():
-            raise SystemExit(f"--dear-from {run_dir}: no config.json (not a dear train run directory)")
-        jobs.append((TrainConfig.load(run_dir / "config.json").algorithm, run_dir))
-    algos = [algo for algo, _ in jobs]
-    if len(set(algos)) < len(algos):
-        raise SystemExit(f"one run per algorithm per --out (results go to OUT/dear/ALGO), got {algos}")
-    for algo, from_run in jobs:
+    for algo, from_run in dear_jobs:
         key = f"{algo}/alternating" if args.dear_alternating else algo
         summary["dear"][key] = dear_run(algo, out, args.dear_steps, args.dear_hidden, args.dear_num_train,
                                         args.dear_solver_steps, list(args.dear_tols), args.dear_alternating,
