@@ -55,9 +55,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-iter-test", type=int, default=None, help="solver iteration cap at test (dear)")
     p.add_argument("--backward", default=None, choices=BACKWARDS, help="gradient through the equilibrium (dear)")
     p.add_argument("--phantom-steps", type=int, default=None,
-                   help="damped steps of the phantom gradient (dear, --backward phantom; default 1, the DEAR paper's)")
+                   help="damped steps of the phantom gradient (dear, --backward phantom; quick profile 5, "
+                        "paper profile 1, the DEAR paper's)")
     p.add_argument("--phantom-tau", type=float, default=None,
-                   help="damping of the phantom steps, in (0, 1] (dear; default 1.0)")
+                   help="damping of the phantom steps, in (0, 1] (dear; quick profile 0.5, paper profile 1.0)")
     p.add_argument("--jac-reg", type=float, default=None,
                    help="weight of the Jacobian regulariser at the equilibrium (dear; default 1e-4, 0: off); larger "
                    "makes the learnt map more contractive, so solves take fewer iterations")

@@ -113,6 +113,22 @@ def test_default_variant_names_the_init_only_when_it_is_not_torch():
     assert default_clrs_variant({**cfg, "init": "dmclrs", "model": "nar"}) == "mpnn h128, dmclrs init, quick profile"
 
 
+def test_default_variant_names_dears_gradient_when_it_is_not_the_papers():
+    from dear.leaderboard.convert import default_clrs_variant
+
+    cfg = {"processor": "mpnn", "hidden": 128, "model": "dear", "solver": "anderson", "tol": 0.1, "profile": "quick",
+           "backward": "phantom", "phantom_steps": 1, "phantom_tau": 1.0}
+    assert default_clrs_variant(cfg) == "mpnn h128, anderson tol 0.1, quick profile"
+    assert default_clrs_variant({**cfg, "phantom_steps": 5, "phantom_tau": 0.5}) == \
+        "mpnn h128, anderson tol 0.1, phantom 5 steps tau 0.5, quick profile"
+    assert default_clrs_variant({**cfg, "phantom_tau": 0.5}) == \
+        "mpnn h128, anderson tol 0.1, phantom 1 steps tau 0.5, quick profile"
+    assert default_clrs_variant({**cfg, "backward": "ift", "phantom_steps": 5}) == \
+        "mpnn h128, anderson tol 0.1, ift backward, quick profile"
+    # NAR has no solver gradient: its variant ignores these fields
+    assert default_clrs_variant({**cfg, "model": "nar", "phantom_steps": 5}) == "mpnn h128, quick profile"
+
+
 # --------------------------------------------------------------------------- round trip
 
 

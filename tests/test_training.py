@@ -72,13 +72,13 @@ def test_dear_only_settings_do_not_split_baseline_runs(tmp_path):
     nar_dir, dear_dir = tmp_path / "nar", tmp_path / "dear"
     nar_dir.mkdir()
     tiny(model="nar").save(nar_dir / "config.json")
-    changed = {"tol": 0.05, "phantom_steps": 5, "phantom_tau": 0.5, "noise": 0.0, "jac_reg": 0.0, "max_iter": 7}
+    changed = {"tol": 0.05, "phantom_steps": 3, "phantom_tau": 0.7, "noise": 0.0, "jac_reg": 0.0, "max_iter": 7}
     assert config_mismatch(tiny(model="nar", **changed), nar_dir) == []
     assert config_mismatch(tiny(model="nar", lr=0.5), nar_dir) == ["lr"]
     assert config_mismatch(tiny(model="nar-lt", **changed), nar_dir) == sorted(["model", *changed])
     dear_dir.mkdir()
     tiny(model="dear").save(dear_dir / "config.json")
-    assert config_mismatch(tiny(model="dear", phantom_steps=5), dear_dir) == ["phantom_steps"]
+    assert config_mismatch(tiny(model="dear", phantom_steps=2), dear_dir) == ["phantom_steps"]
 
 
 def test_config_errors_name_the_choices():

@@ -97,10 +97,18 @@ def _nice(text: str) -> str:
 
 
 def default_clrs_variant(cfg: Mapping[str, Any]) -> str:
-    """e.g. ``mpnn h128, anderson tol 0.1, quick profile``."""
+    """e.g. ``mpnn h128, anderson tol 0.1, quick profile``. DEAR's gradient is named when it is not
+    the DEAR paper's one-step phantom gradient (``phantom 5 steps tau 0.5``, ``ift backward``), so
+    two DEAR configurations that train differently never share a variant (configs saved before
+    these fields existed mean the paper's)."""
     parts = [f"{_nice(cfg['processor'])} h{cfg['hidden']}"]
     if cfg["model"] == "dear":
         parts.append(f"{_nice(cfg['solver'])} tol {cfg['tol']:g}")
+        backward = cfg.get("backward", "phantom")
+        if backward != "phantom":
+            parts.append(f"{backward} backward")
+        elif int(cfg.get("phantom_steps", 1)) != 1 or float(cfg.get("phantom_tau", 1.0)) != 1.0:
+            parts.append(f"phantom {int(cfg.get('phantom_steps', 1))} steps tau {float(cfg.get('phantom_tau', 1.0)):g}")
     if cfg.get("edge_policy", "adjacency") != "adjacency":
         parts.append(f"{cfg['edge_policy']} edges")
     if cfg.get("init", "torch") != "torch":  # configs saved before the field existed mean torch
