@@ -363,10 +363,10 @@ QUICK_STEP_BUDGET = 7200
 # detached equilibrium) instead of the paper's one step. At 600 steps the cruder one-step
 # estimate learns less: with the fixed Anderson, 3 seeds on the ten algorithms, DEAR is within
 # 1 point of NAR or better on 7 of 10 instead of 5 (DAG shortest paths -4.1 -> -0.5, SCC -1.2
-# -> +0.1; none of the five already there dropped out), for about 1.5-2x the training seconds (every algorithm still
-# under the 5 minutes) and more solver iterations on some (docs/reasoners.md, "The quick
-# profile's 5-step phantom gradient"). Only DEAR reads these fields; the paper profile keeps
-# one step.
+# -> +0.1; none of the five already there dropped out), for about 1.5-2x the training seconds
+# (every algorithm still under the 5 minutes) and more solver iterations on some
+# (docs/reasoners.md, "The quick profile's 5-step phantom gradient"). Only DEAR reads these
+# fields; the paper profile keeps one step.
 QUICK_PHANTOM = {"phantom_steps": 5, "phantom_tau": 0.5}
 _QUICK: dict[str, Any] = {"init": "dmclrs", "step_budget": QUICK_STEP_BUDGET, **QUICK_PHANTOM}
 

@@ -44,11 +44,12 @@ Thread settings: ``--threads`` (default 1) sets ``OMP_NUM_THREADS``, ``MKL_NUM_T
 ``torch.set_num_threads`` and ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
 intra_op_parallelism_threads=N`` before torch and JAX are imported (existing values of these
 variables are kept and recorded), and pins the process to N cores (``dear.runtime.pin_cores``;
-``--no-pin`` leaves it unpinned). The pin matters: jaxlib 0.4+ runs work on threads these flags
-do not reach, so unpinned on the 2-core CI machine dm-clrs took 1.6 cores of CPU time per
-wall second where ours took one (1,129 ms CPU in a 694 ms step), and the wall-clock ratio
-measured how idle the other core was, not the two implementations. Results are printed as a table and merged into ``--out``
-(JSON keyed by algorithm), written atomically, with the load average before and after.
+``--no-pin`` leaves it unpinned). The pin matters: jaxlib runs work on threads these flags do
+not reach, so unpinned on our 2-core machine dm-clrs took 1.6 cores of CPU time per wall second
+where ours took one (1,129 ms CPU in a 694 ms step), and the wall-clock ratio measured how idle
+the other core was, not the two implementations. Results are printed as a table and merged
+into ``--out`` (JSON keyed by algorithm), written atomically, with the load average before and
+after.
 
     python scripts/bench_vs_dmclrs.py                              # bfs, 150 steps
     python scripts/bench_vs_dmclrs.py --algorithms bfs bellman_ford --steps 500
