@@ -107,7 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 args = parse_args() if __name__ == "__main__" else None
 THREAD_ENV = _set_threads(args.threads if args is not None else 1)
-from dear.runtime import pin_cores  # noqa: E402  (after the thread environment is set)
+from dear.runtime import pin_cores, tune_allocator  # noqa: E402  (after the thread environment is set)
 
 PINNED_CORES = pin_cores(args.threads) if args is not None and not args.no_pin else None
 
@@ -402,6 +402,10 @@ def main(a: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message=".*donated buffers.*")
     warnings.filterwarnings("ignore", message=".*[Dd]onation.*")
     torch.set_num_threads(a.threads)
+    # As the dear CLI and the other timing scripts do (recorded as hardware.allocator_tuned; the
+    # process-wide malloc setting applies to XLA's host buffers as much as to torch's). Results
+    # before 2026-12-01 were measured without it.
+    tune_allocator()
     ct.get_task(a.algorithms[0])  # fail early on unknown names (lists the known ones)
     for name in a.algorithms:
         ct.get_task(name)
