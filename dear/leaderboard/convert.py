@@ -105,10 +105,11 @@ def default_clrs_variant(cfg: Mapping[str, Any]) -> str:
     if cfg["model"] == "dear":
         parts.append(f"{_nice(cfg['solver'])} tol {cfg['tol']:g}")
         backward = cfg.get("backward", "phantom")
+        steps, tau = int(cfg.get("phantom_steps", 1)), float(cfg.get("phantom_tau", 1.0))
         if backward != "phantom":
             parts.append(f"{backward} backward")
-        elif int(cfg.get("phantom_steps", 1)) != 1 or float(cfg.get("phantom_tau", 1.0)) != 1.0:
-            parts.append(f"phantom {int(cfg.get('phantom_steps', 1))} steps tau {float(cfg.get('phantom_tau', 1.0)):g}")
+        elif (steps, tau) != (1, 1.0):
+            parts.append(f"phantom {steps} steps tau {tau:g}")
     if cfg.get("edge_policy", "adjacency") != "adjacency":
         parts.append(f"{cfg['edge_policy']} edges")
     if cfg.get("init", "torch") != "torch":  # configs saved before the field existed mean torch
