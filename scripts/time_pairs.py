@@ -11,6 +11,10 @@ seconds apart; the reported speed-up is the median of those ratios, beside the p
 medians of seconds per graph. Scores are not recomputed here (``dear evaluate`` does that; the
 models are the same checkpoints).
 
+``--dirs FIRST SECOND`` times any two run directories of one algorithm the same way (e.g. DEAR
+trained with the learned solver against DEAR trained with Anderson), each solved as it was
+trained.
+
     OMP_NUM_THREADS=1 python scripts/time_pairs.py --runs leaderboards/runs/clrs/quick-dmclrs \\
         --out leaderboards/runs/clrs/quick-dmclrs-eval-2026-11-30/paired_timing.json
 """
@@ -39,9 +43,24 @@ ALGORITHMS = ("dfs", "strongly_connected_components", "dag_shortest_paths", "ins
 
 @torch.no_grad()
 def time_pair(runs: Path, algorithm: str, seed: int, rounds: int, device: torch.device) -> dict[str, Any]:
-    models, batches = {}, None
-    for name in ("dear", "nar"):
-        cfg, model, _ = load_run(runs / algorithm / name / f"seed{seed}", device)
+    """DEAR against NAR: the seed's runs of ``RUNS/ALGO/{dear,nar}``."""
+    r = time_dirs({name: runs / algorithm / name / f"seed{seed}" for name in ("dear", "nar")}, rounds, device)
+    r.update({"algorithm": algorithm, "seed": seed, "ratios_nar_over_dear": r.pop("ratios_second_over_first"),
+              "dear_speedup_median": r.pop("first_speedup_median")})
+    return r
+
+
+@torch.no_grad()
+def time_dirs(dirs: dict[str, Path], rounds: int, device: torch.device) -> dict[str, Any]:
+    """Two finished runs of one algorithm, ``{label: run_dir}`` (first against second), timed
+    in alternating rounds on the first run's test batches. Each run is solved as it was trained
+    (its own solver and tolerance)."""
+    if len(dirs) != 2:
+        raise ValueError(f"time_dirs takes two runs, got {len(dirs)}")
+    models, batches, algorithms = {}, None, set()
+    for name, run_dir in dirs.items():
+        cfg, model, _ = load_run(run_dir, device)
+        algorithms.add(cfg.algorithm)
         models[name] = model
         if batches is None:
             ds = load_data(cfg, "test")
@@ -60,43 +79,72 @@ def time_pair(runs: Path, algorithm: str, seed: int, rounds: int, device: torch.
             torch.cuda.synchronize(device)
         return time.perf_counter() - t0
 
+    if len(algorithms) != 1:
+        raise ValueError(f"the two runs are of different algorithms: {', '.join(sorted(algorithms))}")
     for name in models:  # warm-up
         one_pass(name)
-    seconds: dict[str, list[float]] = {"dear": [], "nar": []}
+    first, second = models
+    seconds: dict[str, list[float]] = {first: [], second: []}
     for r in range(rounds):
-        for name in (("dear", "nar") if r % 2 == 0 else ("nar", "dear")):
+        for name in ((first, second) if r % 2 == 0 else (second, first)):
             seconds[name].append(one_pass(name))
-    ratios = [n / d for n, d in zip(seconds["nar"], seconds["dear"])]
+    ratios = [n / d for n, d in zip(seconds[second], seconds[first])]
     return {
-        "algorithm": algorithm, "seed": seed, "num_graphs": n_graphs, "batch_size": bs,
-        "seconds": seconds, "ratios_nar_over_dear": ratios,
+        "runs": {k: str(v) for k, v in dirs.items()}, "num_graphs": n_graphs, "batch_size": bs,
+        "seconds": seconds, "ratios_second_over_first": ratios,
         "seconds_per_graph_median": {k: statistics.median(v) / n_graphs for k, v in seconds.items()},
-        "dear_speedup_median": statistics.median(ratios),
+        "first_speedup_median": statistics.median(ratios),
     }
+
+
+def _save(out: Path, done: dict[str, Any], args: argparse.Namespace) -> None:
+    done.update({"command": " ".join(sys.argv), "rounds": args.rounds, "versions": versions(),
+                 "git_commit": git_commit(), "hardware": hardware(torch.device(args.device)),
+                 "threads": torch.get_num_threads()})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(done, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", required=True, help="a `dear compare --out` directory with dear and nar runs")
+    ap.add_argument("--runs", help="a `dear compare --out` directory with dear and nar runs")
+    ap.add_argument("--dirs", nargs=2, metavar=("FIRST", "SECOND"),
+                    help="time two run directories of one algorithm against each other instead of --runs "
+                         "(ALGO in FIRST's path names the pair in --out); the speed-up is FIRST's over SECOND")
     ap.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+    if (args.runs is None) == (args.dirs is None):
+        ap.error("give exactly one of --runs and --dirs")
     tune_allocator()
     device = torch.device(args.device)
     out = Path(args.out)
     done = json.loads(out.read_text()) if out.exists() else {"pairs": {}}
+    if args.dirs:
+        first, second = (Path(d) for d in args.dirs)
+        for d in (first, second):
+            if not (d / "config.json").exists():
+                ap.error(f"{d} is not a run directory (no config.json)")
+        key = f"{first} vs {second}"
+        if key not in done["pairs"]:
+            r = time_dirs({"first": first, "second": second}, args.rounds, device)
+            done["pairs"][key] = r
+            _save(out, done, args)
+        r = done["pairs"][key]
+        s = r["seconds_per_graph_median"]
+        print(f"{first}: {s['first'] * 1e3:.1f} ms/graph; {second}: {s['second'] * 1e3:.1f} ms/graph; "
+              f"first {r['first_speedup_median']:.2f}x faster (rounds: "
+              f"{', '.join(f'{x:.2f}' for x in r['ratios_second_over_first'])})", flush=True)
+        return 0
     for algo in args.algorithms:
         if algo in done["pairs"]:  # resumable
             continue
         r = time_pair(Path(args.runs), algo, args.seed, args.rounds, device)
         done["pairs"][algo] = r
-        done.update({"command": " ".join(sys.argv), "rounds": args.rounds, "versions": versions(),
-                     "git_commit": git_commit(), "hardware": hardware(device), "threads": torch.get_num_threads()})
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, json.dumps(done, indent=1) + "\n")
+        _save(out, done, args)
         s = r["seconds_per_graph_median"]
         print(f"{algo:>30}: DEAR {s['dear'] * 1e3:8.1f} ms/graph, NAR {s['nar'] * 1e3:8.1f} ms/graph, "
               f"speed-up {r['dear_speedup_median']:.2f}x (rounds: {', '.join(f'{x:.2f}' for x in r['ratios_nar_over_dear'])})",

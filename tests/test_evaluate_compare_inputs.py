@@ -313,3 +313,42 @@ def test_results_json_schema_is_documented_where_the_user_guide_points(cmp):
     assert "a mean per test **batch**, not per graph" in section  # what nfe.mean averages over
     guide = (DOCS / "user-guide.md").read_text()
     assert "reasoners.md#resultsjson" in guide
+
+
+# ------------------------------------------------------------------ scripts/time_pairs.py --dirs
+
+def _time_pairs_module():
+    import importlib.util  # noqa: PLC0415
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "time_pairs.py"
+    spec = importlib.util.spec_from_file_location("time_pairs_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_time_pairs_dirs_times_two_runs_in_alternating_rounds(cmp, tmp_path, capsys):
+    tp = _time_pairs_module()
+    out = tmp_path / "timing.json"
+    assert tp.main(["--dirs", str(_run(cmp, 0)), str(_run(cmp, 1)), "--rounds", "2", "--out", str(out)]) == 0
+    (pair,) = json.loads(out.read_text())["pairs"].values()
+    assert pair["runs"] == {"first": str(_run(cmp, 0)), "second": str(_run(cmp, 1))}
+    assert [len(v) for v in pair["seconds"].values()] == [2, 2]
+    ratios = [b / a for a, b in zip(pair["seconds"]["first"], pair["seconds"]["second"])]
+    assert pair["ratios_second_over_first"] == pytest.approx(ratios)
+    assert pair["num_graphs"] == 2 and "faster" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:  # neither --runs nor --dirs
+        tp.main(["--out", str(out)])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):  # not a run directory
+        tp.main(["--dirs", str(tmp_path), str(_run(cmp, 1)), "--out", str(out)])
+
+
+def test_time_pairs_runs_layout_reports_dear_over_nar(cmp, tmp_path):
+    tp = _time_pairs_module()
+    shutil.copytree(_run(cmp, 1), cmp / "minimum" / "dear" / "seed0")  # any run stands in for DEAR here
+    out = tmp_path / "timing.json"
+    assert tp.main(["--runs", str(cmp), "--algorithms", "minimum", "--rounds", "1", "--out", str(out)]) == 0
+    pair = json.loads(out.read_text())["pairs"]["minimum"]
+    assert set(pair["seconds"]) == {"dear", "nar"} and pair["algorithm"] == "minimum"
+    assert pair["dear_speedup_median"] == pytest.approx(pair["seconds"]["nar"][0] / pair["seconds"]["dear"][0])
