@@ -1,0 +1,19 @@
+#!/bin/bash
+# Validation search for IGNN on AM-GCN Citeseer (60 labels per class), seed 0, Picard: which
+# model settings the learned-solver comparison should use (issue 6's accuracy target is the
+# IGNN-Solver paper's 75.60). Chosen on validation accuracy only; summary.py ranks them.
+# One config per line: NAME then `dear nodecls train` options. Rerunning skips finished ones.
+# Usage: WORKER=0 bash search.sh   (WORKERS=2 by default; PYTHONPATH at a clean worktree;
+# DEAR_DATA=../shared/data where the default data root does not find it)
+HERE=$(cd "$(dirname "$0")" && pwd)
+export OMP_NUM_THREADS=1
+i=0
+while read -r name opts; do
+  [ -z "$name" ] && continue
+  i=$((i+1)); [ -z "$WORKER" ] || [ $((i % ${WORKERS:-2})) = "$WORKER" ] || continue
+  [ -f $HERE/$name/results.json ] && continue
+  python -m dear.cli nodecls train --dataset amgcn:citeseer --model ignn --solver picard --seeds 1 \
+    --epochs 200 --patience 50 --quiet $opts --out $HERE/$name > /dev/null 2>&1 || echo "failed $name"
+  python -c "import json;r=json.load(open('$HERE/$name/results.json'));print('$name', r['val_accuracy']['mean'], r['test_accuracy']['mean'])"
+done < ${CONFIGS:-$HERE/configs.txt}
+echo "$(date +%T) done"
