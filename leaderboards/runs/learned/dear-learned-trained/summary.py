@@ -13,12 +13,15 @@ Seconds per graph are `dear evaluate`'s (one timed pass, one thread beside
 another single-thread job: rough; paired_timing.json times pairs alternately). Evaluations are per graph (the engine's per-graph first-hit iterations, one processor
 evaluation each); `nfe` are per batch of 32 (a batch evaluates until its last graph stops).
 The target is >= 1.3x fewer evaluations at equal score. Writes summary.json, prints markdown.
+`python summary.py DIR` summarises a variant's runs in DIR (DIR/ALGO/seedK) into DIR/summary.json.
 """
 import json
 import statistics
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+RUNS = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else HERE
 ANDERSON = HERE.parents[1] / "clrs" / "quick-budget-anderson-fix" / "runs-phantom5"
 TOLS = (0.3, 0.2, 0.1, 0.05)
 TRAIN_TOL = 0.1
@@ -50,7 +53,7 @@ def cheapest(curve: dict[str, dict], floor: float) -> tuple[str, dict] | None:
 
 
 rows = {}
-for algo_dir in sorted(p for p in HERE.iterdir() if p.is_dir()):
+for algo_dir in sorted(p for p in RUNS.iterdir() if p.is_dir() and list(p.glob("seed*"))):
     seeds = [r.name for r in sorted(algo_dir.glob("seed*"))
              if (r / "results.json").exists() and (ANDERSON / algo_dir.name / "dear" / r.name / "results.json").exists()]
     if not seeds:
@@ -78,7 +81,7 @@ for algo_dir in sorted(p for p in HERE.iterdir() if p.is_dir()):
 
 out = {"what": __doc__.split("\n\n")[0].replace("\n", " "), "rows": rows,
        "meets_target": sorted(a for a, r in rows.items() if r["meets_target"])}
-(HERE / "summary.json").write_text(json.dumps(out, indent=1) + "\n")
+(RUNS / "summary.json").write_text(json.dumps(out, indent=1) + "\n")
 print("| algorithm | seeds | at 0.1: score learned-trained / Anderson-trained | iterations per graph at 0.1: learned / Anderson (ratio) | equal score: learned (tol, iterations) / Anderson (tol, iterations) | fewer evaluations at equal score | seconds there: Anderson / learned |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
 for a, r in rows.items():

@@ -4,12 +4,14 @@
 # leaderboards/runs/clrs/quick-budget-anderson-fix/runs-phantom5/ALGO/dear/seedK) at each
 # tolerance of TOLS (results_tol<TOL>.json beside results.json, which holds the training
 # tolerance 0.1). WORKER=0/1 of WORKERS=2 take every other run; rerunning skips what exists.
+# OUT=DIR sweeps a variant's runs (default: this folder).
 # Usage: WORKER=0 bash sweep.sh   (with PYTHONPATH at a clean worktree of the commit measured)
 HERE=$(cd "$(dirname "$0")" && pwd)
 ANDERSON=$HERE/../../clrs/quick-budget-anderson-fix/runs-phantom5
+OUT=${OUT:-$HERE}
 export OMP_NUM_THREADS=1
 i=0
-for d in $HERE/*/seed*; do
+for d in $OUT/*/seed*; do
   [ -f $d/results.json ] || continue
   a=$(basename $(dirname $d)); s=$(basename $d)
   for run in $d $ANDERSON/$a/dear/$s; do
