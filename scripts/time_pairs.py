@@ -68,6 +68,8 @@ def time_dirs(dirs: dict[str, Path], rounds: int, device: torch.device) -> dict[
             batches = [ct.collate([ds[i] for i in range(s, min(s + bs, len(ds)))]).to(device)
                        for s in range(0, len(ds), bs)]
             n_graphs = len(ds)
+    if len(algorithms) != 1:
+        raise ValueError(f"the two runs are of different algorithms: {', '.join(sorted(algorithms))}")
 
     def one_pass(name: str) -> float:
         if device.type == "cuda":
@@ -79,8 +81,6 @@ def time_dirs(dirs: dict[str, Path], rounds: int, device: torch.device) -> dict[
             torch.cuda.synchronize(device)
         return time.perf_counter() - t0
 
-    if len(algorithms) != 1:
-        raise ValueError(f"the two runs are of different algorithms: {', '.join(sorted(algorithms))}")
     for name in models:  # warm-up
         one_pass(name)
     first, second = models
@@ -130,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
                 ap.error(f"{d} is not a run directory (no config.json)")
         key = f"{first} vs {second}"
         if key not in done["pairs"]:
-            r = time_dirs({"first": first, "second": second}, args.rounds, device)
+            try:
+                r = time_dirs({"first": first, "second": second}, args.rounds, device)
+            except ValueError as e:
+                ap.error(str(e))
             done["pairs"][key] = r
             _save(out, done, args)
         r = done["pairs"][key]

@@ -342,6 +342,11 @@ def test_time_pairs_dirs_times_two_runs_in_alternating_rounds(cmp, tmp_path, cap
     assert e.value.code == 2
     with pytest.raises(SystemExit):  # not a run directory
         tp.main(["--dirs", str(tmp_path), str(_run(cmp, 1)), "--out", str(out)])
+    other = tmp_path / "bfs_run"
+    train(tiny(algorithm="bfs"), other, progress=False)
+    with pytest.raises(SystemExit) as e:  # two algorithms: one error line, no traceback
+        tp.main(["--dirs", str(_run(cmp, 0)), str(other), "--out", str(tmp_path / "t2.json")])
+    assert e.value.code == 2 and "different algorithms" in capsys.readouterr().err
 
 
 def test_time_pairs_runs_layout_reports_dear_over_nar(cmp, tmp_path):
