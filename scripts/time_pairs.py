@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", help="a `dear compare --out` directory with dear and nar runs")
     ap.add_argument("--dirs", nargs=2, metavar=("FIRST", "SECOND"),
                     help="time two run directories of one algorithm against each other instead of --runs "
-                         "(ALGO in FIRST's path names the pair in --out); the speed-up is FIRST's over SECOND")
+                         "(keyed 'FIRST vs SECOND' in --out); the speed-up is FIRST's over SECOND")
     ap.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=3)
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         r = done["pairs"][key]
         s = r["seconds_per_graph_median"]
         print(f"{first}: {s['first'] * 1e3:.1f} ms/graph; {second}: {s['second'] * 1e3:.1f} ms/graph; "
-              f"first {r['first_speedup_median']:.2f}x faster (rounds: "
+              f"speed-up of the first {r['first_speedup_median']:.2f}x (rounds: "
               f"{', '.join(f'{x:.2f}' for x in r['ratios_second_over_first'])})", flush=True)
         return 0
     for algo in args.algorithms:

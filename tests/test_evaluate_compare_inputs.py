@@ -336,7 +336,7 @@ def test_time_pairs_dirs_times_two_runs_in_alternating_rounds(cmp, tmp_path, cap
     assert [len(v) for v in pair["seconds"].values()] == [2, 2]
     ratios = [b / a for a, b in zip(pair["seconds"]["first"], pair["seconds"]["second"])]
     assert pair["ratios_second_over_first"] == pytest.approx(ratios)
-    assert pair["num_graphs"] == 2 and "faster" in capsys.readouterr().out
+    assert pair["num_graphs"] == 2 and "speed-up of the first" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:  # neither --runs nor --dirs
         tp.main(["--out", str(out)])
     assert e.value.code == 2
