@@ -406,9 +406,12 @@ def main(a: argparse.Namespace) -> int:
     # process-wide malloc setting applies to XLA's host buffers as much as to torch's). Results
     # before 2026-12-01 were measured without it.
     tune_allocator()
-    ct.get_task(a.algorithms[0])  # fail early on unknown names (lists the known ones)
-    for name in a.algorithms:
-        ct.get_task(name)
+    for name in a.algorithms:  # fail early on unknown names, one line listing the known ones
+        try:
+            ct.get_task(name)
+        except ct.UnknownTaskError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     results = {}
     meta = {
         "script": "scripts/bench_vs_dmclrs.py", "argv": sys.argv[1:], "git_commit": git_commit(),

@@ -76,3 +76,16 @@ def test_pin_cores_restricts_the_process_and_its_new_threads():
     assert r["same"] == r["before"] == r["after_same"]  # asking for more than allowed changes nothing
     assert r["one"] == r["now"] == r["thread"] == r["before"][:1]
     assert "at least one core" in r["bad"]
+
+
+def test_bench_vs_dmclrs_refuses_an_unknown_algorithm_in_one_line(tmp_path):
+    from pathlib import Path  # noqa: PLC0415
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_vs_dmclrs.py"
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(script), "--algorithms", "bfs", "nosuch", "--steps", "1",
+                           "--no-pin", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "warning" not in ln.lower()]
+    assert lines == [lines[0]] and lines[0].startswith("error: unknown algorithm 'nosuch'"), proc.stderr
+    assert not out.exists()
