@@ -112,10 +112,43 @@ def _config_from(args: argparse.Namespace, **fixed):
     )
 
 
+def _settings_given(args: argparse.Namespace) -> list[str]:
+    """The training-setting flags of ``args`` that differ from their defaults (``--seed`` included)."""
+    probe = argparse.ArgumentParser(add_help=False)
+    _add_train_options(probe)
+    _add_alignment_options(probe)
+    flags = [(a.dest, a.option_strings[0]) for a in probe._actions]
+    flags.append(("seed", "--seed"))
+    return [flag for dest, flag in flags if getattr(args, dest, None) != probe.get_default(dest)]
+
+
+def _saved_run_config(args: argparse.Namespace):
+    """``dear train --out DIR`` alone: the config of the run DIR holds, to resume it or, where
+    its checkpoints are missing (a run committed under leaderboards/runs/, whose weights are not
+    committed), to train it again from the start with the settings and seed it was made with."""
+    from dear.config import ConfigError, TrainConfig  # noqa: PLC0415
+
+    if args.algorithm is not None or args.model is not None:
+        raise ConfigError("give both --algorithm and --model to start a run, or neither to resume or "
+                          "rebuild the run --out holds")
+    cfg_path = Path(args.out) / "config.json"
+    if not cfg_path.exists():
+        raise ConfigError(f"--out {args.out} holds no run (no config.json); give --algorithm and --model to start one")
+    given = _settings_given(args)
+    if given:
+        raise ConfigError(f"without --algorithm and --model the run's config.json fixes every setting; drop "
+                          f"{', '.join(given)}, or start another run with --algorithm, --model and another --out")
+    return TrainConfig.load(cfg_path)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from dear.training import train  # noqa: PLC0415
 
-    cfg = _config_from(args, algorithm=args.algorithm, model=args.model, seed=args.seed)
+    if args.algorithm is None or args.model is None:
+        cfg = _saved_run_config(args)
+    else:
+        cfg = _config_from(args, algorithm=args.algorithm, model=args.model,
+                           seed=0 if args.seed is None else args.seed)
     from dear.distributed import is_main  # noqa: PLC0415
 
     res = train(cfg, Path(args.out), progress=not args.quiet)  # DDP over all ranks under torchrun
@@ -214,10 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train one model on one algorithm (resumable)")
-    p.add_argument("--algorithm", required=True)
-    p.add_argument("--model", required=True, choices=MODELS)
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("train", help="train one model on one algorithm (resumable)",
+                       description="Train one model on one algorithm into --out (resumable: the same command "
+                       "continues an interrupted run). `dear train --out DIR` alone resumes the run DIR holds "
+                       "with the settings of its config.json, or trains it again from the start where its "
+                       "checkpoints are missing (runs committed under leaderboards/runs/ keep results, not weights).")
+    p.add_argument("--algorithm", default=None, help="required to start a run")
+    p.add_argument("--model", default=None, choices=MODELS, help="required to start a run")
+    p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--quiet", action="store_true")
     _add_train_options(p)

@@ -121,7 +121,12 @@ def load_run(run_dir: Path, device: torch.device, tol: float | None = None) -> t
     cfg = _run_config(run_dir)
     ckpt_path = run_dir / "checkpoint_best.pt"
     if not ckpt_path.exists():
-        raise RunError(f"{run_dir} has no checkpoint_best.pt yet; finish training first (`dear train` resumes it)")
+        if (run_dir / "train_summary.json").exists():  # finished, weights not kept (a committed run)
+            raise RunError(f"{run_dir} finished training but holds no checkpoint_best.pt (runs committed under "
+                           f"leaderboards/runs/ keep results, not weights); `dear train --out {run_dir}` trains "
+                           "it again from its config.json and seed")
+        raise RunError(f"{run_dir} has no checkpoint_best.pt yet; finish training first (`dear train --out "
+                       f"{run_dir}` resumes it)")
     if tol is not None:
         tol = check_tol(tol)
         if cfg.model != "dear":

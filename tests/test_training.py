@@ -197,6 +197,33 @@ def test_cli_train_evaluate_and_errors(tmp_path, capsys):
     assert err.count("\n") == 1 and "unknown algorithm 'bfz'" in err
 
 
+def test_train_out_alone_rebuilds_a_committed_run_from_its_config(tmp_path, capsys):
+    """Runs under leaderboards/runs/ are committed without their weights: `dear train --out DIR`
+    alone retrains one from its config.json (same seed: same weights), and evaluate says so."""
+    out = tmp_path / "run"
+    args = ["train", "--algorithm", "minimum", "--model", "dear", "--seed", "3", "--out", str(out), "--steps", "4",
+            "--batch-size", "4", "--hidden", "16", "--num-train", "8", "--eval-every", "2", "--device", "cpu", "--quiet"]
+    assert main(args) == 0
+    first = torch.load(out / "checkpoint_best.pt", weights_only=False)["model"]
+    for ckpt in out.glob("*.pt"):
+        ckpt.unlink()
+    assert main(["evaluate", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "finished training but holds no checkpoint_best.pt" in err and f"dear train --out {out}" in err
+    assert main(["train", "--out", str(out), "--quiet"]) == 0
+    again = torch.load(out / "checkpoint_best.pt", weights_only=False)["model"]
+    assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+    assert TrainConfig.load(out / "config.json").seed == 3
+    capsys.readouterr()
+    # settings cannot be mixed into a saved run's config, and a new run needs both names
+    assert main(["train", "--out", str(out), "--steps", "9", "--seed", "1"]) == 2
+    assert "drop --steps, --seed" in capsys.readouterr().err
+    assert main(["train", "--out", str(out), "--model", "nar"]) == 2
+    assert "both --algorithm and --model" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "empty")]) == 2
+    assert "holds no run (no config.json)" in capsys.readouterr().err
+
+
 def test_demo_runs_end_to_end(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CLRS_TASKS_CACHE", str(tmp_path / "cache"))
     assert main(["demo", "--steps", "2", "--num-train", "8", "--num-test", "2", "--out", str(tmp_path / "demo")]) == 0
