@@ -91,10 +91,25 @@ def git_commit() -> str | None:
         return None
 
 
+def cpu_model(cpuinfo: Path | str = "/proc/cpuinfo") -> str | None:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; elsewhere what :mod:`platform` knows, else
+    ``None``). Timings from two machines are comparable only on the same model, and a retrained
+    run reproduces its weights bit for bit only there (float kernels differ between CPUs)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def hardware(device: torch.device | None = None) -> dict[str, Any]:
     info: dict[str, Any] = {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-                            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                            "allocator_tuned": allocator_tuned()}
+                            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+                            "torch_threads": torch.get_num_threads(), "allocator_tuned": allocator_tuned()}
     if device is not None and device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     info["device"] = str(device) if device is not None else "cpu"

@@ -89,3 +89,19 @@ def test_bench_vs_dmclrs_refuses_an_unknown_algorithm_in_one_line(tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "warning" not in ln.lower()]
     assert lines == [lines[0]] and lines[0].startswith("error: unknown algorithm 'nosuch'"), proc.stderr
     assert not out.exists()
+
+
+def test_hardware_records_the_cpu_model_and_the_board_shows_it(tmp_path):
+    from dear.io import cpu_model, hardware
+    from dear.leaderboard.render import _hardware
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9654 96-Core Processor\n"
+                    "processor\t: 1\nmodel name\t: AMD EPYC 9654 96-Core Processor\n")
+    assert cpu_model(info) == "AMD EPYC 9654 96-Core Processor"
+    info.write_text("processor\t: 0\nmodel name\t:\n")  # an empty name is no name
+    assert cpu_model(info) != ""
+    assert "cpu_model" in hardware()
+    hw = {"cpu_model": "AMD EPYC 9654 96-Core Processor", "cpu_count": 2, "torch_threads": 1}
+    assert _hardware(hw) == "CPU (AMD EPYC 9654 96-Core Processor), 2 cores, 1 thread"
+    assert _hardware({"cpu_count": 2, "torch_threads": 2}) == "CPU, 2 cores, 2 threads"  # older records

@@ -72,7 +72,7 @@ def _hardware(hw: Mapping[str, Any]) -> str:
         return str(hw["gpu"])
     cores = hw.get("cpu_count")
     threads = hw.get("torch_threads")
-    out = "CPU"
+    out = f"CPU ({hw['cpu_model']})" if hw.get("cpu_model") else "CPU"  # recorded since 2026-12-01
     if cores is not None:
         out += f", {cores} cores"
     if threads is not None:
