@@ -87,7 +87,9 @@ def _load_nodecls(run_dir: Path, device: "torch.device", dataset_options: dict[s
     def build(seed: int) -> "nn.Module":
         path = run_dir / "seeds" / f"seed_{seed}.pt"
         if not path.exists():
-            raise FileNotFoundError(f"{path} is missing; rerun `dear nodecls train` with the same --out to finish it")
+            raise FileNotFoundError(f"{path} is missing (runs committed under leaderboards/runs/ keep results, not "
+                                    f"weights); rerun the `dear nodecls train` command of {run_dir} (its results.json "
+                                    "`config`) with the same --out: it trains the seeds without weights again")
         model = build_nodecls_model(cfg.model, x.shape[1], num_classes, **cfg.model_kwargs()).to(device)
         try:
             model.load_state_dict(torch.load(path, map_location=device, weights_only=True))

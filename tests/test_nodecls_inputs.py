@@ -218,6 +218,20 @@ def test_resume_reuses_seeds_of_another_seed_range(tmp_path):
         main_raising(out, "--lr", "0.02")
 
 
+def test_a_seed_without_its_weights_is_trained_again(tmp_path, capsys):
+    """Committed runs keep seeds/seed_<k>.json but not seed_<k>.pt: the rerun rebuilds the
+    weights (what `dear pareto` needs) and leaves the seeds that have them alone."""
+    out = tmp_path / "run"
+    assert train(out, "--seeds", "2") == 0
+    stamp = (out / "seeds" / "seed_1.pt").stat().st_mtime_ns
+    (out / "seeds" / "seed_0.pt").unlink()
+    capsys.readouterr()
+    assert train(out, "--seeds", "2") == 0
+    assert "seed 0" in capsys.readouterr().err and (out / "seeds" / "seed_0.pt").exists()
+    assert (out / "seeds" / "seed_1.pt").stat().st_mtime_ns == stamp
+    assert json.loads((out / "results.json").read_text())["seeds"] == [0, 1]
+
+
 def main_raising(out: Path, *extra: str) -> None:
     from dear.nodecls.cli import cmd_train, register_cli
     import argparse

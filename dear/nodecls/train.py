@@ -16,7 +16,9 @@ Protocol (the same for IGNN and every baseline, so their numbers are comparable)
 * Each seed's record is written to ``DIR/seeds/seed_<k>.json`` (its best weights to
   ``seed_<k>.pt``, e.g. to train a learned solver on them) as soon as it finishes; a rerun
   with the same configuration skips finished seeds, and ``DIR/results.json`` (schema in
-  ``docs/nodecls.md``) is rewritten atomically after every seed.
+  ``docs/nodecls.md``) is rewritten atomically after every seed. A seed whose record is there
+  but whose weights are not (runs committed under ``leaderboards/runs/`` keep results, not
+  weights) is trained again, so the rerun rebuilds what ``dear pareto`` needs.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import hashlib
 import json
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -748,6 +751,10 @@ def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str
         for seed in seeds if error is None else []:
             path = seed_dir / f"seed_{seed}.json"
             if not path.exists():
+                continue
+            if not (seed_dir / f"seed_{seed}.pt").exists():
+                print(f"note: seed {seed} in {out_dir} has its record but not its weights (seed_{seed}.pt); "
+                      "training it again", file=sys.stderr)
                 continue
             saved = _read_json(path)
             if saved is None or not isinstance(saved.get("record"), dict):
