@@ -1,9 +1,11 @@
 """Rank search.sh's IGNN settings for AM-GCN Citeseer by validation accuracy (seed 0, Picard);
-test accuracy is printed beside it but plays no part in the choice. Writes summary.json."""
+test accuracy is printed beside it but plays no part in the choice. Writes summary.json.
+`python summary.py DIR` ranks another search's DIR/configs.txt into DIR/summary.json."""
 import json
+import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else Path(__file__).resolve().parent
 configs = dict(line.split(" ", 1) for line in (HERE / "configs.txt").read_text().splitlines() if line.strip())
 rows = []
 for name, opts in configs.items():
