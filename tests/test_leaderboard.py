@@ -129,6 +129,34 @@ def test_default_variant_names_dears_gradient_when_it_is_not_the_papers():
     assert default_clrs_variant({**cfg, "model": "nar", "phantom_steps": 5}) == "mpnn h128, quick profile"
 
 
+def test_default_variants_name_every_training_setting_off_its_default():
+    """An entry's identity is its variant: runs that train differently must not share one (a
+    weight-decay sweep would otherwise be refused as duplicates, or `--replace` one another)."""
+    from dear.leaderboard.convert import default_clrs_variant, default_nodecls_variant
+
+    cfg = {"processor": "mpnn", "hidden": 128, "model": "dear", "solver": "learned", "tol": 0.1, "profile": "quick",
+           "lr": 1e-3, "extra": {}, "solver_training": {}}
+    assert default_clrs_variant(cfg) == "mpnn h128, learned tol 0.1, quick profile"
+    assert default_clrs_variant({**cfg, "lr": 3e-4}) == "mpnn h128, learned tol 0.1, lr 0.0003, quick profile"
+    assert default_clrs_variant({**cfg, "extra": {"solver_options": {"steps": 12}}}) == \
+        "mpnn h128, learned tol 0.1, extra solver-options.steps=12, quick profile"
+    assert default_clrs_variant({**cfg, "solver_training": {"warmup_epochs": 300, "lr": 0.02}}) == \
+        "mpnn h128, learned tol 0.1, solver-training lr=0.02 warmup-epochs=300, quick profile"
+    assert default_clrs_variant({**cfg, "model": "nar", "jac_reg": 0.0}) == "mpnn h128, quick profile"  # DEAR's own
+
+    base = {"solver": "picard", "kappa": 0.9, "epochs": 300, "patience": 50, "lr": 0.01, "weight_decay": 5e-4,
+            "normalize_features": "auto", "solver_training": {}}
+    assert default_nodecls_variant(base) == "picard, kappa 0.9, 300 epochs, patience 50"
+    assert default_nodecls_variant({**base, "weight_decay": 0.0, "normalize_features": "no"}) == \
+        "picard, kappa 0.9, weight-decay 0, normalize-features no, 300 epochs, patience 50"
+    assert default_nodecls_variant({"epochs": 200, "patience": 50}) == "default options, 200 epochs, patience 50"
+    from dear.leaderboard.validation import check_text
+
+    for variant in (default_clrs_variant({**cfg, "extra": {"solver_options": {"steps": 12, "sparsifier": "top_k"}}}),
+                    default_nodecls_variant({**base, "solver_training": {"max_share": None, "final_steps": 15}})):
+        check_text(variant, "model.variant")  # no underscores or braces: the board accepts it
+
+
 # --------------------------------------------------------------------------- round trip
 
 

@@ -114,8 +114,55 @@ def default_clrs_variant(cfg: Mapping[str, Any]) -> str:
         parts.append(f"{cfg['edge_policy']} edges")
     if cfg.get("init", "torch") != "torch":  # configs saved before the field existed mean torch
         parts.append(f"{cfg['init']} init")
+    parts += _clrs_training_settings(cfg)
     parts.append(f"{cfg['profile']} profile")
     return ", ".join(parts)
+
+
+#: Training settings that change what a CLRS run learns, named in its variant when they differ
+#: from the profile's (the entry's identity is its variant: two runs that train differently must
+#: not share one). The fields above (processor, hidden, solver, tol, gradient, edges, init) are
+#: named on their own.
+_CLRS_TRAINING_FIELDS = ("num_train", "steps", "step_budget", "batch_size", "lr", "lr_schedule", "grad_clip",
+                         "max_iter", "max_iter_test", "jac_reg", "noise", "fpc_states", "fpc_gamma", "align_weight",
+                         "solver_training", "extra", "eval_every")
+
+
+def _setting(name: str, value: Any) -> str:
+    """``lr 0.0003``; a mapping flattens to dotted keys, ``extra solver-options.steps=12``
+    (rendered text may hold neither underscores nor braces: :mod:`dear.leaderboard.validation`)."""
+    if isinstance(value, Mapping):
+        return f"{_nice(name)} " + " ".join(f"{k}={v}" for k, v in _flatten(value))
+    return f"{_nice(name)} {_setting_value(value)}"
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    out = []
+    for k, v in sorted(d.items()):
+        key = f"{prefix}{_nice(k)}"
+        out += _flatten(v, key + ".") if isinstance(v, Mapping) else [(key, _setting_value(v))]
+    return out
+
+
+def _setting_value(value: Any) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else _nice(value)
+
+
+def _clrs_training_settings(cfg: Mapping[str, Any]) -> list[str]:
+    """``lr 0.0003``, ``extra solver_options={steps=12}``, ...: the run's settings among
+    :data:`_CLRS_TRAINING_FIELDS` that differ from its profile's. A field a config predates
+    counts as the profile's; DEAR's own settings are not named for the other models."""
+    from dear.config import DEAR_ONLY_FIELDS, profile_config  # noqa: PLC0415
+
+    base = profile_config(cfg["profile"]).to_dict()
+    out = []
+    for name in _CLRS_TRAINING_FIELDS:
+        if name not in cfg or (cfg["model"] != "dear" and name in DEAR_ONLY_FIELDS):
+            continue
+        value = cfg[name]
+        if value != base[name] and not (isinstance(value, Mapping) and not value and not base[name]):
+            out.append(_setting(name, value))
+    return out
 
 
 def _pick_size(results: Sequence[Mapping[str, Any]], size: int | None) -> str:
@@ -307,10 +354,29 @@ def default_nodecls_variant(cfg: Mapping[str, Any]) -> str:
         if cfg.get(name) is not None:
             parts.append(f"{_nice(name)} {cfg[name]}" if name != "solver" else _nice(cfg[name]))
     parts += [f"{_nice(k)} {v}" for k, v in sorted((cfg.get("model_options") or {}).items())]
+    parts += _nodecls_training_settings(cfg)
     if not parts:
         parts.append("default options")
     parts.append(f"{cfg['epochs']} epochs, patience {cfg['patience']}")
     return ", ".join(parts)
+
+
+#: Node-classification training settings named in the variant when not at their default
+#: (``dear.nodecls.train.NodeClsConfig``): weight decay, learning rate, feature normalisation,
+#: the learned solver's schedule and partitioned training change the model.
+_NODECLS_TRAINING_FIELDS = ("lr", "weight_decay", "normalize_features", "solver_training", "sampler", "num_parts",
+                            "parts_per_step")
+
+
+def _nodecls_training_settings(cfg: Mapping[str, Any]) -> list[str]:
+    import dataclasses  # noqa: PLC0415
+
+    from dear.nodecls.train import NodeClsConfig  # noqa: PLC0415
+
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(NodeClsConfig) if f.name in _NODECLS_TRAINING_FIELDS}
+    return [_setting(name, cfg[name]) for name in _NODECLS_TRAINING_FIELDS
+            if name in cfg and cfg[name] != defaults[name]]
 
 
 def entry_from_nodecls_results(
