@@ -157,6 +157,20 @@ def test_default_variants_name_every_training_setting_off_its_default():
         check_text(variant, "model.variant")  # no underscores or braces: the board accepts it
 
 
+def test_variant_length_limit_fits_a_tuned_configuration():
+    import glob
+
+    from dear.leaderboard import EntryRejected, validate_entry
+
+    entry = json.loads(Path(sorted(glob.glob(str(REPO / "leaderboards" / "nodecls" / "*.json")))[0]).read_text())
+    entry["model"]["variant"] = ("picard, kappa 0.9, input-dropout 0.5, propagate-input False, weight-decay 0, "
+                                 "normalize-features no, 300 epochs, patience 50")  # 123 characters
+    validate_entry(entry, REPO)
+    entry["model"]["variant"] = "x" * 201
+    with pytest.raises(EntryRejected, match="at most 200"):
+        validate_entry(entry, REPO)
+
+
 # --------------------------------------------------------------------------- round trip
 
 
