@@ -149,20 +149,14 @@ def _setting_value(value: Any) -> str:
 
 
 def _clrs_training_settings(cfg: Mapping[str, Any]) -> list[str]:
-    """``lr 0.0003``, ``extra solver_options={steps=12}``, ...: the run's settings among
+    """``lr 0.0003``, ``extra solver-options.steps=12``, ...: the run's settings among
     :data:`_CLRS_TRAINING_FIELDS` that differ from its profile's. A field a config predates
     counts as the profile's; DEAR's own settings are not named for the other models."""
     from dear.config import DEAR_ONLY_FIELDS, profile_config  # noqa: PLC0415
 
     base = profile_config(cfg["profile"]).to_dict()
-    out = []
-    for name in _CLRS_TRAINING_FIELDS:
-        if name not in cfg or (cfg["model"] != "dear" and name in DEAR_ONLY_FIELDS):
-            continue
-        value = cfg[name]
-        if value != base[name] and not (isinstance(value, Mapping) and not value and not base[name]):
-            out.append(_setting(name, value))
-    return out
+    return [_setting(name, cfg[name]) for name in _CLRS_TRAINING_FIELDS
+            if name in cfg and cfg[name] != base[name] and not (cfg["model"] != "dear" and name in DEAR_ONLY_FIELDS)]
 
 
 def _pick_size(results: Sequence[Mapping[str, Any]], size: int | None) -> str:
