@@ -61,7 +61,7 @@ def _load_nodecls(run_dir: Path, device: "torch.device", dataset_options: dict[s
 
     from dear.nodecls import load_dataset  # noqa: PLC0415
     from dear.nodecls.baselines import build_nodecls_model  # noqa: PLC0415
-    from dear.nodecls.train import NodeClsConfig, check_split_sizes, model_features  # noqa: PLC0415
+    from dear.nodecls.train import NodeClsConfig, check_split_sizes, model_features, seed_files  # noqa: PLC0415
 
     res_path = run_dir / "results.json"
     if not res_path.exists():
@@ -85,11 +85,11 @@ def _load_nodecls(run_dir: Path, device: "torch.device", dataset_options: dict[s
     num_classes = int(data.y.shape[1]) if multilabel else int(data.num_classes)
 
     def build(seed: int) -> "nn.Module":
-        path = run_dir / "seeds" / f"seed_{seed}.pt"
+        path = seed_files(run_dir, seed)[1]
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing (runs committed under leaderboards/runs/ keep results, not "
-                                    f"weights); rerun the `dear nodecls train` command of {run_dir} (its results.json "
-                                    "`config`) with the same --out: it trains the seeds without weights again")
+                                    f"weights); `dear nodecls train --out {run_dir}` trains the seeds without "
+                                    "weights again with the settings its results.json records")
         model = build_nodecls_model(cfg.model, x.shape[1], num_classes, **cfg.model_kwargs()).to(device)
         try:
             model.load_state_dict(torch.load(path, map_location=device, weights_only=True))

@@ -35,7 +35,7 @@ import torch
 
 from dear.io import atomic_write_text, hardware, versions
 from dear.learned.training import SolverTrainConfig
-from dear.nodecls.train import NodeClsConfig, run
+from dear.nodecls.train import NodeClsConfig, run, seed_files
 from dear.pareto import equal_accuracy_speedups, nodecls_pareto, plot_curves, seed_mean_point
 from dear.runtime import tune_allocator
 
@@ -177,7 +177,7 @@ def scale_run(num_nodes: int, out: Path, epochs: int, tols: list[float], hidden:
     f = d / "scale.json"
     if f.exists():
         return json.loads(f.read_text())
-    if (subdir or trained_on is not None) and not (run_root / "run" / "seeds" / "seed_0.pt").exists():
+    if (subdir or trained_on is not None) and not seed_files(run_root / "run", 0)[1].exists():
         raise SystemExit(f"sbm {num_nodes}: no checkpoint in {run_root / 'run'} on this machine to measure")
     if trained_on is None and not subdir:
         cfg = NodeClsConfig(dataset="sbm", model="ignn", solver="learned", seeds=1, epochs=epochs, patience=epochs,
@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.pareto_subdir:
             pdir = d / args.pareto_subdir
             pdir.mkdir(parents=True, exist_ok=True)
-            have = [s for s in seeds if (d / "learned" / "seeds" / f"seed_{s}.pt").exists()]
+            have = [s for s in seeds if seed_files(d / "learned", s)[1].exists()]
             if not have:
                 raise SystemExit(f"{ds}: no checkpoint of {d / 'learned'} on this machine to re-measure")
             if have != seeds:

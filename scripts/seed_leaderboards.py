@@ -75,6 +75,7 @@ def seed_nodecls(args: argparse.Namespace) -> None:
     """One entry per configuration; when several run folders hold the same configuration (same
     dataset, split, model and options), the one with the most seeds (then the newest) is used."""
     from dear.leaderboard import Board, build_entry, entry_key  # noqa: PLC0415
+    from dear.nodecls.train import seed_files  # noqa: PLC0415
 
     base = args.runs / "nodecls"
     board = Board(args.root)
@@ -98,7 +99,7 @@ def seed_nodecls(args: argparse.Namespace) -> None:
         for other in runs[1:]:
             print(f"skip nodecls {other[2].parent.relative_to(base)}: same configuration as "
                   f"{results.parent.relative_to(base)}, which has {n} seeds (vs {other[0]})")
-        ckpts = [results.parent / "seeds" / f"seed_{r['seed']}.pt" for r in data["per_seed"]]
+        ckpts = [seed_files(results.parent, r["seed"])[1] for r in data["per_seed"]]
         verify = ckpts if args.verify and all(p.is_file() for p in ckpts) else []
         name = NODECLS_NAMES.get(data["model"], data["model"].upper())
         print(f"nodecls {results.parent.relative_to(base)}: {_submit([results], verify, args, model_name=name)}")

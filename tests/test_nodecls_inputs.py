@@ -227,9 +227,45 @@ def test_a_seed_without_its_weights_is_trained_again(tmp_path, capsys):
     (out / "seeds" / "seed_0.pt").unlink()
     capsys.readouterr()
     assert train(out, "--seeds", "2") == 0
-    assert "seed 0" in capsys.readouterr().err and (out / "seeds" / "seed_0.pt").exists()
+    assert "seed(s) 0 " in capsys.readouterr().err and (out / "seeds" / "seed_0.pt").exists()
     assert (out / "seeds" / "seed_1.pt").stat().st_mtime_ns == stamp
     assert json.loads((out / "results.json").read_text())["seeds"] == [0, 1]
+
+
+def test_out_alone_rebuilds_a_committed_run_with_its_recorded_settings(tmp_path, capsys):
+    """`dear nodecls train --out DIR` alone (what `dear pareto`'s error recommends) retrains the
+    seeds whose weights are gone, with the run's settings (not the command's defaults: lr 0.02
+    here), to the same weights; seeds that have them are left alone."""
+    out = tmp_path / "run"
+    assert train(out, "--seeds", "2", "--lr", "0.02") == 0
+    kept = torch.load(out / "seeds" / "seed_0.pt", weights_only=True)
+    stamp = (out / "seeds" / "seed_1.pt").stat().st_mtime_ns
+    (out / "seeds" / "seed_0.pt").unlink()
+    before = json.loads((out / "results.json").read_text())
+    assert main(["nodecls", "train", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    rebuilt = torch.load(out / "seeds" / "seed_0.pt", weights_only=True)
+    assert rebuilt.keys() == kept.keys() and all(torch.equal(rebuilt[k], kept[k]) for k in kept)
+    assert (out / "seeds" / "seed_1.pt").stat().st_mtime_ns == stamp
+    after = json.loads((out / "results.json").read_text())
+    assert after["config"]["lr"] == 0.02 and after["seeds"] == [0, 1]
+    assert [r["test_accuracy"] for r in after["per_seed"]] == [r["test_accuracy"] for r in before["per_seed"]]
+
+
+def test_out_alone_refuses_setting_flags_and_empty_directories(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(out, "--seeds", "1") == 0
+    assert main(["nodecls", "train", "--out", str(out), "--lr", "0.5", "--epochs", "3"]) == 2
+    err = one_error_line(capsys)
+    assert "--lr" in err and "--epochs" in err and "--dataset" in err
+    assert main(["nodecls", "train", "--out", str(out), "--model", "gat"]) == 2
+    assert "--model" in one_error_line(capsys)
+    assert main(["nodecls", "train", "--out", str(tmp_path / "empty")]) == 2
+    assert "no results.json" in one_error_line(capsys)
+    clrs = tmp_path / "clrs"
+    clrs.mkdir()
+    (clrs / "results.json").write_text(json.dumps({"algorithm": "bfs", "results": {}}))
+    assert main(["nodecls", "train", "--out", str(clrs)]) == 2
+    assert "not a `dear nodecls train` results file" in one_error_line(capsys)
 
 
 def main_raising(out: Path, *extra: str) -> None:

@@ -1,4 +1,5 @@
-"""The ``dear nodecls`` command: ``dear nodecls train --dataset NAME --model MODEL --out DIR``.
+"""The ``dear nodecls`` command: ``dear nodecls train --dataset NAME --model MODEL --out DIR``,
+or ``dear nodecls train --out DIR`` alone to resume or rebuild the run DIR holds.
 
 :func:`register_cli` adds the command to the main ``dear`` parser. Building the parser imports
 nothing heavy (no torch, no PyG); the handler imports what it needs. User mistakes raise
@@ -12,12 +13,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MODEL_CHOICES", "SOLVER_CHOICES", "build_config", "cmd_train", "register_cli"]
+__all__ = ["MODEL_CHOICES", "SOLVER_CHOICES", "build_config", "cmd_train", "register_cli", "saved_run_config"]
 
 # Listed here (not imported) so that building the parser stays cheap; a test checks they match
 # the registries.
 MODEL_CHOICES = ("ignn", "gcn", "gat", "sgc", "appnp", "jknet", "gcnii", "mlp")
 SOLVER_CHOICES = ("picard", "anderson", "broyden", "learned", "learned_nn")
+# What says where things are or run, not what is trained: the only flags `--out DIR` alone takes.
+_LOCATION_FLAGS = ("out", "quiet", "device", "data_root", "cache_dir")
 
 
 def _split(text: str) -> int | float | str:
@@ -55,7 +58,16 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         description="Full-batch training with early stopping on validation accuracy; the best "
         "validation checkpoint is tested. Finished seeds in OUT are skipped on rerun.",
     )
-    p.add_argument("--dataset", required=True, help="e.g. amgcn:citeseer (see dear.nodecls.available_datasets())")
+    _add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+    return nodecls
+
+
+def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``dear nodecls train``."""
+    p.add_argument("--dataset", default=None,
+                   help="e.g. amgcn:citeseer (see dear.nodecls.available_datasets()); without it, "
+                   "`--out DIR` alone resumes or rebuilds the run DIR holds with the settings its results.json records")
     p.add_argument("--model", default="ignn", choices=MODEL_CHOICES)
     p.add_argument("--solver", default=None, choices=SOLVER_CHOICES,
                    help="ignn forward/adjoint solver (default: picard); learned / learned_nn: IGNN-Solver, trained "
@@ -106,8 +118,6 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
                        help="parts per optimiser step, shared by the torchrun processes (default: their number)")
     large.add_argument("--eval-mode", default=None, choices=("full", "parts"),
                        help="validate and test on the full graph (default) or part by part")
-    p.set_defaults(func=cmd_train)
-    return nodecls
 
 
 def build_config(args: argparse.Namespace):
@@ -137,11 +147,54 @@ def build_config(args: argparse.Namespace):
     ).validate()
 
 
+def _train_parser() -> argparse.ArgumentParser:
+    """A fresh ``dear nodecls train`` parser, to read its defaults."""
+    p = argparse.ArgumentParser(add_help=False)
+    _add_train_arguments(p)
+    return p
+
+
+def saved_run_config(args: argparse.Namespace):
+    """``dear nodecls train --out DIR`` alone: the configuration the run in DIR was made with
+    (its ``results.json`` ``config``), to finish its missing seeds or, where their weights are
+    missing (runs committed under leaderboards/runs/ keep results, not weights), to train them
+    again. Only flags that say where data, cache and device are may be given beside it; a
+    setting flag would silently start another configuration, so it is refused.
+
+    Raises:
+        NodeClsConfigError: no run in DIR, setting flags given, or an unreadable results file.
+    """
+    import dataclasses  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from dear.nodecls.train import NodeClsConfig, NodeClsConfigError  # noqa: PLC0415
+
+    parser = _train_parser()
+    given = [a.option_strings[0] for a in parser._actions
+             if a.option_strings and a.dest not in _LOCATION_FLAGS
+             and getattr(args, a.dest, None) != parser.get_default(a.dest)]
+    if given:
+        raise NodeClsConfigError(f"without --dataset the run's results.json fixes every setting; drop "
+                                 f"{', '.join(given)}, or give --dataset to start a run (with another --out)")
+    path = Path(args.out) / "results.json"
+    if not path.is_file():
+        raise NodeClsConfigError(f"--out {args.out} holds no node-classification run (no results.json); "
+                                 "give --dataset (and --model, ...) to start one")
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise NodeClsConfigError(f"{path} is not readable JSON ({e})") from None
+    cfg = NodeClsConfig.from_results(results, path)
+    where = {k: getattr(args, k) for k in ("device", "data_root", "cache_dir")
+             if getattr(args, k) != parser.get_default(k)}
+    return dataclasses.replace(cfg, **where).validate() if where else cfg
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Handler of ``dear nodecls train``: run, then print a one-line summary."""
     from dear.nodecls.train import run  # noqa: PLC0415
 
-    cfg = build_config(args)
+    cfg = build_config(args) if args.dataset is not None else saved_run_config(args)
     try:
         res = run(cfg, Path(args.out), progress=not args.quiet)
     except KeyboardInterrupt:

@@ -50,6 +50,7 @@ __all__ = [
     "model_features",
     "prepare_features",
     "run",
+    "seed_files",
     "time_inference",
     "train_one_seed",
 ]
@@ -352,6 +353,14 @@ class NodeClsConfig:
             return cls(**conf).validate()
         except NodeClsConfigError as e:
             raise NodeClsConfigError(f"{source}: {e}") from None
+
+
+def seed_files(run_dir: str | Path, seed: int) -> tuple[Path, Path]:
+    """Where a run keeps seed ``seed``: its record (``seeds/seed_<k>.json``, the seed counts as
+    done once it exists) and its weights (``seeds/seed_<k>.pt``, written first). Runs committed
+    under ``leaderboards/runs/`` keep the records but not the weights (``*.pt`` is ignored)."""
+    seeds = Path(run_dir) / "seeds"
+    return seeds / f"seed_{seed}.json", seeds / f"seed_{seed}.pt"
 
 
 def _number(v: Any) -> bool:
@@ -740,21 +749,20 @@ def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str
     info = init_distributed(cfg.device)
     device, rank, world, main = info.device, info.rank, info.world_size, info.is_main
     sampled = cfg.sampler is not None
-    seed_dir = out_dir / "seeds"
     seeds = [cfg.first_seed + k for k in range(cfg.seeds)]
     # Rank 0 checks the output directory and reads which seeds are done, before any data is
     # loaded or seed trained; every rank learns the answer (or the error).
     done: dict[int, dict[str, Any]] = {}
     error = None
+    unweighted: list[int] = []
     if main:
         error = _check_out_dir(cfg, out_dir)
         for seed in seeds if error is None else []:
-            path = seed_dir / f"seed_{seed}.json"
+            path, weights = seed_files(out_dir, seed)
             if not path.exists():
                 continue
-            if not (seed_dir / f"seed_{seed}.pt").exists():
-                print(f"note: seed {seed} in {out_dir} has its record but not its weights (seed_{seed}.pt); "
-                      "training it again", file=sys.stderr)
+            if not weights.exists():
+                unweighted.append(seed)
                 continue
             saved = _read_json(path)
             if saved is None or not isinstance(saved.get("record"), dict):
@@ -764,6 +772,9 @@ def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str
                          "use another --out or delete that directory")
                 break
             done[seed] = saved["record"]
+        if unweighted and error is None:
+            print(f"note: seed(s) {', '.join(map(str, unweighted))} in {out_dir} have their record but not their "
+                  "weights (seeds/seed_<k>.pt); training them again", file=sys.stderr)
     if info.distributed:
         done, error = broadcast_object((done, error))
     if error is not None:
@@ -786,9 +797,9 @@ def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str
         """Rank 0: write finished seeds (weights first: a seed counts as done once its JSON
         exists), then the results so far."""
         for seed, record, state in finished:
-            atomic_torch_save(seed_dir / f"seed_{seed}.pt", {k: v.cpu() for k, v in state.items()})
-            atomic_write_text(seed_dir / f"seed_{seed}.json",
-                              _dumps({"config_key": cfg.seed_key(seed), "record": record}))
+            record_path, weights = seed_files(out_dir, seed)
+            atomic_torch_save(weights, {k: v.cpu() for k, v in state.items()})
+            atomic_write_text(record_path, _dumps({"config_key": cfg.seed_key(seed), "record": record}))
             done[seed] = record
         records = [done[s] for s in seeds if s in done]
         results = _aggregate(cfg, data, records, device, complete=len(records) == len(seeds))
