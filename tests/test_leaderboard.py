@@ -474,6 +474,32 @@ def test_verify_refuses_an_inflated_claim(tmp_path, board, tiny_runs, monkeypatc
         board.add(entry)
 
 
+def test_nodecls_verify_gives_the_model_the_trainers_graph_operand(tmp_path, board, monkeypatch):
+    """Verification runs a model on what training ran it on: the sparse ``A^T`` for the SpMM
+    models (on ``edge_index`` SGC on Flickr's raw features needs 23 GB for messages)."""
+    import torch_geometric.nn as pyg_nn
+
+    from dear.nodecls import DatasetNotFoundError
+    from dear.nodecls.train import NodeClsConfig, run
+
+    cfg = NodeClsConfig(dataset="amgcn:citeseer", model="sgc", seeds=3, epochs=2, patience=2, timing_warmup=0,
+                        timing_repeats=1, device="cpu")
+    try:
+        run(cfg, tmp_path / "sgc", progress=False)
+    except DatasetNotFoundError:
+        pytest.skip("node-classification data not available (../shared/data)")
+    seen = []
+    forward = pyg_nn.SGConv.forward
+    monkeypatch.setattr(pyg_nn.SGConv, "forward",
+                        lambda self, x, graph, *a, **k: seen.append(graph.layout) or forward(self, x, graph, *a, **k))
+    res = submit([tmp_path / "sgc" / "results.json"], model_name="SGC", variant="2 epochs", submitter="t",
+                 verify=[tmp_path / "sgc" / "seeds" / f"seed_{s}.pt" for s in range(3)], device="cpu",
+                 root=board.root, base=board.base)
+    assert seen == [torch.sparse_csr] * 3
+    for item in res.entry["verification"]["seeds"]:
+        assert item["reproduced"] == pytest.approx(item["claimed"], abs=1e-6)
+
+
 def test_nodecls_entry_and_verify(tmp_path, board):
     """A node-classification run converts to an entry on `nodecls`; --verify reloads each seed's
     weights and refuses a claim they do not reproduce."""

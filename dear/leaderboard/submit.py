@@ -265,7 +265,7 @@ def _verify_nodecls(entry: dict[str, Any], checkpoints: Sequence[Path], toleranc
 
     from dear.io import resolve_device  # noqa: PLC0415
     from dear.nodecls import load_dataset  # noqa: PLC0415
-    from dear.nodecls.baselines import build_nodecls_model  # noqa: PLC0415
+    from dear.nodecls.baselines import build_nodecls_model, graph_operand  # noqa: PLC0415
     from dear.nodecls.train import _metric, model_features  # noqa: PLC0415
 
     cfg = _nodecls_config(entry)
@@ -304,8 +304,11 @@ def _verify_nodecls(entry: dict[str, Any], checkpoints: Sequence[Path], toleranc
             raise EntryRejected("verify", f"{ckpt} does not fit the entry's model {cfg.model!r} ({_one_line(e)}); "
                                           "is it another run's checkpoint?") from None
         model.eval()
+        # The trainer's graph operand (sparse A^T for the SpMM models): same outputs as
+        # edge_index, but gather-scatter on edge_index builds an E x F message tensor, which
+        # for SGC on Flickr's raw features is more memory than a 24 GB machine has.
         with torch.no_grad():
-            out = model(x, data.edge_index)
+            out = model(x, graph_operand(model, data.edge_index, int(data.num_nodes)))
         score = _metric(out[data.test_mask], data.y[data.test_mask], multilabel)
         items.append(_check_claim(s, claimed[s], float(score), tolerance, ckpt))
     return items
