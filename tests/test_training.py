@@ -277,3 +277,34 @@ def test_cli_regulariser_options_reach_the_config(tmp_path, capsys):
     assert "phantom_tau must lie in (0, 1]" in capsys.readouterr().err
     assert main(base + ["--phantom-steps", "0", "--out", str(tmp_path / "bad3")]) == 2
     assert "phantom_steps must be >= 1" in capsys.readouterr().err
+
+
+def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path):
+    """scripts/rebuild_entry_runs.py retrains a committed run in a scratch folder and puts its
+    checkpoint beside the committed results only when the rebuild is the same model (same best
+    validation step and loss); a run that rebuilds differently gets nothing."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "rebuild_entry_runs", Path(__file__).resolve().parents[1] / "scripts" / "rebuild_entry_runs.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = tmp_path / "run"
+    assert main(["train", "--algorithm", "minimum", "--model", "nar", "--seed", "2", "--out", str(run), "--steps", "4",
+                 "--batch-size", "4", "--hidden", "16", "--num-train", "8", "--eval-every", "2", "--device", "cpu",
+                 "--quiet"]) == 0
+    assert main(["evaluate", str(run), "--repeats", "1", "--warmup", "0"]) == 0
+    first = torch.load(run / "checkpoint_best.pt", weights_only=False)["model"]
+    for ckpt in run.glob("*.pt"):
+        ckpt.unlink()
+    row = script.rebuild(run, tmp_path / "scratch")
+    assert row["identical"] and row["rebuilt_best"] == row["committed_best"]
+    again = torch.load(run / "checkpoint_best.pt", weights_only=False)["model"]
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    (run / "checkpoint_best.pt").unlink()
+    summary = json.loads((run / "train_summary.json").read_text())
+    summary["best"]["loss"] *= 1.001  # as if trained by other code or on another CPU
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    row = script.rebuild(run, tmp_path / "scratch")
+    assert not row["identical"] and not (run / "checkpoint_best.pt").exists()

@@ -1,0 +1,90 @@
+"""Rebuild the checkpoints behind committed CLRS leaderboard entries, so they can be verified.
+
+The runs under ``leaderboards/runs/`` keep configs and results, not weights. For every run an
+entry names (``source.files``), this retrains a scratch copy from the run's ``config.json``
+(``dear train --out SCRATCH``, with the thread count the run recorded: another count sums floats
+in another order) and compares its best validation step and loss with the committed
+``train_summary.json``. Only a bit-identical rebuild is copied next to the committed results
+(``checkpoint_best.pt``, git-ignored), where ``dear leaderboard submit --verify`` and
+``scripts/seed_leaderboards.py`` find it; a run that rebuilds differently (other code, CPU
+model or kernel build) is reported and left alone. Nothing committed is rewritten.
+
+    python scripts/rebuild_entry_runs.py leaderboards/clrs-ood/bfs--nar--*.json
+    python scripts/rebuild_entry_runs.py --worker 0 --workers 2 ENTRY...   # two side by side
+
+Each run is one line of ``--log`` (JSON lines: run, threads, identical, seconds); rerunning
+skips runs that already have their checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def entry_runs(entry_path: Path) -> list[Path]:
+    """The run directories whose results an entry was built from."""
+    entry = json.loads(entry_path.read_text())
+    files = (entry.get("source") or {}).get("files") or []
+    if entry.get("track") == "nodecls":
+        raise SystemExit(f"{entry_path}: node-classification runs rebuild with `dear nodecls train --out DIR`")
+    return [(REPO / f).parent for f in files]
+
+
+def rebuild(run: Path, scratch_root: Path) -> dict:
+    """Retrain ``run`` in a scratch folder; copy its checkpoint over if it is the same model."""
+    threads = json.loads((run / "results.json").read_text())["hardware"].get("torch_threads") or 1
+    name = run.relative_to(REPO).as_posix() if run.is_relative_to(REPO) else run.as_posix()
+    scratch = scratch_root / name.strip("/").replace("/", "__")
+    scratch.mkdir(parents=True, exist_ok=True)
+    shutil.copy(run / "config.json", scratch / "config.json")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "dear.cli", "train", "--out", str(scratch), "--quiet"],
+                          env=env, capture_output=True, text=True)
+    row = {"run": name, "threads": threads, "seconds": round(time.perf_counter() - t0, 1)}
+    if proc.returncode != 0:
+        return {**row, "identical": False, "error": proc.stderr.strip().splitlines()[-1:]}
+    committed = json.loads((run / "train_summary.json").read_text())["best"]
+    rebuilt = json.loads((scratch / "train_summary.json").read_text())["best"]
+    row.update(committed_best=committed, rebuilt_best=rebuilt, identical=committed == rebuilt)
+    if row["identical"]:
+        shutil.copy(scratch / "checkpoint_best.pt", run / "checkpoint_best.pt")
+    shutil.rmtree(scratch, ignore_errors=True)
+    return row
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("entries", nargs="+", type=Path, help="CLRS leaderboard entry JSON files")
+    p.add_argument("--worker", type=int, default=0, help="this process takes runs i with i %% workers == worker")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--log", type=Path, default=None, help="JSON-lines log (default: print only)")
+    p.add_argument("--scratch", type=Path, default=None, help="where to retrain (default: a temporary folder)")
+    args = p.parse_args(argv)
+    runs = [r for e in args.entries for r in entry_runs(e)]
+    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="rebuild_"))
+    for i, run in enumerate(runs):
+        if i % args.workers != args.worker or (run / "checkpoint_best.pt").exists():
+            continue
+        row = rebuild(run, scratch)
+        line = json.dumps(row)
+        print(line, flush=True)
+        if args.log is not None:
+            with args.log.open("a") as f:
+                f.write(line + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
