@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from tqdm import tqdm
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -74,12 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     runs = [r for e in args.entries for r in entry_runs(e)]
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="rebuild_"))
-    for i, run in enumerate(runs):
-        if i % args.workers != args.worker or (run / "checkpoint_best.pt").exists():
-            continue
+    mine = [run for i, run in enumerate(runs)
+            if i % args.workers == args.worker and not (run / "checkpoint_best.pt").exists()]
+    bar = tqdm(mine, desc="rebuilding", unit="run", file=sys.stderr)
+    for run in bar:
+        bar.set_postfix_str("/".join(run.parts[-3:]))  # algorithm/model/seed
         row = rebuild(run, scratch)
         line = json.dumps(row)
-        print(line, flush=True)
+        bar.write(line, file=sys.stdout)
+        sys.stdout.flush()
         if args.log is not None:
             with args.log.open("a") as f:
                 f.write(line + "\n")

@@ -279,10 +279,8 @@ def test_cli_regulariser_options_reach_the_config(tmp_path, capsys):
     assert "phantom_steps must be >= 1" in capsys.readouterr().err
 
 
-def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path):
-    """scripts/rebuild_entry_runs.py retrains a committed run in a scratch folder and puts its
-    checkpoint beside the committed results only when the rebuild is the same model (same best
-    validation step and loss); a run that rebuilds differently gets nothing."""
+def _rebuild_script():
+    """scripts/rebuild_entry_runs.py as a module (scripts/ is not a package)."""
     import importlib.util
     from pathlib import Path
 
@@ -290,6 +288,14 @@ def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path):
         "rebuild_entry_runs", Path(__file__).resolve().parents[1] / "scripts" / "rebuild_entry_runs.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path):
+    """scripts/rebuild_entry_runs.py retrains a committed run in a scratch folder and puts its
+    checkpoint beside the committed results only when the rebuild is the same model (same best
+    validation step and loss); a run that rebuilds differently gets nothing."""
+    script = _rebuild_script()
     run = tmp_path / "run"
     assert main(["train", "--algorithm", "minimum", "--model", "nar", "--seed", "2", "--out", str(run), "--steps", "4",
                  "--batch-size", "4", "--hidden", "16", "--num-train", "8", "--eval-every", "2", "--device", "cpu",
@@ -308,3 +314,22 @@ def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path):
     (run / "train_summary.json").write_text(json.dumps(summary))
     row = script.rebuild(run, tmp_path / "scratch")
     assert not row["identical"] and not (run / "checkpoint_best.pt").exists()
+
+
+def test_rebuild_entry_runs_main_takes_its_share_and_skips_runs_with_weights(tmp_path, monkeypatch):
+    """Worker i of n takes runs i, i + n, ... of the entries' runs, skips those whose checkpoint is
+    already there (a rerun after an interruption), and logs one JSON line per run it rebuilt."""
+    script = _rebuild_script()
+    runs = [tmp_path / "runs" / "algo" / "nar" / f"seed{k}" for k in range(4)]
+    for run in runs:
+        run.mkdir(parents=True)
+    (runs[3] / "checkpoint_best.pt").write_bytes(b"weights")
+    entry = tmp_path / "entry.json"
+    entry.write_text(json.dumps({"track": "clrs-ood", "source": {"files": [str(r / "results.json") for r in runs]}}))
+    done = []
+    monkeypatch.setattr(script, "rebuild", lambda run, scratch: done.append(run) or {"run": run.name, "identical": True})
+    log = tmp_path / "log.jsonl"
+    assert script.main([str(entry), "--worker", "1", "--workers", "2", "--log", str(log),
+                        "--scratch", str(tmp_path / "scratch")]) == 0
+    assert done == [runs[1]]  # runs[3] is this worker's too, but already has its weights
+    assert [json.loads(line)["run"] for line in log.read_text().splitlines()] == ["seed1"]
