@@ -474,20 +474,25 @@ def test_verify_refuses_an_inflated_claim(tmp_path, board, tiny_runs, monkeypatc
         board.add(entry)
 
 
+def _train_citeseer(out, model: str, epochs: int) -> None:
+    """Three seeds of a few epochs on Citeseer into ``out``; skips the test without the data."""
+    from dear.nodecls import DatasetNotFoundError
+    from dear.nodecls.train import NodeClsConfig, run
+
+    cfg = NodeClsConfig(dataset="amgcn:citeseer", model=model, seeds=3, epochs=epochs, patience=epochs,
+                        timing_warmup=0, timing_repeats=1, device="cpu")
+    try:
+        run(cfg, out, progress=False)
+    except DatasetNotFoundError:
+        pytest.skip("node-classification data not available (../shared/data)")
+
+
 def test_nodecls_verify_gives_the_model_the_trainers_graph_operand(tmp_path, board, monkeypatch):
     """Verification runs a model on what training ran it on: the sparse ``A^T`` for the SpMM
     models (on ``edge_index`` SGC on Flickr's raw features needs 23 GB for messages)."""
     import torch_geometric.nn as pyg_nn
 
-    from dear.nodecls import DatasetNotFoundError
-    from dear.nodecls.train import NodeClsConfig, run
-
-    cfg = NodeClsConfig(dataset="amgcn:citeseer", model="sgc", seeds=3, epochs=2, patience=2, timing_warmup=0,
-                        timing_repeats=1, device="cpu")
-    try:
-        run(cfg, tmp_path / "sgc", progress=False)
-    except DatasetNotFoundError:
-        pytest.skip("node-classification data not available (../shared/data)")
+    _train_citeseer(tmp_path / "sgc", "sgc", epochs=2)
     seen = []
     forward = pyg_nn.SGConv.forward
     monkeypatch.setattr(pyg_nn.SGConv, "forward",
@@ -503,15 +508,7 @@ def test_nodecls_verify_gives_the_model_the_trainers_graph_operand(tmp_path, boa
 def test_nodecls_entry_and_verify(tmp_path, board):
     """A node-classification run converts to an entry on `nodecls`; --verify reloads each seed's
     weights and refuses a claim they do not reproduce."""
-    from dear.nodecls import DatasetNotFoundError
-    from dear.nodecls.train import NodeClsConfig, run
-
-    cfg = NodeClsConfig(dataset="amgcn:citeseer", model="mlp", seeds=3, epochs=3, patience=3, timing_warmup=0,
-                        timing_repeats=1, device="cpu")
-    try:
-        run(cfg, tmp_path / "mlp", progress=False)
-    except DatasetNotFoundError:
-        pytest.skip("node-classification data not available (../shared/data)")
+    _train_citeseer(tmp_path / "mlp", "mlp", epochs=3)
     ckpts = [tmp_path / "mlp" / "seeds" / f"seed_{s}.pt" for s in range(3)]
     res = submit([tmp_path / "mlp" / "results.json"], model_name="MLP", variant="3 epochs", submitter="t",
                  verify=ckpts, device="cpu", root=board.root, base=board.base)
