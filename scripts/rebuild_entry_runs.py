@@ -5,9 +5,9 @@ entry names (``source.files``), this retrains a scratch copy from the run's ``co
 (``dear train --out SCRATCH``, with the thread count the run recorded: another count sums floats
 in another order) and compares its best validation step and loss with the committed
 ``train_summary.json``. Only a bit-identical rebuild is copied next to the committed results
-(``checkpoint_best.pt``, git-ignored), where ``dear leaderboard submit --verify`` and
-``scripts/seed_leaderboards.py`` find it; a run that rebuilds differently (other code, CPU
-model or kernel build) is reported and left alone. Nothing committed is rewritten.
+(``checkpoint_best.pt``, git-ignored), where ``dear leaderboard verify ENTRY`` finds it; a run
+that rebuilds differently (other code, CPU model or kernel build) is reported and left alone.
+Nothing committed is rewritten.
 
     python scripts/rebuild_entry_runs.py leaderboards/clrs-ood/bfs--nar--*.json
     python scripts/rebuild_entry_runs.py --worker 0 --workers 2 ENTRY...   # two side by side

@@ -27,7 +27,9 @@ from dear.leaderboard import (
     Board,
     EntryRejected,
     dump_entry,
+    entry_checkpoints,
     entry_filename,
+    reverify,
     submit,
 )
 from dear.leaderboard.cli import TRACK_CHOICES
@@ -526,3 +528,72 @@ def test_nodecls_entry_and_verify(tmp_path, board):
         submit([tmp_path / "inflated.json"], model_name="MLP", variant="inflated", submitter="t", verify=ckpts[1:2],
                device="cpu", root=board.root, base=board.base)
     assert info.value.reason == "verify"
+
+
+def _repo_with_runs(tmp_path: Path, runs: list[Path]) -> tuple[Board, list[Path]]:
+    """A repository holding copies of ``runs`` under runs/, and its (empty) boards folder."""
+    import shutil
+
+    base = tmp_path / "repo"
+    copies = [Path(shutil.copytree(r, base / "runs" / r.name)) for r in runs]
+    return Board(base / "leaderboards", base=base), copies
+
+
+def test_reverify_stores_a_record_from_the_entrys_own_runs(tmp_path, tiny_runs, monkeypatch, capsys):
+    """`dear leaderboard verify` finds the checkpoints beside the runs an entry names, adds the
+    verification record and keeps every other field; it never shrinks an existing record."""
+    monkeypatch.setenv("CLRS_TASKS_CACHE", str(tiny_runs[0].parent / "cache"))
+    board, runs = _repo_with_runs(tmp_path, tiny_runs)
+    ckpts = [r / "checkpoint_best.pt" for r in runs]
+    parked = [c.rename(c.with_suffix(".parked")) for c in ckpts]  # as in a fresh clone: no weights
+    path = submit([r / "results.json" for r in runs], model_name="DEAR", variant="tiny", submitter="t",
+                  root=board.root, base=board.base).path
+    before = json.loads(path.read_text())
+    assert before["verification"] is None
+    with pytest.raises(EntryRejected, match="none of the entry's runs has weights") as info:
+        reverify(path, device="cpu", root=board.root, base=board.base)
+    assert info.value.reason == "verify" and json.loads(path.read_text()) == before
+
+    parked[0].rename(ckpts[0]), parked[2].rename(ckpts[2])  # two of three rebuilt
+    assert entry_checkpoints(before, board.base) == [ckpts[0], ckpts[2]]
+    res = reverify(path, device="cpu", root=board.root, base=board.base)
+    assert res.path == path and [s["seed"] for s in res.entry["verification"]["seeds"]] == [0, 2]
+    assert "2/3" in (board.root / "clrs-ood" / "README.md").read_text()
+
+    parked[1].rename(ckpts[1])
+    assert main(["leaderboard", "verify", str(path), "--device", "cpu", "--root", str(board.root),
+                 "--repo", str(board.base)]) == 0
+    assert "verified 3 of 3 seed(s) (seeds 0, 1, 2)" in capsys.readouterr().out
+    after = json.loads(path.read_text())
+    for item, run in zip(after["verification"]["seeds"], runs):
+        claimed = json.loads((run / "results.json").read_text())["results"]["64"]["score"]
+        assert item["claimed"] == claimed and item["reproduced"] == pytest.approx(claimed, abs=1e-12)
+    assert {**after, "verification": None} == before
+    assert list(path.parent.glob("*.json")) == [path] and board.validate().ok
+
+    ckpts[1].unlink()  # a machine with fewer weights cannot replace a 3-seed record by a 2-seed one
+    with pytest.raises(EntryRejected, match="verified on 3 seed\\(s\\) but only 2"):
+        reverify(path, device="cpu", root=board.root, base=board.base)
+    assert json.loads(path.read_text()) == after
+
+
+def test_reverify_a_nodecls_entry_and_the_commands_errors(tmp_path, capsys):
+    """Nodecls entries re-verify from seeds/seed_<k>.pt of their run; a file outside the boards
+    folder or a missing one is one error line each, and the command fails after trying all."""
+    base = tmp_path / "repo"
+    _train_citeseer(base / "runs" / "mlp", "mlp", epochs=2)
+    board = Board(base / "leaderboards", base=base)
+    path = submit([base / "runs" / "mlp" / "results.json"], model_name="MLP", variant="2 epochs", submitter="t",
+                  root=board.root, base=board.base).path
+    stray = tmp_path / "copy.json"
+    stray.write_text(path.read_text())
+    code = main(["leaderboard", "verify", str(stray), str(tmp_path / "missing.json"), str(path), "--device", "cpu",
+                 "--root", str(board.root), "--repo", str(board.base)])
+    out, err = capsys.readouterr()
+    assert code == 2 and "2 of 3 entries not verified" in err
+    assert f"{stray}: not verified: rejected (path)" in out and "no entry file at" in out
+    assert f"{path.name}: verified 3 of 3 seed(s)" in out
+    ver = json.loads(path.read_text())["verification"]
+    assert [s["seed"] for s in ver["seeds"]] == [0, 1, 2]
+    for item in ver["seeds"]:
+        assert item["reproduced"] == pytest.approx(item["claimed"], abs=1e-6)

@@ -7,14 +7,14 @@ Entries live in ``leaderboards/<track>/`` (one JSON file each, format
     submit([run / "results.json" for run in runs], model_name="DEAR", submitter="me")
     Board().validate().ok
 
-Command line: ``dear leaderboard submit | validate | render`` (see docs/leaderboards.md).
+Command line: ``dear leaderboard submit | verify | validate | render`` (see docs/leaderboards.md).
 """
 
 from dear.leaderboard.board import Board, BoardNotFoundError, Problem, Report, default_root, dump_entry
 from dear.leaderboard.convert import entry_from_clrs_results, entry_from_nodecls_results
 from dear.leaderboard.render import render_track
 from dear.leaderboard.schema import FIELDS, SCHEMA, EntryRejected, check_schema, schema_markdown
-from dear.leaderboard.submit import SubmitResult, build_entry, submit, verify_entry
+from dear.leaderboard.submit import SubmitResult, build_entry, entry_checkpoints, reverify, submit, verify_entry
 from dear.leaderboard.tracks import CLRS_FAMILIES, TRACKS, Metric, Track, UnknownTrackError, family_of, get_track
 from dear.leaderboard.validation import (
     MIN_SEEDS,
@@ -44,6 +44,7 @@ __all__ = [
     "check_schema",
     "default_root",
     "dump_entry",
+    "entry_checkpoints",
     "entry_filename",
     "entry_from_clrs_results",
     "entry_from_nodecls_results",
@@ -53,6 +54,7 @@ __all__ = [
     "get_track",
     "protocol_key",
     "render_track",
+    "reverify",
     "schema_markdown",
     "submit",
     "validate_entry",

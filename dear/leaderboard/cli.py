@@ -1,4 +1,4 @@
-"""The ``dear leaderboard`` command: ``submit``, ``validate``, ``render``.
+"""The ``dear leaderboard`` command: ``submit``, ``verify``, ``validate``, ``render``.
 
 :func:`register_cli` adds it to the main ``dear`` parser. Building the parser imports nothing
 heavy; handlers import what they need. A rejected entry raises
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["register_cli", "cmd_submit", "cmd_validate", "cmd_render"]
+__all__ = ["register_cli", "cmd_submit", "cmd_verify", "cmd_validate", "cmd_render"]
 
 TRACK_CHOICES = ("clrs-ood", "nodecls", "user-tasks")  # a test checks this equals tracks.TRACKS
 
@@ -36,6 +36,28 @@ def cmd_submit(args: argparse.Namespace) -> int:
     for note in res.notes:
         print(f"note: {note}")
     print("dry run: nothing written" if res.path is None else f"wrote {res.path} and re-rendered {res.path.parent / 'README.md'}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Re-verify committed entries from their runs' checkpoints; one line per entry, and a
+    failure (exit 2) naming how many were refused, after trying them all."""
+    from dear.leaderboard.submit import reverify  # noqa: PLC0415
+
+    failed = 0
+    for name in args.entries:
+        try:
+            res = reverify(Path(name), tolerance=args.tolerance, device=args.device, root=args.root, base=args.repo)
+        except (ValueError, FileNotFoundError) as e:  # EntryRejected is a ValueError
+            failed += 1
+            print(f"{name}: not verified: {e}")
+            continue
+        ver = res.entry["verification"]
+        seeds = ", ".join(str(i["seed"]) for i in ver["seeds"])
+        print(f"{res.path.name}: verified {len(ver['seeds'])} of {len(res.entry['scores']['per_seed'])} seed(s) "
+              f"(seeds {seeds}) within {ver['tolerance']:g}")
+    if failed:
+        raise ValueError(f"{failed} of {len(args.entries)} entr{'y' if len(args.entries) == 1 else 'ies'} not verified")
     return 0
 
 
@@ -64,9 +86,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``leaderboard`` (``submit``, ``validate``, ``render``) to ``subparsers``; returns its parser."""
+    """Add ``leaderboard`` (``submit``, ``verify``, ``validate``, ``render``) to ``subparsers``; returns its parser."""
     lb = subparsers.add_parser(
-        "leaderboard", help="submit, validate and render leaderboard entries",
+        "leaderboard", help="submit, verify, validate and render leaderboard entries",
         description="Leaderboards under leaderboards/<track>/: one JSON entry per file, a rendered README.md "
         "table per track. See docs/leaderboards.md.",
     )
@@ -104,6 +126,21 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--root", type=Path, default=None, help=root_help)
     p.add_argument("--repo", type=Path, default=None, help=repo_help)
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser(
+        "verify", help="verify committed entries again from their runs' checkpoints on this machine",
+        description="For each ENTRY (a JSON file under the boards folder), re-evaluate the checkpoints of the runs "
+        "it names (CLRS: checkpoint_best.pt beside each results.json; nodecls: seeds/seed_<k>.pt) and store the new "
+        "verification record in the entry, keeping every other field. Rebuild missing weights first with "
+        "scripts/rebuild_entry_runs.py (CLRS) or `dear nodecls train --out RUN_DIR`.",
+    )
+    p.add_argument("entries", nargs="+", metavar="ENTRY", help="committed entry file(s)")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="largest accepted |claimed - reproduced| (default: the track's)")
+    p.add_argument("--device", default="auto", help="device for the re-evaluation (auto, cpu, cuda)")
+    p.add_argument("--root", type=Path, default=None, help=root_help)
+    p.add_argument("--repo", type=Path, default=None, help=repo_help)
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("validate", help="check every committed entry and that the tables are up to date (CI)")
     p.add_argument("--track", action="append", choices=TRACK_CHOICES, help="only this track (repeatable)")

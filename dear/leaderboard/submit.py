@@ -346,6 +346,63 @@ def verify_entry(entry: dict[str, Any], checkpoints: Sequence[Path], tolerance: 
             "date": _dt.date.today().isoformat(), "seeds": sorted(items, key=lambda i: i["seed"])}
 
 
+def entry_checkpoints(entry: dict[str, Any], base: Path) -> list[Path]:
+    """The checkpoints of an entry's runs that exist on this machine, in seed order.
+
+    The runs an entry names (``source.files``, relative to the repository ``base``) keep their
+    results; their weights are git-ignored and exist only where the runs were trained or rebuilt
+    (``scripts/rebuild_entry_runs.py``; for nodecls, ``dear nodecls train --out RUN``). CLRS:
+    ``checkpoint_best.pt`` beside each ``results.json``. Nodecls: ``seeds/seed_<k>.pt`` of the
+    run for each reported seed ``k``.
+    """
+    files = [Path(base) / f for f in (entry.get("source") or {}).get("files") or []]
+    if get_track(entry["track"]).kind == "clrs":
+        return [f.parent / "checkpoint_best.pt" for f in files if (f.parent / "checkpoint_best.pt").is_file()]
+    from dear.nodecls.train import seed_files  # noqa: PLC0415
+
+    out: list[Path] = []
+    for f in files:
+        for item in entry["scores"]["per_seed"]:
+            ckpt = seed_files(f.parent, item["seed"])[1]
+            if ckpt.is_file():
+                out.append(ckpt)
+    return out
+
+
+def reverify(path: Path, *, tolerance: float | None = None, device: str = "auto", root: Path | None = None,
+             base: Path | None = None) -> SubmitResult:
+    """Verify a committed entry again from the checkpoints of its own runs, found here
+    (:func:`entry_checkpoints`), and store the new ``verification`` record in place.
+
+    This is how an entry submitted without ``--verify`` (or verified on fewer seeds) earns its
+    check once its runs' weights exist again. Every other field is kept as committed. Refused
+    (reason ``verify``) when none of the runs has weights here, or when fewer seeds have weights
+    than the entry's current record verifies: a re-check never downgrades an entry.
+    """
+    board = Board(root, base)
+    board.check_root(write=True)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no entry file at {path}")
+    entry = load_json(path)
+    validate_entry(entry, board.base)
+    if board.path_for(entry) != path.resolve():
+        raise EntryRejected("path", f"{path} is not an entry file of the boards folder {board.root} (expected "
+                                    f"{board.path_for(entry)}); pass --root")
+    ckpts = entry_checkpoints(entry, board.base)
+    if not ckpts:
+        how = ("rebuild its runs with `dear nodecls train --out RUN_DIR`" if entry["track"] == "nodecls"
+               else "rebuild them with scripts/rebuild_entry_runs.py")
+        raise EntryRejected("verify", f"none of the entry's runs has weights on this machine; {how}")
+    old = entry.get("verification") or {}
+    if len(old.get("seeds") or []) > len(ckpts):
+        raise EntryRejected("verify", f"the entry is verified on {len(old['seeds'])} seed(s) but only {len(ckpts)} "
+                                      "of its checkpoints are here; refusing to replace the record with a smaller one")
+    entry["verification"] = verify_entry(entry, ckpts, tolerance, device)
+    validate_entry(entry, board.base)
+    return SubmitResult(board.add(entry, replace=True), entry)
+
+
 def submit(paths: Sequence[Path], *, model_name: str | None = None, variant: str | None = None,
            track: str | None = None, submitter: str | None = None, date: str | None = None,
            link: str | None = None, size: int | None = None, task_module: str | Path | None = None,
