@@ -106,9 +106,32 @@ def cpu_model(cpuinfo: Path | str = "/proc/cpuinfo") -> str | None:
     return platform.processor() or None
 
 
+def cpu_flags_digest(cpuinfo: Path | str = "/proc/cpuinfo") -> str | None:
+    """A short digest of the CPU's feature flags (Linux ``/proc/cpuinfo``; else ``None``).
+
+    Virtual machines often report a bare model name ("AMD EPYC"), and two hosts under one name
+    can offer different instruction sets, so MKL and oneDNN pick different kernels and a
+    retrained run comes out as another sample. Equal digests say the instruction sets match."""
+    import hashlib  # noqa: PLC0415
+
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "flags" and value.strip():
+                    return hashlib.sha256(" ".join(sorted(value.split())).encode()).hexdigest()[:12]
+    except OSError:
+        pass
+    return None
+
+
 def hardware(device: torch.device | None = None) -> dict[str, Any]:
+    """Where a number was measured: the fields two runs must share to be comparable (timings)
+    or reproducible bit for bit (weights): CPU model, instruction-set flags and the kernel level
+    PyTorch dispatches to (``cpu_capability``, e.g. AVX512), thread count."""
     info: dict[str, Any] = {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
-                            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+                            "cpu_model": cpu_model(), "cpu_flags": cpu_flags_digest(),
+                            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_count": os.cpu_count(),
                             "torch_threads": torch.get_num_threads(), "allocator_tuned": allocator_tuned()}
     if device is not None and device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

@@ -112,7 +112,6 @@ from dear.runtime import pin_cores, tune_allocator  # noqa: E402  (after the thr
 PINNED_CORES = pin_cores(args.threads) if args is not None and not args.no_pin else None
 
 import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -141,16 +140,6 @@ def _quantiles(xs: list[float]) -> dict[str, float] | None:
         return None
     q = statistics.quantiles(xs, n=4)
     return {"p25": q[0], "p50": q[1], "p75": q[2], "min": min(xs), "max": max(xs), "mean": statistics.fmean(xs)}
-
-
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def _versions() -> dict[str, str]:
@@ -415,7 +404,7 @@ def main(a: argparse.Namespace) -> int:
     results = {}
     meta = {
         "script": "scripts/bench_vs_dmclrs.py", "argv": sys.argv[1:], "git_commit": git_commit(),
-        "versions": _versions(), "hardware": {**hardware(resolve_device(a.device)), "cpu_model": _cpu_model()},
+        "versions": _versions(), "hardware": hardware(resolve_device(a.device)),
         "threads": {"env": THREAD_ENV, "torch_intra_op": torch.get_num_threads(),
                     "torch_inter_op": torch.get_num_interop_threads(), "pinned_cores": PINNED_CORES},
         "load_average_start": list(os.getloadavg()),

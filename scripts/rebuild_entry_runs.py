@@ -7,7 +7,12 @@ in another order) and compares its best validation step and loss with the commit
 ``train_summary.json``. Only a bit-identical rebuild is copied next to the committed results
 (``checkpoint_best.pt``, git-ignored), where ``dear leaderboard verify ENTRY`` finds it; a run
 that rebuilds differently (other code, CPU model or kernel build) is reported and left alone.
-Nothing committed is rewritten.
+Nothing committed is rewritten. Float kernels differ between instruction sets, so a run
+recording other CPU flags or another PyTorch kernel level (``cpu_flags``, ``cpu_capability`` in
+its ``train_summary.json`` hardware, recorded since 2026-12-02) is skipped unless ``--force``;
+older runs record neither and are tried (measured 2026-12-02: on a host with the same
+"AMD EPYC" model name as the committed runs' but other flags, no run rebuilt identically, NAR
+or DEAR, while the code of 054c6aa and of today gave each other's weights bit for bit).
 
     python scripts/rebuild_entry_runs.py leaderboards/clrs-ood/bfs--nar--*.json
     python scripts/rebuild_entry_runs.py --worker 0 --workers 2 ENTRY...   # two side by side
@@ -43,10 +48,30 @@ def entry_runs(entry_path: Path) -> list[Path]:
     return [(REPO / f).parent for f in files]
 
 
-def rebuild(run: Path, scratch_root: Path) -> dict:
-    """Retrain ``run`` in a scratch folder; copy its checkpoint over if it is the same model."""
+def other_cpu(run: Path) -> str | None:
+    """Why this machine cannot rebuild ``run`` bit for bit, if its record says so: the CPU flags
+    or PyTorch's kernel level it was trained with differ from this machine's."""
+    from dear.io import hardware  # noqa: PLC0415
+
+    try:
+        trained = json.loads((run / "train_summary.json").read_text()).get("hardware") or {}
+    except (OSError, json.JSONDecodeError):
+        return None
+    here = hardware()
+    for key in ("cpu_capability", "cpu_flags"):
+        if trained.get(key) is not None and trained[key] != here[key]:
+            return f"trained with {key} {trained[key]}, this machine has {here[key]}"
+    return None
+
+
+def rebuild(run: Path, scratch_root: Path, force: bool = False) -> dict:
+    """Retrain ``run`` in a scratch folder; copy its checkpoint over if it is the same model.
+    A run trained on another instruction set (:func:`other_cpu`) is skipped unless ``force``."""
     threads = json.loads((run / "results.json").read_text())["hardware"].get("torch_threads") or 1
     name = run.relative_to(REPO).as_posix() if run.is_relative_to(REPO) else run.as_posix()
+    reason = other_cpu(run)
+    if reason and not force:
+        return {"run": name, "threads": threads, "identical": False, "skipped": f"{reason} (--force to try)"}
     scratch = scratch_root / name.strip("/").replace("/", "__")
     scratch.mkdir(parents=True, exist_ok=True)
     shutil.copy(run / "config.json", scratch / "config.json")
@@ -73,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--log", type=Path, default=None, help="JSON-lines log (default: print only)")
     p.add_argument("--scratch", type=Path, default=None, help="where to retrain (default: a temporary folder)")
+    p.add_argument("--force", action="store_true", help="also retrain runs recorded on another instruction set")
     args = p.parse_args(argv)
     runs = [r for e in args.entries for r in entry_runs(e)]
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="rebuild_"))
@@ -81,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar = tqdm(mine, desc="rebuilding", unit="run", file=sys.stderr)
     for run in bar:
         bar.set_postfix_str("/".join(run.parts[-3:]))  # algorithm/model/seed
-        row = rebuild(run, scratch)
+        row = rebuild(run, scratch, force=args.force)
         line = json.dumps(row)
         bar.write(line, file=sys.stdout)
         sys.stdout.flush()

@@ -105,3 +105,21 @@ def test_hardware_records_the_cpu_model_and_the_board_shows_it(tmp_path):
     hw = {"cpu_model": "AMD EPYC 9654 96-Core Processor", "cpu_count": 2, "torch_threads": 1}
     assert _hardware(hw) == "CPU (AMD EPYC 9654 96-Core Processor), 2 cores, 1 thread"
     assert _hardware({"cpu_count": 2, "torch_threads": 2}) == "CPU, 2 cores, 2 threads"  # older records
+
+
+def test_hardware_records_the_instruction_set(tmp_path):
+    """Two hosts under one bare model name ("AMD EPYC") can differ in flags, and then in kernels."""
+    import torch
+
+    from dear.io import cpu_flags_digest, hardware
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\nprocessor\t: 1\nflags\t\t: fpu sse avx2 avx512f\n")
+    digest = cpu_flags_digest(info)
+    info.write_text("flags\t: avx512f avx2 sse fpu\n")
+    assert cpu_flags_digest(info) == digest  # the set, not the order
+    info.write_text("flags\t: fpu sse avx2\n")
+    assert cpu_flags_digest(info) != digest and len(digest) == 12
+    assert cpu_flags_digest(tmp_path / "missing") is None
+    hw = hardware()
+    assert hw["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and "cpu_flags" in hw

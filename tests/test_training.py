@@ -314,6 +314,10 @@ def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path):
     (run / "train_summary.json").write_text(json.dumps(summary))
     row = script.rebuild(run, tmp_path / "scratch")
     assert not row["identical"] and not (run / "checkpoint_best.pt").exists()
+    summary["hardware"]["cpu_flags"] = "0" * 12  # trained on another instruction set: not even tried
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    row = script.rebuild(run, tmp_path / "scratch")
+    assert "trained with cpu_flags 000000000000" in row["skipped"] and "seconds" not in row
 
 
 def test_rebuild_entry_runs_main_takes_its_share_and_skips_runs_with_weights(tmp_path, monkeypatch):
@@ -327,7 +331,8 @@ def test_rebuild_entry_runs_main_takes_its_share_and_skips_runs_with_weights(tmp
     entry = tmp_path / "entry.json"
     entry.write_text(json.dumps({"track": "clrs-ood", "source": {"files": [str(r / "results.json") for r in runs]}}))
     done = []
-    monkeypatch.setattr(script, "rebuild", lambda run, scratch: done.append(run) or {"run": run.name, "identical": True})
+    monkeypatch.setattr(script, "rebuild",
+                        lambda run, scratch, force: done.append(run) or {"run": run.name, "identical": True})
     log = tmp_path / "log.jsonl"
     assert script.main([str(entry), "--worker", "1", "--workers", "2", "--log", str(log),
                         "--scratch", str(tmp_path / "scratch")]) == 0
