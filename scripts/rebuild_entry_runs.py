@@ -11,8 +11,9 @@ Nothing committed is rewritten. Float kernels differ between instruction sets, s
 recording other CPU flags or another PyTorch kernel level (``cpu_flags``, ``cpu_capability`` in
 its ``train_summary.json`` hardware, recorded since 2026-12-02) is skipped unless ``--force``;
 older runs record neither and are tried (measured 2026-12-02: on a host with the same
-"AMD EPYC" model name as the committed runs' but other flags, no run rebuilt identically, NAR
-or DEAR, while the code of 054c6aa and of today gave each other's weights bit for bit).
+"AMD EPYC" model name as the committed runs' but another platform build, the old hosts' flags
+unrecorded, no run rebuilt identically, NAR or DEAR, while the code of 054c6aa and of today
+gave each other's weights bit for bit).
 
     python scripts/rebuild_entry_runs.py leaderboards/clrs-ood/bfs--nar--*.json
     python scripts/rebuild_entry_runs.py --worker 0 --workers 2 ENTRY...   # two side by side
