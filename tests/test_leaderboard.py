@@ -541,7 +541,7 @@ def _repo_with_runs(tmp_path: Path, runs: list[Path]) -> tuple[Board, list[Path]
 
 def test_reverify_stores_a_record_from_the_entrys_own_runs(tmp_path, tiny_runs, monkeypatch, capsys):
     """`dear leaderboard verify` finds the checkpoints beside the runs an entry names, adds the
-    verification record and keeps every other field; it never shrinks an existing record."""
+    verification record and keeps every other field; it never drops a seed the record verifies."""
     monkeypatch.setenv("CLRS_TASKS_CACHE", str(tiny_runs[0].parent / "cache"))
     board, runs = _repo_with_runs(tmp_path, tiny_runs)
     ckpts = [r / "checkpoint_best.pt" for r in runs]
@@ -571,8 +571,8 @@ def test_reverify_stores_a_record_from_the_entrys_own_runs(tmp_path, tiny_runs, 
     assert {**after, "verification": None} == before
     assert list(path.parent.glob("*.json")) == [path] and board.validate().ok
 
-    ckpts[1].unlink()  # a machine with fewer weights cannot replace a 3-seed record by a 2-seed one
-    with pytest.raises(EntryRejected, match="verified on 3 seed\\(s\\) but only 2"):
+    ckpts[1].unlink()  # a machine without seed 1's weights cannot drop it from the record
+    with pytest.raises(EntryRejected, match=r"verified on seed\(s\) 0, 1, 2, but no checkpoint of seed\(s\) 1 is"):
         reverify(path, device="cpu", root=board.root, base=board.base)
     assert json.loads(path.read_text()) == after
 

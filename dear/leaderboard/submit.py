@@ -376,8 +376,8 @@ def reverify(path: Path, *, tolerance: float | None = None, device: str = "auto"
 
     This is how an entry submitted without ``--verify`` (or verified on fewer seeds) earns its
     check once its runs' weights exist again. Every other field is kept as committed. Refused
-    (reason ``verify``) when none of the runs has weights here, or when fewer seeds have weights
-    than the entry's current record verifies: a re-check never downgrades an entry.
+    (reason ``verify``) when none of the runs has weights here, or when a seed the entry's current
+    record verifies has no weights here: a re-check never drops a verified seed.
     """
     board = Board(root, base)
     board.check_root(write=True)
@@ -394,11 +394,14 @@ def reverify(path: Path, *, tolerance: float | None = None, device: str = "auto"
         how = ("rebuild its runs with `dear nodecls train --out RUN_DIR`" if entry["track"] == "nodecls"
                else "rebuild them with scripts/rebuild_entry_runs.py")
         raise EntryRejected("verify", f"none of the entry's runs has weights on this machine; {how}")
-    old = entry.get("verification") or {}
-    if len(old.get("seeds") or []) > len(ckpts):
-        raise EntryRejected("verify", f"the entry is verified on {len(old['seeds'])} seed(s) but only {len(ckpts)} "
-                                      "of its checkpoints are here; refusing to replace the record with a smaller one")
-    entry["verification"] = verify_entry(entry, ckpts, tolerance, device)
+    old = sorted(i["seed"] for i in (entry.get("verification") or {}).get("seeds") or [])
+    record = verify_entry(entry, ckpts, tolerance, device)
+    lost = sorted(set(old) - {i["seed"] for i in record["seeds"]})
+    if lost:
+        raise EntryRejected("verify", f"the entry is verified on seed(s) {', '.join(map(str, old))}, but no checkpoint "
+                                      f"of seed(s) {', '.join(map(str, lost))} is here; refusing to replace the record "
+                                      "with one that drops them")
+    entry["verification"] = record
     validate_entry(entry, board.base)
     return SubmitResult(board.add(entry, replace=True), entry)
 
