@@ -128,10 +128,12 @@ def cpu_flags_digest(cpuinfo: Path | str = "/proc/cpuinfo") -> str | None:
 def hardware(device: torch.device | None = None) -> dict[str, Any]:
     """Where a number was measured: the fields two runs must share to be comparable (timings)
     or reproducible bit for bit (weights): CPU model, instruction-set flags and the kernel level
-    PyTorch dispatches to (``cpu_capability``, e.g. AVX512), thread count."""
+    PyTorch dispatches to (``cpu_capability``, e.g. AVX512), MKL's reproducibility mode
+    (``mkl_cbwr``: the ``MKL_CBWR`` environment variable, ``None`` when unset), thread count."""
     info: dict[str, Any] = {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
                             "cpu_model": cpu_model(), "cpu_flags": cpu_flags_digest(),
-                            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_count": os.cpu_count(),
+                            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                            "mkl_cbwr": os.environ.get("MKL_CBWR"), "cpu_count": os.cpu_count(),
                             "torch_threads": torch.get_num_threads(), "allocator_tuned": allocator_tuned()}
     if device is not None and device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)

@@ -7,18 +7,22 @@ in another order) and compares its best validation step and loss with the commit
 ``train_summary.json``. Only a bit-identical rebuild is copied next to the committed results
 (``checkpoint_best.pt``, git-ignored), where ``dear leaderboard verify ENTRY`` finds it; a run
 that rebuilds differently (other code, CPU model or kernel build) is reported and left alone.
-Nothing committed is rewritten. Float kernels differ between instruction sets, so a run
-recording other CPU flags or another PyTorch kernel level (``cpu_flags``, ``cpu_capability`` in
-its ``train_summary.json`` hardware, recorded since 2026-12-02) is skipped unless ``--force``;
-older runs record neither and are tried (measured 2026-12-02: on a host with the same
-"AMD EPYC" model name as the committed runs' but another platform build, the old hosts' flags
-unrecorded, no run rebuilt identically, NAR or DEAR, while the code of 054c6aa and of today
-gave each other's weights bit for bit).
+Nothing committed is rewritten.
+
+Float kernels differ between instruction sets, so a run recording other CPU flags or another
+PyTorch kernel level (``cpu_flags``, ``cpu_capability`` in its ``train_summary.json``
+hardware, recorded since 2026-12-02) is skipped unless ``--force``; older runs record neither
+and are tried. The run's ``MKL_CBWR`` (MKL's reproducibility mode, recorded as ``mkl_cbwr``)
+is set again, and unset for runs that record none. Measured 2026-12-02
+(``leaderboards/runs/rebuild/other_host_2026-12-02.json``): on a host with the committed runs'
+"AMD EPYC" model name but another platform build, no run rebuilt identically, NAR or DEAR,
+under any thread/MKL/oneDNN/ATen setting tried, while the code of 054c6aa and of today gave
+each other's weights bit for bit there.
 
     python scripts/rebuild_entry_runs.py leaderboards/clrs-ood/bfs--nar--*.json
     python scripts/rebuild_entry_runs.py --worker 0 --workers 2 ENTRY...   # two side by side
 
-Each run is one line of ``--log`` (JSON lines: run, threads, identical, seconds); rerunning
+Each run is one line of ``--log`` (JSON lines: run, threads, mkl_cbwr, identical, seconds); rerunning
 skips runs that already have their checkpoint.
 """
 
@@ -65,6 +69,14 @@ def other_cpu(run: Path) -> str | None:
     return None
 
 
+def trained_mkl_cbwr(run: Path) -> str | None:
+    """The ``MKL_CBWR`` a run was trained under (recorded since 2026-12-02; earlier runs: none)."""
+    try:
+        return (json.loads((run / "train_summary.json").read_text()).get("hardware") or {}).get("mkl_cbwr")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def rebuild(run: Path, scratch_root: Path, force: bool = False) -> dict:
     """Retrain ``run`` in a scratch folder; copy its checkpoint over if it is the same model.
     A run trained on another instruction set (:func:`other_cpu`) is skipped unless ``force``."""
@@ -77,10 +89,14 @@ def rebuild(run: Path, scratch_root: Path, force: bool = False) -> dict:
     scratch.mkdir(parents=True, exist_ok=True)
     shutil.copy(run / "config.json", scratch / "config.json")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env.pop("MKL_CBWR", None)  # MKL's reproducibility mode changes the numbers: the run's own, or none
+    if trained_mkl_cbwr(run):
+        env["MKL_CBWR"] = trained_mkl_cbwr(run)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "dear.cli", "train", "--out", str(scratch), "--quiet"],
                           env=env, capture_output=True, text=True)
-    row = {"run": name, "threads": threads, "seconds": round(time.perf_counter() - t0, 1)}
+    row = {"run": name, "threads": threads, "mkl_cbwr": env.get("MKL_CBWR"),
+           "seconds": round(time.perf_counter() - t0, 1)}
     if proc.returncode != 0:
         return {**row, "identical": False, "error": proc.stderr.strip().splitlines()[-1:]}
     committed = json.loads((run / "train_summary.json").read_text())["best"]

@@ -123,3 +123,12 @@ def test_hardware_records_the_instruction_set(tmp_path):
     assert cpu_flags_digest(tmp_path / "missing") is None
     hw = hardware()
     assert hw["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and "cpu_flags" in hw
+
+
+def test_hardware_records_mkls_reproducibility_mode(monkeypatch):
+    from dear.io import hardware
+
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    assert hardware()["mkl_cbwr"] is None
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    assert hardware()["mkl_cbwr"] == "COMPATIBLE"

@@ -305,7 +305,7 @@ def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path):
     for ckpt in run.glob("*.pt"):
         ckpt.unlink()
     row = script.rebuild(run, tmp_path / "scratch")
-    assert row["identical"] and row["rebuilt_best"] == row["committed_best"]
+    assert row["identical"] and row["rebuilt_best"] == row["committed_best"] and row["mkl_cbwr"] is None
     again = torch.load(run / "checkpoint_best.pt", weights_only=False)["model"]
     assert all(torch.equal(first[k], again[k]) for k in first)
     (run / "checkpoint_best.pt").unlink()
@@ -338,3 +338,24 @@ def test_rebuild_entry_runs_main_takes_its_share_and_skips_runs_with_weights(tmp
                         "--scratch", str(tmp_path / "scratch")]) == 0
     assert done == [runs[1]]  # runs[3] is this worker's too, but already has its weights
     assert [json.loads(line)["run"] for line in log.read_text().splitlines()] == ["seed1"]
+
+
+def test_rebuild_entry_runs_replays_the_runs_mkl_mode(tmp_path, monkeypatch):
+    """MKL's reproducibility mode (MKL_CBWR) changes the numbers a run trains to, so a rebuild
+    runs under the mode the run recorded, and under none when it recorded none."""
+    import subprocess
+
+    script = _rebuild_script()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "results.json").write_text(json.dumps({"hardware": {"torch_threads": 1}}))
+    seen = []
+    monkeypatch.setattr(script.subprocess, "run", lambda cmd, env, **kw: seen.append(env) or
+                        subprocess.CompletedProcess(cmd, 1, "", "error: stop here"))
+    monkeypatch.setenv("MKL_CBWR", "AVX2")  # this shell's setting must not leak into the rebuild
+    for recorded in ("COMPATIBLE", None):
+        (run / "train_summary.json").write_text(json.dumps({"hardware": {"mkl_cbwr": recorded}}))
+        row = script.rebuild(run, tmp_path / "scratch")
+        assert row["mkl_cbwr"] == recorded and seen[-1].get("MKL_CBWR") == recorded
+        assert not row["identical"] and row["error"] == ["error: stop here"]
