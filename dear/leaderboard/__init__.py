@@ -14,7 +14,15 @@ from dear.leaderboard.board import Board, BoardNotFoundError, Problem, Report, d
 from dear.leaderboard.convert import entry_from_clrs_results, entry_from_nodecls_results
 from dear.leaderboard.render import render_track
 from dear.leaderboard.schema import FIELDS, SCHEMA, EntryRejected, check_schema, schema_markdown
-from dear.leaderboard.submit import SubmitResult, build_entry, entry_checkpoints, reverify, submit, verify_entry
+from dear.leaderboard.submit import (
+    SubmitResult,
+    WeightsNotHere,
+    build_entry,
+    entry_checkpoints,
+    reverify,
+    submit,
+    verify_entry,
+)
 from dear.leaderboard.tracks import CLRS_FAMILIES, TRACKS, Metric, Track, UnknownTrackError, family_of, get_track
 from dear.leaderboard.validation import (
     MIN_SEEDS,
@@ -40,6 +48,7 @@ __all__ = [
     "TRACKS",
     "Track",
     "UnknownTrackError",
+    "WeightsNotHere",
     "build_entry",
     "check_schema",
     "default_root",

@@ -42,12 +42,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """Re-verify committed entries from their runs' checkpoints; one line per entry, and a
     failure (exit 2) naming how many were refused, after trying them all."""
-    from dear.leaderboard.submit import reverify  # noqa: PLC0415
+    from dear.leaderboard.submit import WeightsNotHere, reverify  # noqa: PLC0415
 
-    failed = 0
+    failed = skipped = 0
     for name in args.entries:
         try:
             res = reverify(Path(name), tolerance=args.tolerance, device=args.device, root=args.root, base=args.repo)
+        except WeightsNotHere as e:
+            if not args.skip_missing:
+                failed += 1
+                print(f"{name}: not verified: {e}")
+            else:
+                skipped += 1
+                print(f"{name}: skipped: no weights of its runs here")
+            continue
         except (ValueError, FileNotFoundError) as e:  # EntryRejected is a ValueError
             failed += 1
             print(f"{name}: not verified: {e}")
@@ -56,6 +64,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         seeds = ", ".join(str(i["seed"]) for i in ver["seeds"])
         print(f"{res.path.name}: verified {len(ver['seeds'])} of {len(res.entry['scores']['per_seed'])} seed(s) "
               f"(seeds {seeds}) within {ver['tolerance']:g}")
+    if skipped:
+        print(f"skipped {skipped} entr{'y' if skipped == 1 else 'ies'} without weights here")
     if failed:
         raise ValueError(f"{failed} of {len(args.entries)} entr{'y' if len(args.entries) == 1 else 'ies'} not verified")
     return 0
@@ -135,6 +145,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         "scripts/rebuild_entry_runs.py (CLRS) or `dear nodecls train --out RUN_DIR`.",
     )
     p.add_argument("entries", nargs="+", metavar="ENTRY", help="committed entry file(s)")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="report entries none of whose runs has weights here as skipped, not failed "
+                   "(e.g. `dear leaderboard verify leaderboards/*/*.json --skip-missing` after a rebuild)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="largest accepted |claimed - reproduced| (default: the track's)")
     p.add_argument("--device", default="auto", help="device for the re-evaluation (auto, cpu, cuda)")

@@ -346,6 +346,10 @@ def verify_entry(entry: dict[str, Any], checkpoints: Sequence[Path], tolerance: 
             "date": _dt.date.today().isoformat(), "seeds": sorted(items, key=lambda i: i["seed"])}
 
 
+class WeightsNotHere(EntryRejected):
+    """:func:`reverify` found none of an entry's checkpoints on this machine (reason ``verify``)."""
+
+
 def entry_checkpoints(entry: dict[str, Any], base: Path) -> list[Path]:
     """The checkpoints of an entry's runs that exist on this machine, in seed order.
 
@@ -393,7 +397,7 @@ def reverify(path: Path, *, tolerance: float | None = None, device: str = "auto"
     if not ckpts:
         how = ("rebuild its runs with `dear nodecls train --out RUN_DIR`" if entry["track"] == "nodecls"
                else "rebuild them with scripts/rebuild_entry_runs.py")
-        raise EntryRejected("verify", f"none of the entry's runs has weights on this machine; {how}")
+        raise WeightsNotHere("verify", f"none of the entry's runs has weights on this machine; {how}")
     old = sorted(i["seed"] for i in (entry.get("verification") or {}).get("seeds") or [])
     record = verify_entry(entry, ckpts, tolerance, device)
     lost = sorted(set(old) - {i["seed"] for i in record["seeds"]})
