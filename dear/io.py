@@ -141,6 +141,18 @@ def hardware(device: torch.device | None = None) -> dict[str, Any]:
     return info
 
 
+NUMERICS_KEYS = ("device", "gpu", "cpu_flags", "cpu_capability", "mkl_cbwr", "torch_threads")
+
+
+def numerics(device: torch.device | None = None) -> dict[str, Any]:
+    """The part of :func:`hardware` that decides a run's float results bit for bit: device (and
+    GPU), instruction set, MKL's reproducibility mode, thread count. Two segments of one run
+    (an interrupted run resumed elsewhere) with different values give a run that no single
+    retraining reproduces."""
+    hw = hardware(device)
+    return {k: hw.get(k) for k in NUMERICS_KEYS}
+
+
 def write_measurement(path: Path | str, fields: dict[str, Any], device: torch.device | None = None) -> Path:
     """Write a benchmark's JSON (``fields`` plus the provenance every measured number carries:
     the command line, torch threads, package versions, git commit and hardware), atomically,

@@ -32,6 +32,7 @@ import dataclasses
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ from dear.io import (
     dumps_strict,
     git_commit,
     hardware,
+    numerics,
     resolve_device,
     versions,
 )
@@ -450,12 +452,26 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, track: _CallTrack, p
                            "it was written by other code or settings: delete it to train the run "
                            "from the start, or use another --out") from e
         last_loss = state.get("train_loss")
+        segments = list(state.get("numerics_segments") or [])
         track.saved_step = step
         _restore_rng(state, rank, world, device, cfg.seed, step)
     elif rank > 0:
         torch.manual_seed(rank_seed(cfg.seed, rank, 0))
     net = wrap_ddp(model, device) if ddp else model
     resumed_from = step
+    here = {**numerics(device), "world_size": world}  # processes too: they split each batch's sums
+    if state is None:
+        segments = [here]
+    elif not segments:  # a checkpoint from before 2026-12-02: its segment's numerics are unknown (null)
+        segments = [None, here]
+    elif segments[-1] != here:
+        changed = ", ".join(f"{k} {segments[-1].get(k)!r} -> {here.get(k)!r}" for k in here
+                            if segments[-1].get(k) != here.get(k))
+        if main:
+            print(f"note: resuming {run_dir} at step {step} with other numerics than it ran with so far ({changed}): "
+                  "the run is valid, but no single retraining will reproduce its weights bit for bit",
+                  file=sys.stderr)
+        segments.append(here)
     t0 = time.perf_counter()
 
     def rng_now() -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -473,6 +489,7 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, track: _CallTrack, p
         payload = {
             "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "history": history,
             "best": best, "rng": rng, "cuda_rng": cuda_rng, "train_loss": last_loss,
+            "numerics_segments": segments,
         }
         if ddp:
             payload["world_size"] = world
@@ -612,7 +629,7 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, track: _CallTrack, p
         meta = {"steps": step, "step_budget": cfg.step_budget, "best": best,
                 "seconds_this_call": time.perf_counter() - t0, "resumed_from": resumed_from,
                 "world_size": world, "versions": versions(), "git_commit": git_commit(), "hardware": hardware(device),
-                "train_fingerprint": train_ds.fingerprint, "val_fingerprint": val_ds.fingerprint}
+                "numerics_segments": segments, "train_fingerprint": train_ds.fingerprint, "val_fingerprint": val_ds.fingerprint}
         if learned_report is not None:
             meta["learned_solver"] = learned_report
         if teacher_info is not None:

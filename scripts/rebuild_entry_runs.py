@@ -54,14 +54,20 @@ def entry_runs(entry_path: Path) -> list[Path]:
 
 
 def other_cpu(run: Path) -> str | None:
-    """Why this machine cannot rebuild ``run`` bit for bit, if its record says so: the CPU flags
-    or PyTorch's kernel level it was trained with differ from this machine's."""
+    """Why ``run`` cannot be rebuilt bit for bit here, if its record says so: the CPU flags or
+    PyTorch's kernel level it was trained with differ from this machine's, or it was resumed
+    with other numerics part way (``numerics_segments``, recorded since 2026-12-02)."""
     from dear.io import hardware  # noqa: PLC0415
 
     try:
-        trained = json.loads((run / "train_summary.json").read_text()).get("hardware") or {}
+        summary = json.loads((run / "train_summary.json").read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    segments = summary.get("numerics_segments") or []
+    if len(segments) > 1:
+        return (f"it was trained in {len(segments)} segments with different numerics (resumed on another machine, "
+                "thread count or MKL mode), which no single retraining reproduces")
+    trained = summary.get("hardware") or {}
     here = hardware()
     for key in ("cpu_capability", "cpu_flags"):
         if trained.get(key) is not None and trained[key] != here[key]:

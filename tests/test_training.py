@@ -43,6 +43,30 @@ def test_resume_gives_the_same_weights(tmp_path, model):
     assert [h["val_loss"] for h in ha["history"]] == [h["val_loss"] for h in hb["history"]]
 
 
+def test_a_run_records_the_numerics_of_each_segment(tmp_path, monkeypatch, capsys):
+    """A run resumed with other numerics (another CPU, thread count, MKL mode) says so and
+    records both segments; the rebuild script then knows no single retraining reproduces it."""
+    import dear.training as training
+    from dear.io import numerics
+
+    cfg = tiny("nar")
+    train(cfg, tmp_path / "whole", progress=False)
+    summary = json.loads((tmp_path / "whole" / "train_summary.json").read_text())
+    mine = {**numerics(torch.device("cpu")), "world_size": 1}
+    assert summary["numerics_segments"] == [mine]
+    assert _rebuild_script().other_cpu(tmp_path / "whole") is None
+
+    train(cfg, tmp_path / "split", progress=False, stop_after=3)
+    other = {**numerics(torch.device("cpu")), "torch_threads": 99}
+    monkeypatch.setattr(training, "numerics", lambda device=None: other)
+    train(cfg, tmp_path / "split", progress=False)
+    err = capsys.readouterr().err
+    assert "note: resuming" in err and "at step 3 with other numerics" in err and "torch_threads" in err
+    summary = json.loads((tmp_path / "split" / "train_summary.json").read_text())
+    assert summary["numerics_segments"] == [mine, {**other, "world_size": 1}]
+    assert "2 segments" in _rebuild_script().other_cpu(tmp_path / "split")
+
+
 def test_cosine_schedule_is_applied_and_resumes_on_the_same_curve(tmp_path):
     cfg = tiny("nar", lr_schedule="cosine")
     assert [learning_rate(cfg, s) for s in (0, 3, 6)] == pytest.approx([cfg.lr, cfg.lr / 2, 0.0])
