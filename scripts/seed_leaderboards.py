@@ -49,6 +49,7 @@ def _submit(results: list[Path], verify: list[Path], args: argparse.Namespace, *
     ver = res.entry.get("verification")
     what = f"mean {s['mean']:.4g} +- {s['std']:.2g} over {len(s['per_seed'])} seeds"
     what += f", verified {len(ver['seeds'])} seeds" if ver else ", not verified (no checkpoints here)"
+    what += "".join(f"; note: {note}" for note in res.notes)
     return what + (" [dry run]" if res.path is None else f" -> {res.path.relative_to(args.root.resolve().parent)}")
 
 

@@ -577,6 +577,11 @@ def test_reverify_stores_a_record_from_the_entrys_own_runs(tmp_path, tiny_runs, 
     with pytest.raises(EntryRejected, match=r"verified on seed\(s\) 0, 1, 2, but no checkpoint of seed\(s\) 1 is"):
         reverify(path, device="cpu", root=board.root, base=board.base)
     assert json.loads(path.read_text()) == after
+    # --replace without --verify cannot keep the record, but says that it drops it
+    res = submit([r / "results.json" for r in runs], model_name="DEAR", variant="tiny", submitter="t", replace=True,
+                 root=board.root, base=board.base)
+    assert res.entry["verification"] is None
+    assert any(f"{path.name} was verified on 3 seed(s), its replacement on 0" in n for n in res.notes)
 
 
 def test_reverify_a_nodecls_entry_and_the_commands_errors(tmp_path, capsys):

@@ -410,6 +410,21 @@ def reverify(path: Path, *, tolerance: float | None = None, device: str = "auto"
     return SubmitResult(board.add(entry, replace=True), entry)
 
 
+def _lost_verification(replaced: Path, entry: dict[str, Any]) -> list[str]:
+    """A note when ``--replace`` swaps a verified entry for one verified on fewer seeds: the
+    record cannot be carried over (it vouches for the old file), but it should not vanish
+    unnoticed."""
+    try:
+        old = (json.loads(replaced.read_text()).get("verification") or {}).get("seeds") or []
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return []
+    new = (entry.get("verification") or {}).get("seeds") or []
+    if len(old) <= len(new):
+        return []
+    return [f"{replaced.name} was verified on {len(old)} seed(s), its replacement on {len(new)}: the old record is "
+            "dropped; verify again with --verify, or later with `dear leaderboard verify` once the weights are here"]
+
+
 def submit(paths: Sequence[Path], *, model_name: str | None = None, variant: str | None = None,
            track: str | None = None, submitter: str | None = None, date: str | None = None,
            link: str | None = None, size: int | None = None, task_module: str | Path | None = None,
@@ -430,6 +445,8 @@ def submit(paths: Sequence[Path], *, model_name: str | None = None, variant: str
     if verify:
         entry["verification"] = verify_entry(entry, verify, tolerance, device)
         validate_entry(entry, board.base)
+    if dup is not None:
+        notes.extend(_lost_verification(dup, entry))
     if dry_run:
         return SubmitResult(None, entry, notes)
     return SubmitResult(board.add(entry, replace=replace), entry, notes)
