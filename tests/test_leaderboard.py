@@ -594,6 +594,12 @@ def test_reverify_a_nodecls_entry_and_the_commands_errors(tmp_path, capsys):
                   root=board.root, base=board.base).path
     stray = tmp_path / "copy.json"
     stray.write_text(path.read_text())
+    anonymous = json.loads(path.read_text())
+    anonymous["source"]["files"] = []
+    path.write_text(dump_entry(anonymous))
+    with pytest.raises(EntryRejected, match="the entry names no runs"):
+        reverify(path, device="cpu", root=board.root, base=board.base)
+    path.write_text(stray.read_text())
     code = main(["leaderboard", "verify", str(stray), str(tmp_path / "missing.json"), str(path), "--device", "cpu",
                  "--root", str(board.root), "--repo", str(board.base)])
     out, err = capsys.readouterr()

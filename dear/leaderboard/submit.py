@@ -393,6 +393,9 @@ def reverify(path: Path, *, tolerance: float | None = None, device: str = "auto"
     if board.path_for(entry) != path.resolve():
         raise EntryRejected("path", f"{path} is not an entry file of the boards folder {board.root} (expected "
                                     f"{board.path_for(entry)}); pass --root")
+    if not (entry.get("source") or {}).get("files"):
+        raise EntryRejected("verify", "the entry names no runs (source.files is empty, e.g. a ready-made entry), so "
+                                      "there are no checkpoints to find; submit it again with --verify CHECKPOINT ...")
     ckpts = entry_checkpoints(entry, board.base)
     if not ckpts:
         how = ("rebuild its runs with `dear nodecls train --out RUN_DIR`" if entry["track"] == "nodecls"
