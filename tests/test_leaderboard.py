@@ -584,7 +584,7 @@ def test_reverify_stores_a_record_from_the_entrys_own_runs(tmp_path, tiny_runs, 
     assert any(f"{path.name} was verified on 3 seed(s), its replacement on 0" in n for n in res.notes)
 
 
-def test_reverify_a_nodecls_entry_and_the_commands_errors(tmp_path, capsys):
+def test_reverify_a_nodecls_entry_and_the_commands_errors(tmp_path, capsys, monkeypatch):
     """Nodecls entries re-verify from seeds/seed_<k>.pt of their run; a file outside the boards
     folder or a missing one is one error line each, and the command fails after trying all."""
     base = tmp_path / "repo"
@@ -608,5 +608,15 @@ def test_reverify_a_nodecls_entry_and_the_commands_errors(tmp_path, capsys):
     assert f"{path.name}: verified 3 of 3 seed(s)" in out
     ver = json.loads(path.read_text())["verification"]
     assert [s["seed"] for s in ver["seeds"]] == [0, 1, 2]
+    # Ctrl-C: one line saying what is written and what is not (not "nothing started")
+    import importlib
+
+    submit_module = importlib.import_module("dear.leaderboard.submit")  # the package's `submit` is the function
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(submit_module, "reverify", interrupted)
+    assert main(["leaderboard", "verify", str(path), "--root", str(board.root), "--repo", str(board.base)]) == 130
+    assert "interrupted: stopped while verifying" in capsys.readouterr().err
     for item in ver["seeds"]:
         assert item["reproduced"] == pytest.approx(item["claimed"], abs=1e-6)

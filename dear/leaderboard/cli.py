@@ -44,10 +44,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     failure (exit 2) naming how many were refused, after trying them all."""
     from dear.leaderboard.submit import WeightsNotHere, reverify  # noqa: PLC0415
 
-    failed = skipped = 0
+    failed = skipped = done = 0
     for name in args.entries:
         try:
             res = reverify(Path(name), tolerance=args.tolerance, device=args.device, root=args.root, base=args.repo)
+        except KeyboardInterrupt:  # each entry is written whole (atomically) or not at all
+            raise KeyboardInterrupt(f"stopped while verifying {name}, which is unchanged; the {done} entr"
+                                    f"{'y' if done == 1 else 'ies'} verified before it are written") from None
         except WeightsNotHere as e:
             if not args.skip_missing:
                 failed += 1
@@ -60,6 +63,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             failed += 1
             print(f"{name}: not verified: {e}")
             continue
+        done += 1
         ver = res.entry["verification"]
         seeds = ", ".join(str(i["seed"]) for i in ver["seeds"])
         print(f"{res.path.name}: verified {len(ver['seeds'])} of {len(res.entry['scores']['per_seed'])} seed(s) "
