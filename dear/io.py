@@ -153,6 +153,13 @@ def numerics(device: torch.device | None = None) -> dict[str, Any]:
     return {k: hw.get(k) for k in NUMERICS_KEYS}
 
 
+def numerics_differences(recorded: dict[str, Any], here: dict[str, Any]) -> list[str]:
+    """``key recorded -> here`` for each numerics key (:data:`NUMERICS_KEYS`) that ``recorded``
+    (a run's ``hardware``) states and ``here`` differs in; keys older records lack are skipped."""
+    return [f"{k} {recorded[k]!r} -> {here.get(k)!r}" for k in NUMERICS_KEYS
+            if recorded.get(k) is not None and recorded[k] != here.get(k)]
+
+
 def write_measurement(path: Path | str, fields: dict[str, Any], device: torch.device | None = None) -> Path:
     """Write a benchmark's JSON (``fields`` plus the provenance every measured number carries:
     the command line, torch threads, package versions, git commit and hardware), atomically,

@@ -383,3 +383,26 @@ def test_rebuild_entry_runs_replays_the_runs_mkl_mode(tmp_path, monkeypatch):
         row = script.rebuild(run, tmp_path / "scratch")
         assert row["mkl_cbwr"] == recorded and seen[-1].get("MKL_CBWR") == recorded
         assert not row["identical"] and row["error"] == ["error: stop here"]
+
+
+def test_rebuilding_a_committed_run_with_other_numerics_says_so(tmp_path, capsys):
+    """`dear train --out DIR` on a finished run without weights (a committed run) notes when this
+    machine's numerics differ from the run's record, naming the thread setting to use."""
+    run = tmp_path / "run"
+    args = ["train", "--algorithm", "minimum", "--model", "nar", "--out", str(run), "--steps", "2", "--batch-size",
+            "4", "--hidden", "8", "--num-train", "8", "--eval-every", "2", "--device", "cpu", "--quiet"]
+    assert main(args) == 0
+    for ckpt in run.glob("*.pt"):
+        ckpt.unlink()
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--quiet"]) == 0  # same machine: no note
+    assert "other numerics" not in capsys.readouterr().err
+    for ckpt in run.glob("*.pt"):
+        ckpt.unlink()
+    summary = json.loads((run / "train_summary.json").read_text())
+    summary["hardware"]["torch_threads"] = 99
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    assert main(["train", "--out", str(run), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "was trained with other numerics than this machine's (torch_threads 99 ->" in err
+    assert "OMP_NUM_THREADS=99" in err
