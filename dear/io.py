@@ -150,14 +150,19 @@ def numerics(device: torch.device | None = None) -> dict[str, Any]:
     (an interrupted run resumed elsewhere) with different values give a run that no single
     retraining reproduces."""
     hw = hardware(device)
-    return {k: hw.get(k) for k in NUMERICS_KEYS}
+    return {k: _numerics_value(k, hw.get(k)) for k in NUMERICS_KEYS}
+
+
+def _numerics_value(key: str, value: Any) -> Any:
+    """The device's type only ("cuda", not "cuda:1"): the GPU's name says which kind it is."""
+    return str(value).split(":")[0] if key == "device" and value is not None else value
 
 
 def numerics_differences(recorded: dict[str, Any], here: dict[str, Any]) -> list[str]:
     """``key recorded -> here`` for each numerics key (:data:`NUMERICS_KEYS`) that ``recorded``
     (a run's ``hardware``) states and ``here`` differs in; keys older records lack are skipped."""
     return [f"{k} {recorded[k]!r} -> {here.get(k)!r}" for k in NUMERICS_KEYS
-            if recorded.get(k) is not None and recorded[k] != here.get(k)]
+            if recorded.get(k) is not None and _numerics_value(k, recorded[k]) != _numerics_value(k, here.get(k))]
 
 
 def write_measurement(path: Path | str, fields: dict[str, Any], device: torch.device | None = None) -> Path:

@@ -132,3 +132,13 @@ def test_hardware_records_mkls_reproducibility_mode(monkeypatch):
     assert hardware()["mkl_cbwr"] is None
     monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
     assert hardware()["mkl_cbwr"] == "COMPATIBLE"
+
+
+def test_numerics_compare_device_kinds_not_indices():
+    """Rank 0 trains on cuda:0, a single-process resume on cuda: the same numerics."""
+    from dear.io import numerics_differences
+
+    here = {"device": "cuda", "gpu": "H200", "torch_threads": 1}
+    assert numerics_differences({"device": "cuda:0", "gpu": "H200", "torch_threads": 1}, here) == []
+    assert numerics_differences({"device": "cpu", "torch_threads": 2, "cpu_flags": None}, here) == [
+        "device 'cpu' -> 'cuda'", "torch_threads 2 -> 1"]
