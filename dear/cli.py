@@ -144,12 +144,11 @@ def _saved_run_config(args: argparse.Namespace):
 
 
 def _note_other_numerics(run_dir: Path, device: str) -> None:
-    """Before a finished run without its weights is trained again: say when this machine's
-    numerics (threads, device, instruction set, MKL mode) differ from the recorded ones, as the
-    rebuild is then another sample of the configuration, not the committed model."""
+    """Before a finished run without its weights (a committed run) is trained again: say when
+    this machine's numerics differ from its record (:func:`dear.io.other_numerics_note`)."""
     import json  # noqa: PLC0415
 
-    from dear.io import numerics, numerics_differences, resolve_device  # noqa: PLC0415
+    from dear.io import other_numerics_note  # noqa: PLC0415
 
     if (run_dir / "checkpoint_last.pt").exists():
         return  # a resume: training reports a change of numerics itself
@@ -157,17 +156,9 @@ def _note_other_numerics(run_dir: Path, device: str) -> None:
         summary = json.loads((run_dir / "train_summary.json").read_text())
     except (OSError, ValueError):
         return
-    recorded = summary.get("hardware") or {}
-    try:
-        here = numerics(resolve_device(device))
-    except (ValueError, RuntimeError):
-        return  # a device this machine lacks: training says so
-    diff = numerics_differences(recorded, here)
-    if diff:
-        threads = recorded.get("torch_threads")
-        hint = f" (OMP_NUM_THREADS={threads} sets the thread count)" if any(d.startswith("torch_threads") for d in diff) else ""
-        print(f"note: {run_dir} was trained with other numerics than this machine's ({'; '.join(diff)}): the rebuild "
-              f"will be another sample of its configuration, not the same weights{hint}", file=sys.stderr)
+    note = other_numerics_note(run_dir, summary.get("hardware") or {}, device)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -165,6 +165,25 @@ def numerics_differences(recorded: dict[str, Any], here: dict[str, Any]) -> list
             if recorded.get(k) is not None and _numerics_value(k, recorded[k]) != _numerics_value(k, here.get(k))]
 
 
+def other_numerics_note(run_dir: Path | str, recorded: dict[str, Any], device: str) -> str | None:
+    """The note to print before a finished run without its weights is trained again on a machine
+    whose numerics (:func:`numerics_differences` against the run's ``recorded`` hardware) differ:
+    the rebuild is then another sample of its configuration. ``None`` when nothing differs or
+    ``device`` is not available here (training reports that)."""
+    try:
+        here = numerics(resolve_device(device))
+    except (ValueError, RuntimeError):
+        return None
+    diff = numerics_differences(recorded or {}, here)
+    if not diff:
+        return None
+    hint = ""
+    if any(d.startswith("torch_threads") for d in diff):
+        hint = f" (OMP_NUM_THREADS={recorded['torch_threads']} sets the thread count)"
+    return (f"note: {run_dir} was trained with other numerics than this machine's ({'; '.join(diff)}): the rebuild "
+            f"will be another sample of its configuration, not the same weights{hint}")
+
+
 def write_measurement(path: Path | str, fields: dict[str, Any], device: torch.device | None = None) -> Path:
     """Write a benchmark's JSON (``fields`` plus the provenance every measured number carries:
     the command line, torch threads, package versions, git commit and hardware), atomically,

@@ -249,6 +249,15 @@ def test_out_alone_rebuilds_a_committed_run_with_its_recorded_settings(tmp_path,
     after = json.loads((out / "results.json").read_text())
     assert after["config"]["lr"] == 0.02 and after["seeds"] == [0, 1]
     assert [r["test_accuracy"] for r in after["per_seed"]] == [r["test_accuracy"] for r in before["per_seed"]]
+    assert "other numerics" not in capsys.readouterr().err  # same machine, same threads
+    # recorded with another thread count: the rebuild says it will be another sample
+    after["hardware"]["torch_threads"] = 99
+    (out / "results.json").write_text(json.dumps(after))
+    (out / "seeds" / "seed_0.pt").unlink()
+    assert main(["nodecls", "train", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "was trained with other numerics than this machine's (torch_threads 99 ->" in err
+    assert "OMP_NUM_THREADS=99" in err
 
 
 def test_out_alone_refuses_setting_flags_and_empty_directories(tmp_path, capsys):

@@ -187,7 +187,25 @@ def saved_run_config(args: argparse.Namespace):
     cfg = NodeClsConfig.from_results(results, path)
     where = {k: getattr(args, k) for k in ("device", "data_root", "cache_dir")
              if getattr(args, k) != parser.get_default(k)}
-    return dataclasses.replace(cfg, **where).validate() if where else cfg
+    cfg = dataclasses.replace(cfg, **where).validate() if where else cfg
+    _note_other_numerics(Path(args.out), results, cfg)
+    return cfg
+
+
+def _note_other_numerics(run_dir: Path, results: dict[str, Any], cfg: Any) -> None:
+    """Before seeds whose weights are missing are trained again (a committed run): say when this
+    machine's numerics differ from the run's record, as those seeds will then be other samples."""
+    import sys  # noqa: PLC0415
+
+    from dear.io import other_numerics_note  # noqa: PLC0415
+    from dear.nodecls.train import seed_files  # noqa: PLC0415
+
+    seeds = [r.get("seed") for r in results.get("per_seed") or [] if isinstance(r, dict)]
+    if not any(not seed_files(run_dir, s)[1].exists() for s in seeds if isinstance(s, int)):
+        return
+    note = other_numerics_note(run_dir, results.get("hardware") or {}, cfg.device)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
