@@ -375,7 +375,7 @@ def test_rebuild_entry_runs_replays_the_runs_mkl_mode(tmp_path, monkeypatch):
     (run / "config.json").write_text("{}")
     (run / "results.json").write_text(json.dumps({"hardware": {"torch_threads": 1}}))
     seen = []
-    monkeypatch.setattr(script.subprocess, "run", lambda cmd, env, **kw: seen.append(env) or
+    monkeypatch.setattr(subprocess, "run", lambda cmd, env, **kw: seen.append(env) or
                         subprocess.CompletedProcess(cmd, 1, "", "error: stop here"))
     monkeypatch.setenv("MKL_CBWR", "AVX2")  # this shell's setting must not leak into the rebuild
     for recorded in ("COMPATIBLE", None):

@@ -47,6 +47,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     failed = skipped = done = 0
     for name in args.entries:
         try:
+            if args.rebuild:
+                _rebuild_entry_runs(Path(name), args)
             res = reverify(Path(name), tolerance=args.tolerance, device=args.device, root=args.root, base=args.repo)
         except KeyboardInterrupt:  # each entry is written whole (atomically) or not at all
             raise KeyboardInterrupt(f"stopped while verifying {name}, which is unchanged; the {done} entr"
@@ -73,6 +75,37 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if failed:
         raise ValueError(f"{failed} of {len(args.entries)} entr{'y' if len(args.entries) == 1 else 'ies'} not verified")
     return 0
+
+
+def _rebuild_entry_runs(path: Path, args: argparse.Namespace) -> None:
+    """``verify --rebuild``: retrain the entry's runs that lack weights here (one line each on
+    stderr, before and after), keeping only bit-identical rebuilds (:mod:`dear.leaderboard.rebuild`)."""
+    import json  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from dear.leaderboard.board import Board  # noqa: PLC0415
+    from dear.leaderboard.rebuild import entry_runs, rebuild_run, run_has_weights  # noqa: PLC0415
+
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # verification reports the unreadable file
+    base = Board(args.root, args.repo).base
+    missing = [r for r in entry_runs(entry, base) if r.is_dir() and not run_has_weights(r)]
+    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="dear-rebuild-"))
+    for i, run in enumerate(missing, 1):
+        name = run.resolve().relative_to(base.resolve()).as_posix() if run.resolve().is_relative_to(base.resolve()) \
+            else run.as_posix()
+        print(f"rebuilding {name} ({i} of {len(missing)})...", file=sys.stderr, flush=True)
+        row = rebuild_run(run, scratch, force=args.force, name=name)
+        if row.get("skipped") or row.get("error"):
+            outcome = f"skipped: {row['skipped']}" if row.get("skipped") else f"failed: {' '.join(row['error'])}"
+        else:
+            outcome = ("bit-identical, weights kept" if row["identical"] else
+                       "not bit-identical (another code, thread count or CPU), left without weights")
+            outcome += f" ({row['seconds']:g} s)"
+        print(f"  {name}: {outcome}", file=sys.stderr, flush=True)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -145,13 +178,19 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         "verify", help="verify committed entries again from their runs' checkpoints on this machine",
         description="For each ENTRY (a JSON file under the boards folder), re-evaluate the checkpoints of the runs "
         "it names (CLRS: checkpoint_best.pt beside each results.json; nodecls: seeds/seed_<k>.pt) and store the new "
-        "verification record in the entry, keeping every other field. Rebuild missing weights first with "
-        "scripts/rebuild_entry_runs.py (CLRS) or `dear nodecls train --out RUN_DIR`.",
+        "verification record in the entry, keeping every other field. Weights are not committed: --rebuild "
+        "retrains the runs that lack them first (scripts/rebuild_entry_runs.py does it for many entries in parallel).",
     )
     p.add_argument("entries", nargs="+", metavar="ENTRY", help="committed entry file(s)")
     p.add_argument("--skip-missing", action="store_true",
                    help="report entries none of whose runs has weights here as skipped, not failed "
                    "(e.g. `dear leaderboard verify leaderboards/*/*.json --skip-missing` after a rebuild)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="first retrain the runs that lack weights here (minutes per run), keeping only bit-identical "
+                   "rebuilds (same code, thread count and instruction set as the run's record)")
+    p.add_argument("--scratch", type=Path, default=None, help="--rebuild: where to retrain (default: a temporary folder)")
+    p.add_argument("--force", action="store_true",
+                   help="--rebuild: also retrain runs recorded on another instruction set (they rarely match)")
     p.add_argument("--tolerance", type=float, default=None,
                    help="largest accepted |claimed - reproduced| (default: the track's)")
     p.add_argument("--device", default="auto", help="device for the re-evaluation (auto, cpu, cuda)")

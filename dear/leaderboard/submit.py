@@ -398,9 +398,8 @@ def reverify(path: Path, *, tolerance: float | None = None, device: str = "auto"
                                       "there are no checkpoints to find; submit it again with --verify CHECKPOINT ...")
     ckpts = entry_checkpoints(entry, board.base)
     if not ckpts:
-        how = ("rebuild its runs with `dear nodecls train --out RUN_DIR`" if entry["track"] == "nodecls"
-               else "rebuild them with scripts/rebuild_entry_runs.py")
-        raise WeightsNotHere("verify", f"none of the entry's runs has weights on this machine; {how}")
+        raise WeightsNotHere("verify", "none of the entry's runs has weights on this machine; rebuild them first "
+                                       "(`dear leaderboard verify --rebuild ENTRY`)")
     old = sorted(i["seed"] for i in (entry.get("verification") or {}).get("seeds") or [])
     record = verify_entry(entry, ckpts, tolerance, device)
     lost = sorted(set(old) - {i["seed"] for i in record["seeds"]})

@@ -1,0 +1,166 @@
+"""Rebuild the weights behind committed leaderboard entries, so they can be verified.
+
+The runs under ``leaderboards/runs/`` keep configs and results, not weights (``*.pt`` is
+git-ignored). For a run an entry names (``source.files``), :func:`rebuild_run` retrains a copy
+in a scratch folder, in a subprocess with the thread count and MKL mode the run recorded
+(another thread count sums floats in another order), and compares what it trained with the
+committed record. Only a bit-identical rebuild's weights are copied beside the committed
+results, where :func:`dear.leaderboard.reverify` (``dear leaderboard verify``) finds them;
+nothing committed is rewritten.
+
+* CLRS runs (``dear train``): ``dear train --out SCRATCH`` from the run's ``config.json``; the
+  same model when the best validation step and loss equal ``train_summary.json``'s; the weights
+  are ``checkpoint_best.pt``.
+* Node-classification runs (``dear nodecls train``): ``dear nodecls train --out SCRATCH`` on a
+  copy of the run's records; a seed is the same model when its test and validation accuracy,
+  validation loss, best epoch and epochs run equal its committed ``seeds/seed_<k>.json``; the
+  weights are ``seeds/seed_<k>.pt``.
+
+A rebuild is the same model only with the same code, thread count and instruction set: a run
+whose record names other CPU flags or another PyTorch kernel level than this machine's, or
+that was resumed with other numerics part way, is skipped unless ``force``
+(docs/user-guide.md, "rebuilding a committed run").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["entry_runs", "other_cpu", "rebuild_run", "run_has_weights"]
+
+# what a node-classification seed's rebuild must reproduce exactly to be the same model
+_NODECLS_SAME = ("test_accuracy", "val_accuracy", "val_loss", "best_epoch", "epochs_run")
+
+
+def entry_runs(entry: dict[str, Any], base: Path) -> list[Path]:
+    """The run directories an entry was built from (``source.files``, relative to ``base``)."""
+    return [(Path(base) / f).parent for f in (entry.get("source") or {}).get("files") or []]
+
+
+def _is_nodecls(run: Path) -> bool:
+    return not (run / "config.json").is_file() and (run / "results.json").is_file()
+
+
+def _nodecls_seeds(run: Path) -> list[int]:
+    results = json.loads((run / "results.json").read_text())
+    return [r["seed"] for r in results.get("per_seed") or [] if isinstance(r.get("seed"), int)]
+
+
+def run_has_weights(run: Path) -> bool:
+    """Whether every model of ``run`` has its weights here (nothing to rebuild)."""
+    if _is_nodecls(run):
+        from dear.nodecls.train import seed_files  # noqa: PLC0415
+
+        return all(seed_files(run, s)[1].is_file() for s in _nodecls_seeds(run))
+    return (run / "checkpoint_best.pt").is_file()
+
+
+def _record(run: Path) -> dict[str, Any]:
+    """The file that records how ``run`` was trained: CLRS ``train_summary.json``, nodecls
+    ``results.json`` (both hold ``hardware``); empty when unreadable."""
+    path = run / ("results.json" if _is_nodecls(run) else "train_summary.json")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def other_cpu(run: Path) -> str | None:
+    """Why ``run`` cannot be rebuilt bit for bit here, if its record says so: the CPU flags or
+    PyTorch's kernel level it was trained with differ from this machine's, or it was resumed
+    with other numerics part way (``numerics_segments``, recorded since 2026-12-02)."""
+    from dear.io import hardware  # noqa: PLC0415
+
+    record = _record(run)
+    segments = record.get("numerics_segments") or []
+    if len(segments) > 1:
+        return (f"it was trained in {len(segments)} segments with different numerics (resumed on another machine, "
+                "thread count or MKL mode), which no single retraining reproduces")
+    trained = record.get("hardware") or {}
+    here = hardware()
+    for key in ("cpu_capability", "cpu_flags"):
+        if trained.get(key) is not None and trained[key] != here[key]:
+            return f"trained with {key} {trained[key]}, this machine has {here[key]}"
+    return None
+
+
+def _environment(run: Path) -> tuple[dict[str, str], int]:
+    """The subprocess environment that replays the run's thread count and MKL mode (``MKL_CBWR``
+    unset for runs that record none, whatever this shell sets)."""
+    hw = _record(run).get("hardware") or {}
+    threads = int(hw.get("torch_threads") or 1)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env.pop("MKL_CBWR", None)
+    if hw.get("mkl_cbwr"):
+        env["MKL_CBWR"] = str(hw["mkl_cbwr"])
+    return env, threads
+
+
+def rebuild_run(run: Path, scratch_root: Path, *, force: bool = False, name: str | None = None) -> dict[str, Any]:
+    """Retrain ``run`` in ``scratch_root``; copy its weights beside the committed results where
+    they are the same model. Returns a JSON-able row: ``run``, ``threads``, ``mkl_cbwr``,
+    ``seconds``, ``identical`` and what was compared (or ``skipped`` / ``error``)."""
+    run = Path(run)
+    name = name or run.as_posix()
+    env, threads = _environment(run)
+    row: dict[str, Any] = {"run": name, "threads": threads, "mkl_cbwr": env.get("MKL_CBWR")}
+    reason = other_cpu(run)
+    if reason and not force:
+        return {**row, "identical": False, "skipped": f"{reason} (--force to try)"}
+    scratch = Path(scratch_root) / name.strip("/").replace("/", "__")
+    shutil.rmtree(scratch, ignore_errors=True)
+    nodecls = _is_nodecls(run)
+    if nodecls:  # the records only: `--out` alone then trains every seed again
+        shutil.copytree(run, scratch, ignore=shutil.ignore_patterns("*.pt"))
+        command = ["nodecls", "train", "--out", str(scratch), "--quiet"]
+    else:
+        scratch.mkdir(parents=True)
+        shutil.copy(run / "config.json", scratch / "config.json")
+        command = ["train", "--out", str(scratch), "--quiet"]
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "dear.cli", *command], env=env, capture_output=True, text=True)
+    row["seconds"] = round(time.perf_counter() - t0, 1)
+    try:
+        if proc.returncode != 0:
+            return {**row, "identical": False, "error": proc.stderr.strip().splitlines()[-1:]}
+        row.update(_compare_nodecls(run, scratch) if nodecls else _compare_clrs(run, scratch))
+        return row
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _compare_clrs(run: Path, scratch: Path) -> dict[str, Any]:
+    committed = json.loads((run / "train_summary.json").read_text())["best"]
+    rebuilt = json.loads((scratch / "train_summary.json").read_text())["best"]
+    same = committed == rebuilt
+    if same:
+        shutil.copy(scratch / "checkpoint_best.pt", run / "checkpoint_best.pt")
+    return {"committed_best": committed, "rebuilt_best": rebuilt, "identical": same}
+
+
+def _compare_nodecls(run: Path, scratch: Path) -> dict[str, Any]:
+    from dear.nodecls.train import seed_files  # noqa: PLC0415
+
+    same, differ = [], []
+    for seed in _nodecls_seeds(run):
+        record_path, weights = seed_files(run, seed)
+        new_record, new_weights = seed_files(scratch, seed)
+        committed = json.loads(record_path.read_text())["record"]
+        rebuilt = json.loads(new_record.read_text())["record"]
+        if all(committed.get(k) == rebuilt.get(k) for k in _NODECLS_SAME):
+            same.append(seed)
+            if not weights.is_file():
+                shutil.copy(new_weights, weights)
+        else:
+            differ.append({"seed": seed, **{k: [committed.get(k), rebuilt.get(k)] for k in _NODECLS_SAME
+                                            if committed.get(k) != rebuilt.get(k)}})
+    return {"identical_seeds": same, "different_seeds": differ, "identical": not differ}
+
