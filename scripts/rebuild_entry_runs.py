@@ -5,14 +5,14 @@ command; this script does the rebuilding part for many entries at once, split ov
 processes, and logs each run as one JSON line. The work itself is
 :func:`dear.leaderboard.rebuild.rebuild_run` (see its module docstring): a run is retrained in a
 scratch folder with the thread count and MKL mode it recorded, and its weights are copied beside
-the committed results only when the rebuild is bit-identical to the committed record. Nothing
+the committed results only when the rebuild reproduces the committed record exactly. Nothing
 committed is rewritten. Runs recorded on another instruction set are skipped unless ``--force``.
 
 Measured 2026-12-02 (``leaderboards/runs/rebuild/other_host_2026-12-02.json``): on a host with
 the committed runs' "AMD EPYC" model name but another platform build, no CLRS run rebuilt
 identically, NAR or DEAR, under any thread/MKL/oneDNN/ATen setting tried, while the code of
 054c6aa and of today gave each other's weights bit for bit there; the node-classification MLP
-run rebuilt bit for bit.
+and GCN runs reproduced every recorded figure (the MLP's weights bit for bit, the GCN's not).
 
     python scripts/rebuild_entry_runs.py leaderboards/clrs-ood/bfs--nar--*.json
     python scripts/rebuild_entry_runs.py --worker 0 --workers 2 ENTRY...   # two side by side

@@ -577,10 +577,10 @@ def test_reverify_stores_a_record_from_the_entrys_own_runs(tmp_path, tiny_runs, 
     with pytest.raises(EntryRejected, match=r"verified on seed\(s\) 0, 1, 2, but no checkpoint of seed\(s\) 1 is"):
         reverify(path, device="cpu", root=board.root, base=board.base)
     assert json.loads(path.read_text()) == after
-    # --rebuild retrains the run without weights (same code, threads and CPU: bit-identical) first
+    # --rebuild retrains the run without weights (same code, threads and CPU: the same record) first
     assert main([*cli, "--rebuild", "--scratch", str(tmp_path / "scratch")]) == 0
     out, err = capsys.readouterr()
-    assert "rebuilding runs/seed1 (1 of 1)" in err and "runs/seed1: bit-identical, weights kept" in err
+    assert "rebuilding runs/seed1 (1 of 1)" in err and "runs/seed1: reproduces its record exactly, weights kept" in err
     assert ckpts[1].is_file() and "verified 3 of 3 seed(s)" in out
     # --replace without --verify cannot keep the record, but says that it drops it
     res = submit([r / "results.json" for r in runs], model_name="DEAR", variant="tiny", submitter="t", replace=True,
@@ -617,7 +617,7 @@ def test_reverify_a_nodecls_entry_and_the_commands_errors(tmp_path, capsys, monk
     assert main(["leaderboard", "verify", str(path), "--rebuild", "--device", "cpu", "--root", str(board.root),
                  "--repo", str(board.base), "--scratch", str(tmp_path / "scratch")]) == 0
     out, err = capsys.readouterr()
-    assert "runs/mlp: bit-identical, weights kept" in err and "verified 3 of 3 seed(s)" in out
+    assert "runs/mlp: reproduces its record exactly, weights kept" in err and "verified 3 of 3 seed(s)" in out
     assert json.loads(path.read_text())["verification"]["seeds"] == ver["seeds"]  # the very same weights
     # Ctrl-C: one line saying what is written and what is not (not "nothing started")
     import importlib

@@ -79,7 +79,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def _rebuild_entry_runs(path: Path, args: argparse.Namespace) -> None:
     """``verify --rebuild``: retrain the entry's runs that lack weights here (one line each on
-    stderr, before and after), keeping only bit-identical rebuilds (:mod:`dear.leaderboard.rebuild`)."""
+    stderr, before and after), keeping only rebuilds that reproduce the run's record exactly (:mod:`dear.leaderboard.rebuild`)."""
     import json  # noqa: PLC0415
     import sys  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
@@ -102,8 +102,8 @@ def _rebuild_entry_runs(path: Path, args: argparse.Namespace) -> None:
         if row.get("skipped") or row.get("error"):
             outcome = f"skipped: {row['skipped']}" if row.get("skipped") else f"failed: {' '.join(row['error'])}"
         else:
-            outcome = ("bit-identical, weights kept" if row["identical"] else
-                       "not bit-identical (another code, thread count or CPU), left without weights")
+            outcome = ("reproduces its record exactly, weights kept" if row["identical"] else
+                       "does not reproduce its record (other code, thread count or CPU), left without weights")
             outcome += f" ({row['seconds']:g} s)"
         print(f"  {name}: {outcome}", file=sys.stderr, flush=True)
 
@@ -186,8 +186,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
                    help="report entries none of whose runs has weights here as skipped, not failed "
                    "(e.g. `dear leaderboard verify leaderboards/*/*.json --skip-missing` after a rebuild)")
     p.add_argument("--rebuild", action="store_true",
-                   help="first retrain the runs that lack weights here (minutes per run), keeping only bit-identical "
-                   "rebuilds (same code, thread count and instruction set as the run's record)")
+                   help="first retrain the runs that lack weights here (minutes per run), keeping only rebuilds "
+                   "that reproduce the run's record exactly (needs its code, thread count and instruction set)")
     p.add_argument("--scratch", type=Path, default=None, help="--rebuild: where to retrain (default: a temporary folder)")
     p.add_argument("--force", action="store_true",
                    help="--rebuild: also retrain runs recorded on another instruction set (they rarely match)")

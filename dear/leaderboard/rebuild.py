@@ -4,8 +4,8 @@ The runs under ``leaderboards/runs/`` keep configs and results, not weights (``*
 git-ignored). For a run an entry names (``source.files``), :func:`rebuild_run` retrains a copy
 in a scratch folder, in a subprocess with the thread count and MKL mode the run recorded
 (another thread count sums floats in another order), and compares what it trained with the
-committed record. Only a bit-identical rebuild's weights are copied beside the committed
-results, where :func:`dear.leaderboard.reverify` (``dear leaderboard verify``) finds them;
+committed record. Only the weights of a rebuild that reproduces the record exactly are copied
+beside the committed results, where :func:`dear.leaderboard.reverify` (``dear leaderboard verify``) finds them;
 nothing committed is rewritten.
 
 * CLRS runs (``dear train``): ``dear train --out SCRATCH`` from the run's ``config.json``; the
