@@ -9,10 +9,11 @@ the committed results only when the rebuild reproduces the committed record exac
 committed is rewritten. Runs recorded on another instruction set are skipped unless ``--force``.
 
 Measured 2026-12-02 (``leaderboards/runs/rebuild/other_host_2026-12-02.json``): on a host with
-the committed runs' "AMD EPYC" model name but another platform build, no CLRS run rebuilt
-identically, NAR or DEAR, under any thread/MKL/oneDNN/ATen setting tried, while the code of
-054c6aa and of today gave each other's weights bit for bit there; the node-classification MLP
-and GCN runs reproduced every recorded figure (the MLP's weights bit for bit, the GCN's not).
+the committed runs' "AMD EPYC" model name but another platform build, the NAR runs trained at
+fd41359, 1c93d9d and db5c029 rebuilt bit for bit; those trained at 9a9e87b, 1a98464 and 054c6aa
+(DEAR) did not, under any thread/MKL/oneDNN/ATen setting tried, although their own commits' code
+gives there what today's code gives; the node-classification MLP and GCN runs reproduced every
+recorded figure (the MLP's weights bit for bit, the GCN's not).
 
     python scripts/rebuild_entry_runs.py leaderboards/clrs-ood/bfs--nar--*.json
     python scripts/rebuild_entry_runs.py --worker 0 --workers 2 ENTRY...   # two side by side
