@@ -374,14 +374,21 @@ def test_rebuild_entry_runs_replays_the_runs_mkl_mode(tmp_path, monkeypatch):
     run.mkdir()
     (run / "config.json").write_text("{}")
     (run / "results.json").write_text(json.dumps({"hardware": {"torch_threads": 1}}))
-    seen = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, env, **kw: seen.append(env) or
-                        subprocess.CompletedProcess(cmd, 1, "", "error: stop here"))
+    seen, real_run = [], subprocess.run
+
+    def fake_run(cmd, *args, **kw):  # the rebuild's training subprocess; anything else runs
+        if list(cmd[1:3]) != ["-m", "dear.cli"]:
+            return real_run(cmd, *args, **kw)
+        seen.append(kw["env"])
+        return subprocess.CompletedProcess(cmd, 1, "", "error: stop here")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
     monkeypatch.setenv("MKL_CBWR", "AVX2")  # this shell's setting must not leak into the rebuild
     for recorded in ("COMPATIBLE", None):
         (run / "train_summary.json").write_text(json.dumps({"hardware": {"mkl_cbwr": recorded}}))
         row = script.rebuild(run, tmp_path / "scratch")
         assert row["mkl_cbwr"] == recorded and seen[-1].get("MKL_CBWR") == recorded
+        assert seen[-1]["CUDA_VISIBLE_DEVICES"] == "" and seen[-1]["OMP_NUM_THREADS"] == "1"  # a CPU run stays on CPU
         assert not row["identical"] and row["error"] == ["error: stop here"]
 
 

@@ -93,14 +93,16 @@ def other_cpu(run: Path) -> str | None:
 
 
 def _environment(run: Path) -> tuple[dict[str, str], int]:
-    """The subprocess environment that replays the run's thread count and MKL mode (``MKL_CBWR``
-    unset for runs that record none, whatever this shell sets)."""
+    """The subprocess environment that replays the run's thread count, MKL mode (``MKL_CBWR``
+    unset for runs that record none, whatever this shell sets) and, for a CPU run, the CPU."""
     hw = _record(run).get("hardware") or {}
     threads = int(hw.get("torch_threads") or 1)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     env.pop("MKL_CBWR", None)
     if hw.get("mkl_cbwr"):
         env["MKL_CBWR"] = str(hw["mkl_cbwr"])
+    if str(hw.get("device") or "cpu").startswith("cpu"):
+        env["CUDA_VISIBLE_DEVICES"] = ""  # a CPU run's config says device "auto": keep a GPU out of it
     return env, threads
 
 
