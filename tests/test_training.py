@@ -342,6 +342,10 @@ def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path):
     (run / "train_summary.json").write_text(json.dumps(summary))
     row = script.rebuild(run, tmp_path / "scratch")
     assert "trained with cpu_flags 000000000000" in row["skipped"] and "seconds" not in row
+    summary["hardware"].update(device="cuda:0", gpu="NVIDIA H200")  # a GPU run, and this is no such machine
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    if not (torch.cuda.is_available() and torch.cuda.get_device_name(0) == "NVIDIA H200"):
+        assert "trained on a GPU (NVIDIA H200)" in script.rebuild(run, tmp_path / "scratch")["skipped"]
 
 
 def test_rebuild_entry_runs_main_takes_its_share_and_skips_runs_with_weights(tmp_path, monkeypatch):

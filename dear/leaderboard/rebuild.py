@@ -16,10 +16,11 @@ nothing committed is rewritten.
   validation loss, best epoch and epochs run equal its committed ``seeds/seed_<k>.json``; the
   weights are ``seeds/seed_<k>.pt``.
 
-A rebuild is the same model only with the same code, thread count and instruction set: a run
-whose record names other CPU flags or another PyTorch kernel level than this machine's, or
-that was resumed with other numerics part way, is skipped unless ``force``
-(docs/user-guide.md, "rebuilding a committed run").
+A rebuild is the same model only with the same code, device, thread count and instruction set:
+a run whose record names a GPU this machine lacks, other CPU flags or another PyTorch kernel
+level than this machine's, or that was resumed with other numerics part way, is skipped unless
+``force`` (docs/user-guide.md, section 3 on rebuilding a committed run). A CPU run is rebuilt
+with CUDA hidden, since its config's device is usually "auto".
 """
 
 from __future__ import annotations
@@ -74,9 +75,10 @@ def _record(run: Path) -> dict[str, Any]:
 
 
 def other_cpu(run: Path) -> str | None:
-    """Why ``run`` cannot be rebuilt bit for bit here, if its record says so: the CPU flags or
-    PyTorch's kernel level it was trained with differ from this machine's, or it was resumed
-    with other numerics part way (``numerics_segments``, recorded since 2026-12-02)."""
+    """Why ``run`` cannot be rebuilt bit for bit here, if its record says so: it was trained on
+    a GPU this machine lacks, the CPU flags or PyTorch's kernel level it was trained with differ
+    from this machine's, or it was resumed with other numerics part way (``numerics_segments``,
+    recorded since 2026-12-02)."""
     from dear.io import hardware  # noqa: PLC0415
 
     record = _record(run)
@@ -85,6 +87,12 @@ def other_cpu(run: Path) -> str | None:
         return (f"it was trained in {len(segments)} segments with different numerics (resumed on another machine, "
                 "thread count or MKL mode), which no single retraining reproduces")
     trained = record.get("hardware") or {}
+    if str(trained.get("device") or "cpu").startswith("cuda"):
+        import torch  # noqa: PLC0415
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        if gpu != trained.get("gpu"):
+            return f"trained on a GPU ({trained.get('gpu')}), this machine has {gpu or 'none'}"
     here = hardware()
     for key in ("cpu_capability", "cpu_flags"):
         if trained.get(key) is not None and trained[key] != here[key]:
