@@ -35,7 +35,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from dear.leaderboard.rebuild import entry_runs as _entry_runs
-from dear.leaderboard.rebuild import other_cpu, rebuild_run, run_has_weights
+from dear.leaderboard.rebuild import other_cpu, rebuild_run, run_has_weights, run_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,8 +49,7 @@ def entry_runs(entry_path: Path) -> list[Path]:
 
 def rebuild(run: Path, scratch_root: Path, force: bool = False) -> dict:
     """:func:`dear.leaderboard.rebuild.rebuild_run`, naming the run relative to the repository."""
-    name = run.relative_to(REPO).as_posix() if run.is_relative_to(REPO) else run.as_posix()
-    return rebuild_run(run, scratch_root, force=force, name=name)
+    return rebuild_run(run, scratch_root, force=force, name=run_name(run, REPO))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,17 +53,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # each entry is written whole (atomically) or not at all
             raise KeyboardInterrupt(f"stopped while verifying {name}, which is unchanged; the {done} entr"
                                     f"{'y' if done == 1 else 'ies'} verified before it are written") from None
-        except WeightsNotHere as e:
-            if not args.skip_missing:
-                failed += 1
-                print(f"{name}: not verified: {e}")
-            else:
+        except (ValueError, FileNotFoundError) as e:  # EntryRejected (and WeightsNotHere) is a ValueError
+            if args.skip_missing and isinstance(e, WeightsNotHere):
                 skipped += 1
                 print(f"{name}: skipped: no weights of its runs here")
-            continue
-        except (ValueError, FileNotFoundError) as e:  # EntryRejected is a ValueError
-            failed += 1
-            print(f"{name}: not verified: {e}")
+            else:
+                failed += 1
+                print(f"{name}: not verified: {e}")
             continue
         done += 1
         ver = res.entry["verification"]
@@ -85,7 +81,7 @@ def _rebuild_entry_runs(path: Path, args: argparse.Namespace) -> None:
     import tempfile  # noqa: PLC0415
 
     from dear.leaderboard.board import Board  # noqa: PLC0415
-    from dear.leaderboard.rebuild import entry_runs, rebuild_run, run_has_weights  # noqa: PLC0415
+    from dear.leaderboard.rebuild import entry_runs, rebuild_run, run_has_weights, run_name  # noqa: PLC0415
 
     try:
         entry = json.loads(path.read_text())
@@ -95,8 +91,7 @@ def _rebuild_entry_runs(path: Path, args: argparse.Namespace) -> None:
     missing = [r for r in entry_runs(entry, base) if r.is_dir() and not run_has_weights(r)]
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="dear-rebuild-"))
     for i, run in enumerate(missing, 1):
-        name = run.resolve().relative_to(base.resolve()).as_posix() if run.resolve().is_relative_to(base.resolve()) \
-            else run.as_posix()
+        name = run_name(run, base)
         print(f"rebuilding {name} ({i} of {len(missing)})...", file=sys.stderr, flush=True)
         row = rebuild_run(run, scratch, force=args.force, name=name)
         if row.get("skipped") or row.get("error"):

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["entry_runs", "other_cpu", "rebuild_run", "run_has_weights"]
+__all__ = ["entry_runs", "other_cpu", "rebuild_run", "run_has_weights", "run_name"]
 
 # what a node-classification seed's rebuild must reproduce exactly to be the same model
 _NODECLS_SAME = ("test_accuracy", "val_accuracy", "val_loss", "best_epoch", "epochs_run")
@@ -43,6 +43,12 @@ _NODECLS_SAME = ("test_accuracy", "val_accuracy", "val_loss", "best_epoch", "epo
 def entry_runs(entry: dict[str, Any], base: Path) -> list[Path]:
     """The run directories an entry was built from (``source.files``, relative to ``base``)."""
     return [(Path(base) / f).parent for f in (entry.get("source") or {}).get("files") or []]
+
+
+def run_name(run: Path, base: Path) -> str:
+    """How a run is named in rebuild rows and messages: relative to the repository when inside it."""
+    run, base = Path(run).resolve(), Path(base).resolve()
+    return run.relative_to(base).as_posix() if run.is_relative_to(base) else run.as_posix()
 
 
 def _is_nodecls(run: Path) -> bool:

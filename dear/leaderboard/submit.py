@@ -359,15 +359,17 @@ def entry_checkpoints(entry: dict[str, Any], base: Path) -> list[Path]:
     ``checkpoint_best.pt`` beside each ``results.json``. Nodecls: ``seeds/seed_<k>.pt`` of the
     run for each reported seed ``k``.
     """
-    files = [Path(base) / f for f in (entry.get("source") or {}).get("files") or []]
+    from dear.leaderboard.rebuild import entry_runs  # noqa: PLC0415
+
+    runs = entry_runs(entry, base)
     if get_track(entry["track"]).kind == "clrs":
-        return [f.parent / "checkpoint_best.pt" for f in files if (f.parent / "checkpoint_best.pt").is_file()]
+        return [r / "checkpoint_best.pt" for r in runs if (r / "checkpoint_best.pt").is_file()]
     from dear.nodecls.train import seed_files  # noqa: PLC0415
 
     out: list[Path] = []
-    for f in files:
+    for run in runs:
         for item in entry["scores"]["per_seed"]:
-            ckpt = seed_files(f.parent, item["seed"])[1]
+            ckpt = seed_files(run, item["seed"])[1]
             if ckpt.is_file():
                 out.append(ckpt)
     return out
