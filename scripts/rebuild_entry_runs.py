@@ -8,12 +8,13 @@ scratch folder with the thread count and MKL mode it recorded, and its weights a
 the committed results only when the rebuild reproduces the committed record exactly. Nothing
 committed is rewritten. Runs recorded on another instruction set are skipped unless ``--force``.
 
-Measured 2026-12-02 (``leaderboards/runs/rebuild/other_host_2026-12-02.json``): on a host with
-the committed runs' "AMD EPYC" model name but another platform build, the NAR runs trained at
-fd41359, 1c93d9d and db5c029 rebuilt bit for bit; those trained at 9a9e87b, 1a98464 and 054c6aa
-(DEAR) did not, under any thread/MKL/oneDNN/ATen setting tried, although their own commits' code
-gives there what today's code gives; the node-classification MLP and GCN runs reproduced every
-recorded figure (the MLP's weights bit for bit, the GCN's not).
+Measured 2026-12-02 (``leaderboards/runs/rebuild/``): the committed runs come from two host
+kinds their early records do not tell apart. On an AMD EPYC host the NAR runs trained at
+fd41359, 1c93d9d and db5c029 rebuilt bit for bit, those trained at 1a98464 and 054c6aa (DEAR)
+did not, under any thread/MKL/oneDNN/ATen setting tried; on an Intel Xeon host all 30 runs of
+the ten 054c6aa DEAR entries and a 1a98464 NAR run rebuilt bit for bit. The node-classification
+MLP and GCN runs reproduced every recorded figure on the AMD host (the MLP's weights bit for
+bit, the GCN's not).
 
     python scripts/rebuild_entry_runs.py leaderboards/clrs-ood/bfs--nar--*.json
     python scripts/rebuild_entry_runs.py --worker 0 --workers 2 ENTRY...   # two side by side
