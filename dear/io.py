@@ -158,11 +158,15 @@ def _numerics_value(key: str, value: Any) -> Any:
     return str(value).split(":")[0] if key == "device" and value is not None else value
 
 
-def numerics_differences(recorded: dict[str, Any], here: dict[str, Any]) -> list[str]:
-    """``key recorded -> here`` for each numerics key (:data:`NUMERICS_KEYS`) that ``recorded``
-    (a run's ``hardware``) states and ``here`` differs in; keys older records lack are skipped."""
-    return [f"{k} {recorded[k]!r} -> {here.get(k)!r}" for k in NUMERICS_KEYS
-            if recorded.get(k) is not None and _numerics_value(k, recorded[k]) != _numerics_value(k, here.get(k))]
+def numerics_differences(recorded: dict[str, Any], here: dict[str, Any], keys: Sequence[str] = NUMERICS_KEYS,
+                         *, unstated_differ: bool = False) -> list[str]:
+    """``key recorded -> here`` for each of ``keys`` (by default :data:`NUMERICS_KEYS`) in which
+    ``recorded`` (a run's ``hardware``) and ``here`` differ. A key ``recorded`` does not state
+    (older records lack the newer keys) is skipped, unless ``unstated_differ``: then ``None``
+    is a value like any other (two segments of one run, both recorded by the same code)."""
+    return [f"{k} {recorded.get(k)!r} -> {here.get(k)!r}" for k in keys
+            if (unstated_differ or recorded.get(k) is not None)
+            and _numerics_value(k, recorded.get(k)) != _numerics_value(k, here.get(k))]
 
 
 def other_numerics_note(run_dir: Path | str, recorded: dict[str, Any], device: str) -> str | None:

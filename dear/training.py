@@ -71,6 +71,7 @@ from dear.io import (
     git_commit,
     hardware,
     numerics,
+    numerics_differences,
     resolve_device,
     versions,
 )
@@ -465,8 +466,7 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, track: _CallTrack, p
     elif not segments:  # a checkpoint from before 2026-12-02: its segment's numerics are unknown (null)
         segments = [None, here]
     elif segments[-1] != here:
-        changed = ", ".join(f"{k} {segments[-1].get(k)!r} -> {here.get(k)!r}" for k in here
-                            if segments[-1].get(k) != here.get(k))
+        changed = ", ".join(numerics_differences(segments[-1], here, tuple(here), unstated_differ=True))
         if main:
             print(f"note: resuming {run_dir} at step {step} with other numerics than it ran with so far ({changed}): "
                   "the run is valid, but no single retraining will reproduce its weights bit for bit",

@@ -142,3 +142,16 @@ def test_numerics_compare_device_kinds_not_indices():
     assert numerics_differences({"device": "cuda:0", "gpu": "H200", "torch_threads": 1}, here) == []
     assert numerics_differences({"device": "cpu", "torch_threads": 2, "cpu_flags": None}, here) == [
         "device 'cpu' -> 'cuda'", "torch_threads 2 -> 1"]
+
+
+def test_numerics_differences_between_segments_count_unset_values():
+    """A run's two segments are recorded by the same code, so an unset MKL mode on one side and
+    a set one on the other is a change (the resume note must name it), while against an older
+    record that lacks the key it is not."""
+    from dear.io import numerics_differences
+
+    before = {"device": "cpu", "mkl_cbwr": None, "torch_threads": 1, "world_size": 1}
+    after = {"device": "cpu", "mkl_cbwr": "COMPATIBLE", "torch_threads": 1, "world_size": 2}
+    assert numerics_differences(before, after) == []
+    assert numerics_differences(before, after, tuple(after), unstated_differ=True) == [
+        "mkl_cbwr None -> 'COMPATIBLE'", "world_size 1 -> 2"]

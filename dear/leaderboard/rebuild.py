@@ -80,14 +80,14 @@ def _record(run: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def other_cpu(run: Path) -> str | None:
+def other_cpu(run: Path, record: dict[str, Any] | None = None) -> str | None:
     """Why ``run`` cannot be rebuilt bit for bit here, if its record says so: it was trained on
     a GPU this machine lacks, the CPU flags or PyTorch's kernel level it was trained with differ
     from this machine's, or it was resumed with other numerics part way (``numerics_segments``,
-    recorded since 2026-12-02)."""
+    recorded since 2026-12-02). ``record``: the run's record when the caller has read it."""
     from dear.io import hardware  # noqa: PLC0415
 
-    record = _record(run)
+    record = _record(run) if record is None else record
     segments = record.get("numerics_segments") or []
     if len(segments) > 1:
         return (f"it was trained in {len(segments)} segments with different numerics (resumed on another machine, "
@@ -106,10 +106,11 @@ def other_cpu(run: Path) -> str | None:
     return None
 
 
-def _environment(run: Path) -> tuple[dict[str, str], int]:
-    """The subprocess environment that replays the run's thread count, MKL mode (``MKL_CBWR``
-    unset for runs that record none, whatever this shell sets) and, for a CPU run, the CPU."""
-    hw = _record(run).get("hardware") or {}
+def _environment(record: dict[str, Any]) -> tuple[dict[str, str], int]:
+    """The subprocess environment that replays the thread count, MKL mode (``MKL_CBWR`` unset
+    for runs that record none, whatever this shell sets) and, for a CPU run, the CPU that the
+    run's ``record`` states."""
+    hw = record.get("hardware") or {}
     threads = int(hw.get("torch_threads") or 1)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     env.pop("MKL_CBWR", None)
@@ -126,9 +127,10 @@ def rebuild_run(run: Path, scratch_root: Path, *, force: bool = False, name: str
     ``seconds``, ``identical`` and what was compared (or ``skipped`` / ``error``)."""
     run = Path(run)
     name = name or run.as_posix()
-    env, threads = _environment(run)
+    record = _record(run)
+    env, threads = _environment(record)
     row: dict[str, Any] = {"run": name, "threads": threads, "mkl_cbwr": env.get("MKL_CBWR")}
-    reason = other_cpu(run)
+    reason = other_cpu(run, record)
     if reason and not force:
         return {**row, "identical": False, "skipped": f"{reason} (--force to try)"}
     scratch = Path(scratch_root) / name.strip("/").replace("/", "__")
