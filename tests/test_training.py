@@ -315,7 +315,7 @@ def _rebuild_script():
     return script
 
 
-def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path):
+def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path, monkeypatch):
     """scripts/rebuild_entry_runs.py retrains a committed run in a scratch folder and puts its
     checkpoint beside the committed results only when the rebuild is the same model (same best
     validation step and loss); a run that rebuilds differently gets nothing."""
@@ -338,6 +338,14 @@ def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path):
     (run / "train_summary.json").write_text(json.dumps(summary))
     row = script.rebuild(run, tmp_path / "scratch")
     assert not row["identical"] and not (run / "checkpoint_best.pt").exists()
+    assert row["possible_causes"] == []  # same commit, and the record names this machine's CPU flags
+    summary["git_commit"], flags = "0123456789abcdef", summary["hardware"].pop("cpu_flags")
+    (run / "train_summary.json").write_text(json.dumps(summary))  # as recorded by other code, before 2026-12-02
+    monkeypatch.setattr("dear.io.git_commit", lambda: "fedcba9876543210")  # also where git is missing
+    causes = script.rebuild(run, tmp_path / "scratch")["possible_causes"]
+    assert len(causes) == 2 and "trained at commit 0123456" in causes[0] and "names no CPU flags" in causes[1]
+    summary["hardware"]["cpu_flags"] = flags
+    monkeypatch.undo()
     summary["hardware"]["cpu_flags"] = "0" * 12  # trained on another instruction set: not even tried
     (run / "train_summary.json").write_text(json.dumps(summary))
     row = script.rebuild(run, tmp_path / "scratch")

@@ -98,8 +98,10 @@ def _rebuild_entry_runs(path: Path, args: argparse.Namespace) -> None:
             outcome = f"skipped: {row['skipped']}" if row.get("skipped") else f"failed: {' '.join(row['error'])}"
         else:
             outcome = ("reproduces its record exactly, weights kept" if row["identical"] else
-                       "does not reproduce its record (other code, thread count or CPU), left without weights")
+                       "does not reproduce its record, left without weights")
             outcome += f" ({row['seconds']:g} s)"
+            if row.get("possible_causes"):
+                outcome += "; possible causes: " + "; ".join(row["possible_causes"])
         print(f"  {name}: {outcome}", file=sys.stderr, flush=True)
 
 

@@ -20,7 +20,9 @@ A rebuild is the same model only with the same code, device, thread count and in
 a run whose record names a GPU this machine lacks, other CPU flags or another PyTorch kernel
 level than this machine's, or that was resumed with other numerics part way, is skipped unless
 ``force`` (docs/user-guide.md, section 3 on rebuilding a committed run). A CPU run is rebuilt
-with CUDA hidden, since its config's device is usually "auto".
+with CUDA hidden, since its config's device is usually "auto". A rebuild that does not
+reproduce its record lists what may explain it (:func:`mismatch_causes`: other code, or a
+record too old to rule out another CPU kind).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["entry_runs", "other_cpu", "rebuild_run", "run_has_weights", "run_name"]
+__all__ = ["entry_runs", "mismatch_causes", "other_cpu", "rebuild_run", "run_has_weights", "run_name"]
 
 # what a node-classification seed's rebuild must reproduce exactly to be the same model
 _NODECLS_SAME = ("test_accuracy", "val_accuracy", "val_loss", "best_epoch", "epochs_run")
@@ -106,6 +108,25 @@ def other_cpu(run: Path, record: dict[str, Any] | None = None) -> str | None:
     return None
 
 
+def mismatch_causes(record: dict[str, Any]) -> list[str]:
+    """What may make a rebuild of the run with ``record`` another sample, given that the thread
+    count and MKL mode are replayed: other code (the run's ``git_commit`` against this
+    checkout's), or another CPU kind that the record cannot rule out (no ``cpu_flags`` before
+    2026-12-02; the committed runs of that time come from Intel and AMD hosts,
+    docs/user-guide.md). Empty when neither applies."""
+    from dear.io import git_commit  # noqa: PLC0415
+
+    causes = []
+    trained, here = record.get("git_commit"), git_commit()
+    if isinstance(trained, str) and here and trained != here:
+        causes.append(f"trained at commit {trained[:7]}, rebuilt at {here[:7]}: a change to the training code "
+                      "in between gives another sample")
+    if (record.get("hardware") or {}).get("cpu_flags") is None:
+        causes.append("its record names no CPU flags (recorded since 2026-12-02), so it may come from another "
+                      "CPU kind than this machine's")
+    return causes
+
+
 def _environment(record: dict[str, Any]) -> tuple[dict[str, str], int]:
     """The subprocess environment that replays the thread count, MKL mode (``MKL_CBWR`` unset
     for runs that record none, whatever this shell sets) and, for a CPU run, the CPU that the
@@ -150,6 +171,8 @@ def rebuild_run(run: Path, scratch_root: Path, *, force: bool = False, name: str
         if proc.returncode != 0:
             return {**row, "identical": False, "error": proc.stderr.strip().splitlines()[-1:]}
         row.update(_compare_nodecls(run, scratch) if nodecls else _compare_clrs(run, scratch))
+        if not row["identical"]:
+            row["possible_causes"] = mismatch_causes(record)
         return row
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
