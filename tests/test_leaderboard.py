@@ -556,6 +556,13 @@ def test_reverify_stores_a_record_from_the_entrys_own_runs(tmp_path, tiny_runs, 
     cli = ["leaderboard", "verify", str(path), "--device", "cpu", "--root", str(board.root), "--repo", str(board.base)]
     assert main([*cli, "--skip-missing"]) == 0  # verifying "whatever has weights here" is not a failure
     assert "skipped: no weights of its runs here" in capsys.readouterr().out
+    with monkeypatch.context() as m:  # --rebuild where no run rebuilds to its record: not "rebuild them first"
+        m.setattr("dear.leaderboard.rebuild.rebuild_run", lambda run, scratch, force=False, name=None: {
+            "run": name, "identical": False, "seconds": 1.0, "possible_causes": ["trained at commit 0123456"]})
+        assert main([*cli, "--rebuild"]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("does not reproduce its record, left without weights (1 s); possible causes: trained at") == 3
+    assert "none of its runs rebuilt to its record on this machine" in out and "rebuild them first" not in out
 
     parked[0].rename(ckpts[0]), parked[2].rename(ckpts[2])  # two of three rebuilt
     assert entry_checkpoints(before, board.base) == [ckpts[0], ckpts[2]]

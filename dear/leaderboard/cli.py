@@ -57,6 +57,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             if args.skip_missing and isinstance(e, WeightsNotHere):
                 skipped += 1
                 print(f"{name}: skipped: no weights of its runs here")
+            elif args.rebuild and isinstance(e, WeightsNotHere):  # "rebuild them first" would send them in a circle
+                failed += 1
+                print(f"{name}: not verified: none of its runs rebuilt to its record on this machine (the lines "
+                      "above say why), so there are no weights to verify")
             else:
                 failed += 1
                 print(f"{name}: not verified: {e}")

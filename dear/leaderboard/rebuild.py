@@ -119,8 +119,8 @@ def mismatch_causes(record: dict[str, Any]) -> list[str]:
     causes = []
     trained, here = record.get("git_commit"), git_commit()
     if isinstance(trained, str) and here and trained != here:
-        causes.append(f"trained at commit {trained[:7]}, rebuilt at {here[:7]}: a change to the training code "
-                      "in between gives another sample")
+        causes.append(f"trained at commit {trained[:7]}, rebuilt at {here[:7]}: if the training code changed in "
+                      "between, the rebuild is another sample")
     if (record.get("hardware") or {}).get("cpu_flags") is None:
         causes.append("its record names no CPU flags (recorded since 2026-12-02), so it may come from another "
                       "CPU kind than this machine's")
