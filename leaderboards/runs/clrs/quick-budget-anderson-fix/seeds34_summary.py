@@ -1,4 +1,5 @@
-"""Five-seed means for the algorithms seeds34.sh extends: DEAR (5-step phantom gradient) seeds
+"""Five-seed means for the algorithms seeds34.sh extends (minimum and MST-Prim, then BFS and DAG
+shortest paths, 2026-12-02): DEAR (5-step phantom gradient) seeds
 0-4 from runs-phantom5/, NAR seeds 0-2 from ../quick-budget/ and 3-4 from runs-nar-seeds34/, test
 score at n = 64. Also the NAR seed-0 retrain of minimum (one thread) against the committed one
 (two threads). Writes seeds34.json.  Usage: python seeds34_summary.py"""
@@ -23,7 +24,7 @@ def stats(xs: list[float]) -> dict:
 
 
 out = {"algorithms": {}}
-for algo in ("minimum", "mst_prim"):
+for algo in ("minimum", "mst_prim", "bfs", "dag_shortest_paths"):
     dear = [score(HERE / "runs-phantom5" / algo / "dear" / f"seed{s}") for s in range(5)]
     nar = [score(HERE.parent / "quick-budget" / algo / "nar" / f"seed{s}") for s in range(3)]
     nar += [score(HERE / "runs-nar-seeds34" / algo / "nar" / f"seed{s}") for s in (3, 4)]
