@@ -3,8 +3,8 @@
 # ../quick-budget) on the two algorithms whose 3-seed means miss the 1-point line by a seed-spread
 # margin (minimum: DEAR seeds 96 / 96 / 83; MST-Prim), plus NAR seed 0 of minimum retrained as a
 # check that this commit reproduces the committed NAR (its score must equal quick-budget's).
-# 2026-12-02: also ALGOS=bfs and ALGOS=dag_shortest_paths (the two inside the 1-point line by the
-# smallest margins, -0.3 and -0.5), one instance per algorithm side by side.
+# 2026-12-02: the other eight algorithms too (ALGOS=bfs, dag_shortest_paths, ..., one instance
+# per algorithm, two side by side; BFS's DEAR seeds 3-4 came from phantom5.sh with SEEDS="3 4").
 # One thread, one run at a time. Results: runs-phantom5/ALGO/dear/seed{3,4},
 # runs-nar-seeds34/ALGO/nar/seed{0,3,4}. Rerunning skips finished runs.
 # Usage: PYTHONPATH=<clean worktree> bash seeds34.sh

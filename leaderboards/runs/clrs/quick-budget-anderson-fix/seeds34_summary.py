@@ -1,6 +1,6 @@
-"""Five-seed means for the algorithms seeds34.sh extends (minimum and MST-Prim, then BFS and DAG
-shortest paths, 2026-12-02): DEAR (5-step phantom gradient) seeds
-0-4 from runs-phantom5/, NAR seeds 0-2 from ../quick-budget/ and 3-4 from runs-nar-seeds34/, test
+"""Five-seed means for the algorithms seeds34.sh extends (minimum and MST-Prim; the other eight
+on 2026-12-02): DEAR (5-step phantom gradient) seeds
+0-4 from runs-phantom5/, NAR seeds 0-2 from ../quick-budget/ (insertion sort: runs/) and 3-4 from runs-nar-seeds34/, test
 score at n = 64. Also the NAR seed-0 retrain of minimum (one thread) against the committed one
 (two threads). Writes seeds34.json.  Usage: python seeds34_summary.py"""
 
@@ -24,9 +24,13 @@ def stats(xs: list[float]) -> dict:
 
 
 out = {"algorithms": {}}
-for algo in ("minimum", "mst_prim", "bfs", "dag_shortest_paths"):
+for algo in ("minimum", "mst_prim", "bfs", "dag_shortest_paths", "strongly_connected_components", "bellman_ford",
+             "insertion_sort", "dfs", "floyd_warshall", "binary_search_dear"):
     dear = [score(HERE / "runs-phantom5" / algo / "dear" / f"seed{s}") for s in range(5)]
-    nar = [score(HERE.parent / "quick-budget" / algo / "nar" / f"seed{s}") for s in range(3)]
+    # NAR seeds 0-2 as in table.py: ../quick-budget, except insertion sort (runs/, retrained and
+    # scored with dm-clrs's permutation postprocess, as seeds 3-4 are)
+    nar_root = HERE / "runs" / algo / "nar" if algo == "insertion_sort" else HERE.parent / "quick-budget" / algo / "nar"
+    nar = [score(nar_root / f"seed{s}") for s in range(3)]
     nar += [score(HERE / "runs-nar-seeds34" / algo / "nar" / f"seed{s}") for s in (3, 4)]
     row = {"dear_per_seed": dear, "nar_per_seed": nar}
     for k, n in (("3_seeds", 3), ("5_seeds", 5)):
