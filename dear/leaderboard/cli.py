@@ -57,13 +57,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
             if args.skip_missing and isinstance(e, WeightsNotHere):
                 skipped += 1
                 print(f"{name}: skipped: no weights of its runs here")
-            elif args.rebuild and isinstance(e, WeightsNotHere):  # "rebuild them first" would send them in a circle
-                failed += 1
-                print(f"{name}: not verified: none of its runs rebuilt to its record on this machine (the lines "
-                      "above say why), so there are no weights to verify")
-            else:
-                failed += 1
-                print(f"{name}: not verified: {e}")
+                continue
+            failed += 1
+            why = (("none of its runs rebuilt to its record on this machine (the lines above say why), so there are "
+                    "no weights to verify") if args.rebuild and isinstance(e, WeightsNotHere)  # not "rebuild them first"
+                   else str(e))
+            print(f"{name}: not verified: {why}")
             continue
         done += 1
         ver = res.entry["verification"]

@@ -170,7 +170,7 @@ def rebuild_run(run: Path, scratch_root: Path, *, force: bool = False, name: str
     try:
         if proc.returncode != 0:
             return {**row, "identical": False, "error": proc.stderr.strip().splitlines()[-1:]}
-        row.update(_compare_nodecls(run, scratch) if nodecls else _compare_clrs(run, scratch))
+        row.update(_compare_nodecls(run, scratch) if nodecls else _compare_clrs(run, scratch, record.get("best")))
         if not row["identical"]:
             row["possible_causes"] = mismatch_causes(record)
         return row
@@ -178,8 +178,8 @@ def rebuild_run(run: Path, scratch_root: Path, *, force: bool = False, name: str
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _compare_clrs(run: Path, scratch: Path) -> dict[str, Any]:
-    committed = json.loads((run / "train_summary.json").read_text())["best"]
+def _compare_clrs(run: Path, scratch: Path, committed: dict[str, Any] | None) -> dict[str, Any]:
+    """``committed``: the best validation record of the run's ``train_summary.json`` (its record)."""
     rebuilt = json.loads((scratch / "train_summary.json").read_text())["best"]
     same = committed == rebuilt
     if same:
