@@ -112,14 +112,30 @@ def _config_from(args: argparse.Namespace, **fixed):
     )
 
 
-def _settings_given(args: argparse.Namespace) -> list[str]:
-    """The training-setting flags of ``args`` that differ from their defaults (``--seed`` included)."""
+def _settings_given(args: argparse.Namespace, only: frozenset[str] | None = None) -> list[str]:
+    """The training-setting flags of ``args`` that differ from their defaults (``--seed`` included);
+    with ``only``, just those whose destination is in it."""
     probe = argparse.ArgumentParser(add_help=False)
     _add_train_options(probe)
     _add_alignment_options(probe)
     flags = [(a.dest, a.option_strings[0]) for a in probe._actions]
     flags.append(("seed", "--seed"))
-    return [flag for dest, flag in flags if getattr(args, dest, None) != probe.get_default(dest)]
+    return [flag for dest, flag in flags
+            if (only is None or dest in only) and getattr(args, dest, None) != probe.get_default(dest)]
+
+
+def _refuse_dear_only_settings(args: argparse.Namespace) -> None:
+    """``dear train --model nar --solver learned`` would train a NAR that never reads the solver
+    and record a config that says it used one: refuse DEAR's own settings for the unrolled models."""
+    from dear.config import DEAR_ONLY_FIELDS, ConfigError  # noqa: PLC0415
+
+    if args.model == "dear":
+        return
+    given = _settings_given(args, only=DEAR_ONLY_FIELDS | {"solver_opt", "solver_train"})
+    if given:
+        raise ConfigError(f"only --model dear reads {', '.join(given)} (DEAR's solver, gradient and "
+                          f"regularisers); --model {args.model} is unrolled: drop "
+                          f"{'it' if len(given) == 1 else 'them'} or train --model dear")
 
 
 def _saved_run_config(args: argparse.Namespace):
@@ -167,6 +183,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.algorithm is None or args.model is None:
         cfg = _saved_run_config(args)
     else:
+        _refuse_dear_only_settings(args)
         cfg = _config_from(args, algorithm=args.algorithm, model=args.model,
                            seed=0 if args.seed is None else args.seed)
     from dear.distributed import is_main  # noqa: PLC0415

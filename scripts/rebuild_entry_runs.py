@@ -48,9 +48,9 @@ def entry_runs(entry_path: Path) -> list[Path]:
     return _entry_runs(json.loads(Path(entry_path).read_text()), REPO)
 
 
-def rebuild(run: Path, scratch_root: Path, force: bool = False) -> dict:
+def rebuild(run: Path, scratch_root: Path, force: bool = False, run_code: bool = False) -> dict:
     """:func:`dear.leaderboard.rebuild.rebuild_run`, naming the run relative to the repository."""
-    return rebuild_run(run, scratch_root, force=force, name=run_name(run, REPO))
+    return rebuild_run(run, scratch_root, force=force, name=run_name(run, REPO), run_code=run_code, repo=REPO)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--log", type=Path, default=None, help="JSON-lines log (default: print only)")
     p.add_argument("--scratch", type=Path, default=None, help="where to retrain (default: a temporary folder)")
     p.add_argument("--force", action="store_true", help="also retrain runs recorded on another instruction set")
+    p.add_argument("--run-code", action="store_true",
+                   help="retrain with the code of the commit each run records (a git worktree under --scratch)")
     args = p.parse_args(argv)
     runs = [r for e in args.entries for r in entry_runs(e)]
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="rebuild_"))
@@ -69,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar = tqdm(mine, desc="rebuilding", unit="run", file=sys.stderr)
     for run in bar:
         bar.set_postfix_str("/".join(run.parts[-3:]))  # algorithm/model/seed
-        row = rebuild(run, scratch, force=args.force)
+        row = rebuild(run, scratch, force=args.force, run_code=args.run_code)
         line = json.dumps(row)
         bar.write(line, file=sys.stdout)
         sys.stdout.flush()

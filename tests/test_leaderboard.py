@@ -557,7 +557,7 @@ def test_reverify_stores_a_record_from_the_entrys_own_runs(tmp_path, tiny_runs, 
     assert main([*cli, "--skip-missing"]) == 0  # verifying "whatever has weights here" is not a failure
     assert "skipped: no weights of its runs here" in capsys.readouterr().out
     with monkeypatch.context() as m:  # --rebuild where no run rebuilds to its record: not "rebuild them first"
-        m.setattr("dear.leaderboard.rebuild.rebuild_run", lambda run, scratch, force=False, name=None: {
+        m.setattr("dear.leaderboard.rebuild.rebuild_run", lambda run, scratch, force=False, name=None, **kw: {
             "run": name, "identical": False, "seconds": 1.0, "possible_causes": ["trained at commit 0123456"]})
         assert main([*cli, "--rebuild"]) == 2
     out, err = capsys.readouterr()

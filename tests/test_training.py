@@ -1,6 +1,7 @@
 """Training runs: resumable to the same weights, validated configs, results files, the CLI."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -356,6 +357,66 @@ def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path, monkey
         assert "trained on a GPU (NVIDIA H200)" in script.rebuild(run, tmp_path / "scratch")["skipped"]
 
 
+@pytest.mark.slow
+def test_rebuild_with_the_runs_own_code_checks_out_its_commit(tmp_path, monkeypatch):
+    """A run whose training code changed since can only be rebuilt with the code it was trained
+    with: ``run_code`` retrains it from a git worktree of the commit its record names (proved
+    here by a marker that only that commit's code writes), keeps the weights when the record is
+    reproduced, no longer blames other code when it is not, and names a commit the repository
+    does not hold."""
+    import shutil
+    import subprocess
+
+    from dear.leaderboard.rebuild import rebuild_run
+
+    root = Path(__file__).resolve().parents[1]
+    repo = tmp_path / "repo"
+    for package in ("dear", "clrs_tasks"):
+        shutil.copytree(root / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
+    with (repo / "dear" / "__init__.py").open("a") as f:  # this commit's code says where it ran from
+        f.write("\nimport os as _os\nif _os.environ.get('DEAR_TEST_MARKER'):\n"
+                "    open(_os.environ['DEAR_TEST_MARKER'], 'w').write(__file__)\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "code of the run"]):
+        subprocess.run([*git, *argv], check=True, capture_output=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+    run = tmp_path / "run"
+    assert main(["train", "--algorithm", "minimum", "--model", "nar", "--seed", "1", "--out", str(run), "--steps", "4",
+                 "--batch-size", "4", "--hidden", "16", "--num-train", "8", "--eval-every", "2", "--device", "cpu",
+                 "--quiet"]) == 0
+    first = torch.load(run / "checkpoint_best.pt", weights_only=False)["model"]
+    for ckpt in run.glob("*.pt"):
+        ckpt.unlink()
+    summary = json.loads((run / "train_summary.json").read_text())
+    summary["git_commit"] = commit
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    marker = tmp_path / "ran_from"
+    monkeypatch.setenv("DEAR_TEST_MARKER", str(marker))
+    scratch = tmp_path / "scratch"
+    row = rebuild_run(run, scratch, run_code=True, repo=repo)
+    assert row["identical"] and row["code"] == commit, row
+    assert Path(marker.read_text()) == scratch / "code" / commit / "dear" / "__init__.py"
+    again = torch.load(run / "checkpoint_best.pt", weights_only=False)["model"]
+    assert all(torch.equal(first[k], again[k]) for k in first)
+
+    (run / "checkpoint_best.pt").unlink()
+    summary["best"]["loss"] *= 1.001  # the record is not reproduced, though the code is the run's own
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    row = rebuild_run(run, scratch, run_code=True, repo=repo)  # the worktree is reused
+    assert not row["identical"] and not (run / "checkpoint_best.pt").exists()
+    assert not any("trained at commit" in cause for cause in row["possible_causes"])
+    summary["git_commit"] = "0" * 40
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    row = rebuild_run(run, scratch, run_code=True, repo=repo)
+    assert not row["identical"] and "is not in the history of" in row["error"][0] and "seconds" not in row
+    nodecls = tmp_path / "nodecls_run"  # a node-classification run: results.json, no config.json
+    nodecls.mkdir()
+    (nodecls / "results.json").write_text(json.dumps({"git_commit": commit, "per_seed": []}))
+    row = rebuild_run(nodecls, scratch, run_code=True, repo=repo)
+    assert not row["identical"] and "CLRS runs only" in row["error"][0]
+
+
 def test_rebuild_entry_runs_main_takes_its_share_and_skips_runs_with_weights(tmp_path, monkeypatch):
     """Worker i of n takes runs i, i + n, ... of the entries' runs, skips those whose checkpoint is
     already there (a rerun after an interruption), and logs one JSON line per run it rebuilt."""
@@ -367,8 +428,8 @@ def test_rebuild_entry_runs_main_takes_its_share_and_skips_runs_with_weights(tmp
     entry = tmp_path / "entry.json"
     entry.write_text(json.dumps({"track": "clrs-ood", "source": {"files": [str(r / "results.json") for r in runs]}}))
     done = []
-    monkeypatch.setattr(script, "rebuild",
-                        lambda run, scratch, force: done.append(run) or {"run": run.name, "identical": True})
+    monkeypatch.setattr(script, "rebuild", lambda run, scratch, force, run_code: done.append(run) or {
+        "run": run.name, "identical": True})
     log = tmp_path / "log.jsonl"
     assert script.main([str(entry), "--worker", "1", "--workers", "2", "--log", str(log),
                         "--scratch", str(tmp_path / "scratch")]) == 0
@@ -425,3 +486,18 @@ def test_rebuilding_a_committed_run_with_other_numerics_says_so(tmp_path, capsys
     err = capsys.readouterr().err
     assert "was trained with other numerics than this machine's (torch_threads 99 ->" in err
     assert "OMP_NUM_THREADS=99" in err
+
+
+@pytest.mark.parametrize("model", ["nar", "nar-hints", "nar-lt"])
+def test_train_refuses_dear_settings_for_unrolled_models(tmp_path, capsys, model: str) -> None:
+    """An unrolled model never reads DEAR's solver, gradient or regularisers; accepting them
+    would record a NAR config that names a solver it never used."""
+    out = tmp_path / "run"
+    base = ["train", "--algorithm", "minimum", "--model", model, "--out", str(out), "--quiet"]
+    assert main([*base, "--solver", "learned", "--tol", "0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "only --model dear reads --solver, --tol" in err and f"--model {model} is unrolled" in err
+    assert main([*base, "--solver-opt", "steps=4"]) == 2
+    assert "--solver-opt" in capsys.readouterr().err
+    assert main([*base, "--noise", "0.1"]) == 2
+    assert "reads --noise" in capsys.readouterr().err and not out.exists()

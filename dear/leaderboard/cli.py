@@ -96,13 +96,14 @@ def _rebuild_entry_runs(path: Path, args: argparse.Namespace) -> None:
     for i, run in enumerate(missing, 1):
         name = run_name(run, base)
         print(f"rebuilding {name} ({i} of {len(missing)})...", file=sys.stderr, flush=True)
-        row = rebuild_run(run, scratch, force=args.force, name=name)
+        row = rebuild_run(run, scratch, force=args.force, name=name, run_code=args.run_code, repo=base)
         if row.get("skipped") or row.get("error"):
             outcome = f"skipped: {row['skipped']}" if row.get("skipped") else f"failed: {' '.join(row['error'])}"
         else:
             outcome = ("reproduces its record exactly, weights kept" if row["identical"] else
                        "does not reproduce its record, left without weights")
-            outcome += f" ({row['seconds']:g} s)"
+            outcome += f" ({row['seconds']:g} s"
+            outcome += f", code of {row['code'][:7]})" if row.get("code") else ")"
             if row.get("possible_causes"):
                 outcome += "; possible causes: " + "; ".join(row["possible_causes"])
         print(f"  {name}: {outcome}", file=sys.stderr, flush=True)
@@ -191,6 +192,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--scratch", type=Path, default=None, help="--rebuild: where to retrain (default: a temporary folder)")
     p.add_argument("--force", action="store_true",
                    help="--rebuild: also retrain runs recorded on another instruction set (they rarely match)")
+    p.add_argument("--run-code", action="store_true",
+                   help="--rebuild: retrain each run with the code of the commit it records (a git worktree per "
+                   "commit under --scratch) instead of this checkout's; for runs whose training code changed since")
     p.add_argument("--tolerance", type=float, default=None,
                    help="largest accepted |claimed - reproduced| (default: the track's)")
     p.add_argument("--device", default="auto", help="device for the re-evaluation (auto, cpu, cuda)")

@@ -16,6 +16,14 @@ nothing committed is rewritten.
   validation loss, best epoch and epochs run equal its committed ``seeds/seed_<k>.json``; the
   weights are ``seeds/seed_<k>.pt``.
 
+With ``run_code=True`` the run is retrained with the code of the commit it records
+(``git_commit``), checked out once per commit as a detached git worktree under the scratch
+folder (:func:`commit_worktree`), instead of this checkout's: how a run whose training code has
+changed since can still be rebuilt. CLRS runs then train through ``dear.training.train`` on the
+saved config, an API all 62 commits recorded by the committed runs have (older CLIs cannot
+retrain from ``--out`` alone); node-classification runs are refused (their older CLIs need
+every flag, and their record layout changed), so they rebuild with this checkout's code.
+
 A rebuild is the same model only with the same code, device, thread count and instruction set:
 a run whose record names a GPU this machine lacks, other CPU flags or another PyTorch kernel
 level than this machine's, or that was resumed with other numerics part way, is skipped unless
@@ -36,7 +44,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["entry_runs", "mismatch_causes", "other_cpu", "rebuild_run", "run_has_weights", "run_name"]
+__all__ = ["RebuildError", "commit_worktree", "entry_runs", "mismatch_causes", "other_cpu", "rebuild_run",
+           "run_has_weights", "run_name"]
+
+#: The repository this module belongs to: where the recorded commits' worktrees come from.
+REPO = Path(__file__).resolve().parents[2]
+
+# ``python -c`` body that retrains a CLRS run from its saved config with whatever ``dear`` is first
+# on the path (a recorded commit's worktree): argv = config.json, output folder
+_TRAIN_FROM_CONFIG = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from dear.config import TrainConfig\n"
+    "from dear.training import train\n"
+    "train(TrainConfig.load(Path(sys.argv[1])), Path(sys.argv[2]), progress=False)\n"
+)
+
+
+class RebuildError(RuntimeError):
+    """A rebuild cannot start (e.g. the recorded commit is not in this repository's history)."""
 
 # what a node-classification seed's rebuild must reproduce exactly to be the same model
 _NODECLS_SAME = ("test_accuracy", "val_accuracy", "val_loss", "best_epoch", "epochs_run")
@@ -108,16 +134,39 @@ def other_cpu(run: Path, record: dict[str, Any] | None = None) -> str | None:
     return None
 
 
-def mismatch_causes(record: dict[str, Any]) -> list[str]:
+def commit_worktree(commit: str, root: Path, repo: Path = REPO) -> Path:
+    """A clean checkout of ``commit`` at ``root/<commit>``, made once as a detached git worktree of
+    ``repo`` and reused after. Raises :class:`RebuildError` when ``repo`` is not a git checkout or
+    does not hold ``commit`` (a shallow clone: fetch its history first)."""
+    dest = Path(root) / "code" / commit
+    if (dest / "dear" / "__init__.py").is_file():
+        return dest
+
+    def git(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(repo), *argv], capture_output=True, text=True)
+
+    if git("cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        raise RebuildError(f"commit {commit[:12]} is not in the history of {repo} (not a git checkout, or a shallow "
+                           "clone: `git fetch --unshallow`), so the run cannot be retrained with its own code")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    git("worktree", "prune")
+    made = git("worktree", "add", "--detach", "--force", str(dest), commit)
+    if made.returncode != 0:
+        raise RebuildError(f"could not check out commit {commit[:12]}: {made.stderr.strip()}")
+    return dest
+
+
+def mismatch_causes(record: dict[str, Any], code_commit: str | None = None) -> list[str]:
     """What may make a rebuild of the run with ``record`` another sample, given that the thread
     count and MKL mode are replayed: other code (the run's ``git_commit`` against this
     checkout's), or another CPU kind that the record cannot rule out (no ``cpu_flags`` before
-    2026-12-02; the committed runs of that time come from Intel and AMD hosts,
-    docs/user-guide.md). Empty when neither applies."""
+    2026-12-02; the committed runs of that time come from several CPU kinds,
+    docs/user-guide.md). ``code_commit``: the commit whose code rebuilt it (default: this
+    checkout's). Empty when neither applies."""
     from dear.io import git_commit  # noqa: PLC0415
 
     causes = []
-    trained, here = record.get("git_commit"), git_commit()
+    trained, here = record.get("git_commit"), code_commit or git_commit()
     if isinstance(trained, str) and here and trained != here:
         causes.append(f"trained at commit {trained[:7]}, rebuilt at {here[:7]}: if the training code changed in "
                       "between, the rebuild is another sample")
@@ -142,10 +191,14 @@ def _environment(record: dict[str, Any]) -> tuple[dict[str, str], int]:
     return env, threads
 
 
-def rebuild_run(run: Path, scratch_root: Path, *, force: bool = False, name: str | None = None) -> dict[str, Any]:
+def rebuild_run(run: Path, scratch_root: Path, *, force: bool = False, name: str | None = None,
+                run_code: bool = False, repo: Path = REPO) -> dict[str, Any]:
     """Retrain ``run`` in ``scratch_root``; copy its weights beside the committed results where
-    they are the same model. Returns a JSON-able row: ``run``, ``threads``, ``mkl_cbwr``,
-    ``seconds``, ``identical`` and what was compared (or ``skipped`` / ``error``)."""
+    they are the same model. ``run_code``: retrain with the code of the commit the run records
+    (a worktree of ``repo`` under ``scratch_root``, kept for the next run of that commit) instead
+    of this checkout's. Returns a JSON-able row: ``run``, ``threads``, ``mkl_cbwr``, ``code`` (the
+    recorded commit, with ``run_code``), ``seconds``, ``identical`` and what was compared (or
+    ``skipped`` / ``error``)."""
     run = Path(run)
     name = name or run.as_posix()
     record = _record(run)
@@ -154,25 +207,41 @@ def rebuild_run(run: Path, scratch_root: Path, *, force: bool = False, name: str
     reason = other_cpu(run, record)
     if reason and not force:
         return {**row, "identical": False, "skipped": f"{reason} (--force to try)"}
+    cwd, code_commit = None, None
+    if run_code and _is_nodecls(run):
+        return {**row, "identical": False, "error": [
+            "--run-code retrains CLRS runs only: node-classification runs of older commits cannot be retrained from "
+            "their records by their own code (their CLI needs every flag), so rebuild them with this checkout's"]}
+    if run_code:
+        code_commit = record.get("git_commit")
+        if not isinstance(code_commit, str) or not code_commit:
+            return {**row, "identical": False, "error": ["its record names no git_commit to take the code from"]}
+        try:
+            cwd = commit_worktree(code_commit, Path(scratch_root), repo)
+        except RebuildError as e:
+            return {**row, "code": code_commit, "identical": False, "error": [str(e)]}
+        env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH")]))}
+        row["code"] = code_commit
     scratch = Path(scratch_root) / name.strip("/").replace("/", "__")
     shutil.rmtree(scratch, ignore_errors=True)
     nodecls = _is_nodecls(run)
     if nodecls:  # the records only: `--out` alone then trains every seed again
         shutil.copytree(run, scratch, ignore=shutil.ignore_patterns("*.pt"))
-        command = ["nodecls", "train", "--out", str(scratch), "--quiet"]
+        command = ["-m", "dear.cli", "nodecls", "train", "--out", str(scratch), "--quiet"]
     else:
         scratch.mkdir(parents=True)
         shutil.copy(run / "config.json", scratch / "config.json")
-        command = ["train", "--out", str(scratch), "--quiet"]
+        command = (["-c", _TRAIN_FROM_CONFIG, str(scratch / "config.json"), str(scratch)] if run_code
+                   else ["-m", "dear.cli", "train", "--out", str(scratch), "--quiet"])
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "dear.cli", *command], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, *command], env=env, cwd=cwd, capture_output=True, text=True)
     row["seconds"] = round(time.perf_counter() - t0, 1)
     try:
         if proc.returncode != 0:
             return {**row, "identical": False, "error": proc.stderr.strip().splitlines()[-1:]}
         row.update(_compare_nodecls(run, scratch) if nodecls else _compare_clrs(run, scratch, record.get("best")))
         if not row["identical"]:
-            row["possible_causes"] = mismatch_causes(record)
+            row["possible_causes"] = mismatch_causes(record, code_commit)
         return row
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
