@@ -8,16 +8,19 @@ scratch folder with the thread count and MKL mode it recorded, and its weights a
 the committed results only when the rebuild reproduces the committed record exactly. Nothing
 committed is rewritten. Runs recorded on another instruction set are skipped unless ``--force``.
 
-Measured 2026-12-02 (``leaderboards/runs/rebuild/``): the committed runs come from two host
+Measured 2026-12-02 (``leaderboards/runs/rebuild/``): the committed runs come from several host
 kinds their early records do not tell apart. On an AMD EPYC host the NAR runs trained at
 fd41359, 1c93d9d and db5c029 rebuilt bit for bit, those trained at 1a98464 and 054c6aa (DEAR)
 did not, under any thread/MKL/oneDNN/ATen setting tried; on an Intel Xeon host all 30 runs of
 the ten 054c6aa DEAR entries and a 1a98464 NAR run rebuilt bit for bit. The node-classification
 MLP and GCN runs reproduced every recorded figure on the AMD host (the MLP's weights bit for
-bit, the GCN's not).
+bit, the GCN's not). On a third host kind (AMD EPYC at kernel level AVX2) the 18 runs of the six
+1-step DEAR entries, trained at 531e2a8, rebuilt bit for bit with ``--run-code`` (their own
+commit's code), not with today's.
 
     python scripts/rebuild_entry_runs.py leaderboards/clrs-ood/bfs--nar--*.json
     python scripts/rebuild_entry_runs.py --worker 0 --workers 2 ENTRY...   # two side by side
+    python scripts/rebuild_entry_runs.py --run-code --scratch /tmp/rb0 ENTRY...  # each run's own code
     dear leaderboard verify ENTRY...                                       # then verify
 
 Each run is one line of ``--log`` (JSON lines: run, threads, mkl_cbwr, identical, seconds);

@@ -169,7 +169,7 @@ def mismatch_causes(record: dict[str, Any], code_commit: str | None = None) -> l
     trained, here = record.get("git_commit"), code_commit or git_commit()
     if isinstance(trained, str) and here and trained != here:
         causes.append(f"trained at commit {trained[:7]}, rebuilt at {here[:7]}: if the training code changed in "
-                      "between, the rebuild is another sample")
+                      "between, the rebuild is another sample (--run-code retrains it with its own commit's code)")
     if (record.get("hardware") or {}).get("cpu_flags") is None:
         causes.append("its record names no CPU flags (recorded since 2026-12-02), so it may come from another "
                       "CPU kind than this machine's")
