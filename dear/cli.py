@@ -124,18 +124,20 @@ def _settings_given(args: argparse.Namespace, only: frozenset[str] | None = None
             if (only is None or dest in only) and getattr(args, dest, None) != probe.get_default(dest)]
 
 
-def _refuse_dear_only_settings(args: argparse.Namespace) -> None:
+def _refuse_dear_only_settings(args: argparse.Namespace, models: Sequence[str], flag: str = "--model") -> None:
     """``dear train --model nar --solver learned`` would train a NAR that never reads the solver
-    and record a config that says it used one: refuse DEAR's own settings for the unrolled models."""
+    and record a config that says it used one (``dear compare --models nar,nar-hints --tol 0.05``
+    would silently ignore it): refuse DEAR's own settings when no model given is ``dear``."""
     from dear.config import DEAR_ONLY_FIELDS, ConfigError  # noqa: PLC0415
 
-    if args.model == "dear":
+    if "dear" in models:
         return
     given = _settings_given(args, only=DEAR_ONLY_FIELDS | {"solver_opt", "solver_train"})
     if given:
+        them = "it" if len(given) == 1 else "them"
+        named = f"{flag} {','.join(models)} {'is' if len(models) == 1 else 'are'}"
         raise ConfigError(f"only --model dear reads {', '.join(given)} (DEAR's solver, gradient and "
-                          f"regularisers); --model {args.model} is unrolled: drop "
-                          f"{'it' if len(given) == 1 else 'them'} or train --model dear")
+                          f"regularisers); {named} unrolled: drop {them} or add dear")
 
 
 def _saved_run_config(args: argparse.Namespace):
@@ -161,10 +163,10 @@ def _saved_run_config(args: argparse.Namespace):
 
 def _note_other_numerics(run_dir: Path, device: str) -> None:
     """Before a finished run without its weights (a committed run) is trained again: say when
-    this machine's numerics differ from its record (:func:`dear.io.other_numerics_note`)."""
+    this machine's numerics or this checkout's code differ from its record (:func:`dear.io.rebuild_notes`)."""
     import json  # noqa: PLC0415
 
-    from dear.io import other_numerics_note  # noqa: PLC0415
+    from dear.io import rebuild_notes  # noqa: PLC0415
 
     if (run_dir / "checkpoint_last.pt").exists():
         return  # a resume: training reports a change of numerics itself
@@ -172,8 +174,7 @@ def _note_other_numerics(run_dir: Path, device: str) -> None:
         summary = json.loads((run_dir / "train_summary.json").read_text())
     except (OSError, ValueError):
         return
-    note = other_numerics_note(run_dir, summary.get("hardware") or {}, device)
-    if note:
+    for note in rebuild_notes(run_dir, summary if isinstance(summary, dict) else {}, device):
         print(note, file=sys.stderr)
 
 
@@ -183,7 +184,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.algorithm is None or args.model is None:
         cfg = _saved_run_config(args)
     else:
-        _refuse_dear_only_settings(args)
+        _refuse_dear_only_settings(args, [args.model])
         cfg = _config_from(args, algorithm=args.algorithm, model=args.model,
                            seed=0 if args.seed is None else args.seed)
     from dear.distributed import is_main  # noqa: PLC0415
@@ -378,6 +379,7 @@ def _main(argv: Sequence[str] | None) -> int:
             bad = [m for m in args.models if m not in MODELS]
             if bad:
                 raise ConfigError(f"unknown model {bad[0]!r}; valid: {', '.join(MODELS)}")
+            _refuse_dear_only_settings(args, args.models, "--models")
         except (KeyError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

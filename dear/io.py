@@ -91,6 +91,43 @@ def git_commit() -> str | None:
         return None
 
 
+#: The source folders whose code a run's numbers depend on (the package and the CLRS loader).
+CODE_PATHS = ("dear", "clrs_tasks")
+
+
+def code_changes_since(commit: str) -> list[str] | None:
+    """The Python files of :data:`CODE_PATHS` that differ between ``commit`` and the code running
+    here (the working tree of this checkout), sorted; ``[]`` when none does, so a run trained at
+    ``commit`` ran this very code. ``None`` when git, the checkout or the commit is unavailable
+    (an installed package, a shallow clone)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "diff", "--name-only", commit, "--", *CODE_PATHS], cwd=root,
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return sorted(f for f in out.stdout.split() if f.endswith(".py"))
+
+
+def other_code_note(run_dir: Path | str, recorded_commit: str | None) -> str | None:
+    """The note to print before a finished run without its weights is trained again with other
+    code than it was trained with (:func:`code_changes_since` its ``git_commit`` is not empty):
+    if a change touches training, the rebuild is another sample. ``None`` when the code is the
+    same or the question cannot be answered here."""
+    if not isinstance(recorded_commit, str) or not recorded_commit:
+        return None
+    changed = code_changes_since(recorded_commit)
+    if not changed:
+        return None
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    return (f"note: {run_dir} was trained at commit {recorded_commit[:7]}, and {len(changed)} source file(s) differ "
+            f"here ({shown}): if a change touches training, the rebuild will be another sample; check out "
+            f"{recorded_commit[:7]} to rebuild it with its own code (for the runs behind a leaderboard entry: "
+            "`dear leaderboard verify --rebuild --run-code`)")
+
+
 def cpu_model(cpuinfo: Path | str = "/proc/cpuinfo") -> str | None:
     """The CPU's model name (Linux ``/proc/cpuinfo``; elsewhere what :mod:`platform` knows, else
     ``None``). Timings from two machines are comparable only on the same model, and a retrained
@@ -186,6 +223,15 @@ def other_numerics_note(run_dir: Path | str, recorded: dict[str, Any], device: s
         hint = f" (OMP_NUM_THREADS={recorded['torch_threads']} sets the thread count)"
     return (f"note: {run_dir} was trained with other numerics than this machine's ({'; '.join(diff)}): the rebuild "
             f"will be another sample of its configuration, not the same weights{hint}")
+
+
+def rebuild_notes(run_dir: Path | str, record: dict[str, Any], device: str) -> list[str]:
+    """What to say before a finished run without its weights (a committed run) is trained again
+    from its ``record`` (a CLRS ``train_summary.json`` or a nodecls ``results.json``): other
+    numerics here (:func:`other_numerics_note`) and other code (:func:`other_code_note`)."""
+    notes = (other_numerics_note(run_dir, record.get("hardware") or {}, device),
+             other_code_note(run_dir, record.get("git_commit")))
+    return [n for n in notes if n]
 
 
 def write_measurement(path: Path | str, fields: dict[str, Any], device: torch.device | None = None) -> Path:

@@ -367,7 +367,7 @@ def test_rebuild_with_the_runs_own_code_checks_out_its_commit(tmp_path, monkeypa
     import shutil
     import subprocess
 
-    from dear.leaderboard.rebuild import rebuild_run
+    from dear.leaderboard.rebuild import rebuild_run, remove_worktrees
 
     root = Path(__file__).resolve().parents[1]
     repo = tmp_path / "repo"
@@ -415,6 +415,11 @@ def test_rebuild_with_the_runs_own_code_checks_out_its_commit(tmp_path, monkeypa
     (nodecls / "results.json").write_text(json.dumps({"git_commit": commit, "per_seed": []}))
     row = rebuild_run(nodecls, scratch, run_code=True, repo=repo)
     assert not row["identical"] and "CLRS runs only" in row["error"][0]
+    listed = subprocess.run([*git, "worktree", "list", "--porcelain"], capture_output=True, text=True).stdout
+    assert str(scratch / "code" / commit) in listed
+    remove_worktrees(scratch, repo)  # what `verify --rebuild` does with its temporary scratch folder
+    listed = subprocess.run([*git, "worktree", "list", "--porcelain"], capture_output=True, text=True).stdout
+    assert not scratch.exists() and str(scratch) not in listed and listed.count("worktree ") == 1
 
 
 def test_rebuild_entry_runs_main_takes_its_share_and_skips_runs_with_weights(tmp_path, monkeypatch):
@@ -501,3 +506,33 @@ def test_train_refuses_dear_settings_for_unrolled_models(tmp_path, capsys, model
     assert "--solver-opt" in capsys.readouterr().err
     assert main([*base, "--noise", "0.1"]) == 2
     assert "reads --noise" in capsys.readouterr().err and not out.exists()
+    cmp = ["compare", "--algorithms", "minimum", "--out", str(out), "--quiet"]
+    assert main([*cmp, "--models", f"nar,{model}", "--tol", "0.05"]) == 2  # nothing would read --tol
+    assert f"--models nar,{model} are unrolled" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_rebuild_at_other_code_is_named_and_same_code_is_ruled_out(tmp_path, monkeypatch):
+    """Retraining a run whose source files differ from the code here says so before training
+    and lists it as a possible cause after; where no source file differs, code is no cause."""
+    import subprocess
+
+    from dear.io import code_changes_since, git_commit, other_code_note, rebuild_notes
+    from dear.leaderboard.rebuild import mismatch_causes
+
+    root = Path(__file__).resolve().parents[1]
+    first = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=root, capture_output=True, text=True)
+    if first.returncode != 0 or not first.stdout.strip() or git_commit() is None:
+        pytest.skip("needs this checkout's git history")
+    first = first.stdout.split()[0]
+    changed = code_changes_since(first)
+    assert changed and "dear/io.py" in changed and all(f.endswith(".py") for f in changed)
+    assert code_changes_since("0" * 40) is None  # not in the history: unknown, not "no change"
+    note = other_code_note(tmp_path, first)
+    assert f"trained at commit {first[:7]}" in note and f"{len(changed)} source file(s) differ" in note
+    assert other_code_note(tmp_path, None) is None and other_code_note(tmp_path, "0" * 40) is None
+    assert any(f"commit {first[:7]}" in n for n in rebuild_notes(tmp_path, {"git_commit": first}, "cpu"))
+
+    record = {"git_commit": first, "hardware": {"cpu_flags": "abc"}}
+    assert "source file(s) differ" in mismatch_causes(record)[0]
+    monkeypatch.setattr("dear.io.code_changes_since", lambda commit: [])  # another commit, the same sources
+    assert mismatch_causes(record) == []

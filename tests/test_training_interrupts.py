@@ -282,7 +282,7 @@ def test_solver_options_are_refused_for_models_other_than_dear(tmp_path, capsys)
             "--device", "cpu", "--quiet", "--solver-opt", "m=3", "--out", str(tmp_path / "cli")]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "apply only to --model dear" in err
+    assert err.count("\n") == 1 and "only --model dear reads --solver-opt" in err
     assert not (tmp_path / "cli" / "config.json").exists()
 
 

@@ -80,11 +80,10 @@ def _rebuild_entry_runs(path: Path, args: argparse.Namespace) -> None:
     """``verify --rebuild``: retrain the entry's runs that lack weights here (one line each on
     stderr, before and after), keeping only rebuilds that reproduce the run's record exactly (:mod:`dear.leaderboard.rebuild`)."""
     import json  # noqa: PLC0415
-    import sys  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
     from dear.leaderboard.board import Board  # noqa: PLC0415
-    from dear.leaderboard.rebuild import entry_runs, rebuild_run, run_has_weights, run_name  # noqa: PLC0415
+    from dear.leaderboard.rebuild import entry_runs, run_has_weights  # noqa: PLC0415
 
     try:
         entry = json.loads(path.read_text())
@@ -93,6 +92,21 @@ def _rebuild_entry_runs(path: Path, args: argparse.Namespace) -> None:
     base = Board(args.root, args.repo).base
     missing = [r for r in entry_runs(entry, base) if r.is_dir() and not run_has_weights(r)]
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="dear-rebuild-"))
+    try:
+        _rebuild_each(missing, scratch, args, base)
+    finally:
+        if args.scratch is None:  # a temporary folder: drop it, and the worktrees --run-code made in it
+            from dear.leaderboard.rebuild import remove_worktrees  # noqa: PLC0415
+
+            remove_worktrees(scratch, base)
+
+
+def _rebuild_each(missing: list[Path], scratch: Path, args: argparse.Namespace, base: Path) -> None:
+    """One ``rebuild_run`` per run, a line on stderr before and after each."""
+    import sys  # noqa: PLC0415
+
+    from dear.leaderboard.rebuild import rebuild_run, run_name  # noqa: PLC0415
+
     for i, run in enumerate(missing, 1):
         name = run_name(run, base)
         print(f"rebuilding {name} ({i} of {len(missing)})...", file=sys.stderr, flush=True)

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["RebuildError", "commit_worktree", "entry_runs", "mismatch_causes", "other_cpu", "rebuild_run",
-           "run_has_weights", "run_name"]
+           "remove_worktrees", "run_has_weights", "run_name"]
 
 #: The repository this module belongs to: where the recorded commits' worktrees come from.
 REPO = Path(__file__).resolve().parents[2]
@@ -156,20 +156,32 @@ def commit_worktree(commit: str, root: Path, repo: Path = REPO) -> Path:
     return dest
 
 
+def remove_worktrees(scratch_root: Path, repo: Path = REPO) -> None:
+    """Delete ``scratch_root`` with the commit worktrees :func:`commit_worktree` made in it, and
+    drop their registration from ``repo`` (``git worktree prune``)."""
+    shutil.rmtree(scratch_root, ignore_errors=True)
+    subprocess.run(["git", "-C", str(repo), "worktree", "prune"], capture_output=True)
+
+
 def mismatch_causes(record: dict[str, Any], code_commit: str | None = None) -> list[str]:
     """What may make a rebuild of the run with ``record`` another sample, given that the thread
     count and MKL mode are replayed: other code (the run's ``git_commit`` against this
-    checkout's), or another CPU kind that the record cannot rule out (no ``cpu_flags`` before
+    checkout's, unless no source file differs, :func:`dear.io.code_changes_since`), or another
+    CPU kind that the record cannot rule out (no ``cpu_flags`` before
     2026-12-02; the committed runs of that time come from several CPU kinds,
     docs/user-guide.md). ``code_commit``: the commit whose code rebuilt it (default: this
     checkout's). Empty when neither applies."""
-    from dear.io import git_commit  # noqa: PLC0415
+    from dear.io import code_changes_since, git_commit  # noqa: PLC0415
 
     causes = []
     trained, here = record.get("git_commit"), code_commit or git_commit()
     if isinstance(trained, str) and here and trained != here:
-        causes.append(f"trained at commit {trained[:7]}, rebuilt at {here[:7]}: if the training code changed in "
-                      "between, the rebuild is another sample (--run-code retrains it with its own commit's code)")
+        changed = None if code_commit else code_changes_since(trained)
+        if changed is None or changed:  # [] : the source files are the same as the run's, code is no cause
+            files = f" ({len(changed)} source file(s) differ)" if changed else ""
+            causes.append(f"trained at commit {trained[:7]}, rebuilt at {here[:7]}{files}: if the training code "
+                          "changed in between, the rebuild is another sample (--run-code retrains it with its own "
+                          "commit's code)")
     if (record.get("hardware") or {}).get("cpu_flags") is None:
         causes.append("its record names no CPU flags (recorded since 2026-12-02), so it may come from another "
                       "CPU kind than this machine's")

@@ -194,17 +194,17 @@ def saved_run_config(args: argparse.Namespace):
 
 def _note_other_numerics(run_dir: Path, results: dict[str, Any], cfg: Any) -> None:
     """Before seeds whose weights are missing are trained again (a committed run): say when this
-    machine's numerics differ from the run's record, as those seeds will then be other samples."""
+    machine's numerics or this checkout's code differ from the run's record, as those seeds will
+    then be other samples (:func:`dear.io.rebuild_notes`)."""
     import sys  # noqa: PLC0415
 
-    from dear.io import other_numerics_note  # noqa: PLC0415
+    from dear.io import rebuild_notes  # noqa: PLC0415
     from dear.nodecls.train import seed_files  # noqa: PLC0415
 
     seeds = [r.get("seed") for r in results.get("per_seed") or [] if isinstance(r, dict)]
     if not any(not seed_files(run_dir, s)[1].exists() for s in seeds if isinstance(s, int)):
         return
-    note = other_numerics_note(run_dir, results.get("hardware") or {}, cfg.device)
-    if note:
+    for note in rebuild_notes(run_dir, results, cfg.device):
         print(note, file=sys.stderr)
 
 
