@@ -536,3 +536,29 @@ def test_a_rebuild_at_other_code_is_named_and_same_code_is_ruled_out(tmp_path, m
     assert "source file(s) differ" in mismatch_causes(record)[0]
     monkeypatch.setattr("dear.io.code_changes_since", lambda commit: [])  # another commit, the same sources
     assert mismatch_causes(record) == []
+
+
+def test_commit_worktree_is_made_once_and_remade_after_an_interruption(tmp_path):
+    import subprocess
+
+    from dear.leaderboard.rebuild import RebuildError, commit_worktree, remove_worktrees
+
+    repo = tmp_path / "repo"
+    (repo / "dear").mkdir(parents=True)
+    (repo / "dear" / "__init__.py").write_text("VERSION = 1\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "one"]):
+        subprocess.run([*git, *argv], check=True, capture_output=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    scratch = tmp_path / "scratch"
+    (scratch / "code" / commit / "half").mkdir(parents=True)  # an earlier checkout, cut short
+    made = commit_worktree(commit, scratch, repo)
+    assert made == scratch / "code" / commit and (made / "dear" / "__init__.py").read_text() == "VERSION = 1\n"
+    (made / "dear" / "marker").write_text("kept")
+    assert commit_worktree(commit, scratch, repo) == made and (made / "dear" / "marker").exists()  # reused
+    with pytest.raises(RebuildError, match="is not in the history of"):
+        commit_worktree("f" * 40, scratch, repo)
+    with pytest.raises(RebuildError, match="is not in the history of"):
+        commit_worktree(commit, tmp_path / "other_scratch", tmp_path / "not_a_repo")
+    remove_worktrees(scratch, repo)
+    assert not scratch.exists()

@@ -135,8 +135,8 @@ def other_cpu(run: Path, record: dict[str, Any] | None = None) -> str | None:
 
 
 def commit_worktree(commit: str, root: Path, repo: Path = REPO) -> Path:
-    """A clean checkout of ``commit`` at ``root/<commit>``, made once as a detached git worktree of
-    ``repo`` and reused after. Raises :class:`RebuildError` when ``repo`` is not a git checkout or
+    """A clean checkout of ``commit`` at ``root/code/<commit>``, made once as a detached git
+    worktree of ``repo`` and reused after (one cut short by an interruption is made again). Raises :class:`RebuildError` when ``repo`` is not a git checkout or
     does not hold ``commit`` (a shallow clone: fetch its history first)."""
     dest = Path(root) / "code" / commit
     if (dest / "dear" / "__init__.py").is_file():
@@ -149,6 +149,7 @@ def commit_worktree(commit: str, root: Path, repo: Path = REPO) -> Path:
         raise RebuildError(f"commit {commit[:12]} is not in the history of {repo} (not a git checkout, or a shallow "
                            "clone: `git fetch --unshallow`), so the run cannot be retrained with its own code")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(dest, ignore_errors=True)  # a checkout cut short by an interruption
     git("worktree", "prune")
     made = git("worktree", "add", "--detach", "--force", str(dest), commit)
     if made.returncode != 0:
