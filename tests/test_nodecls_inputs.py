@@ -232,6 +232,34 @@ def test_a_seed_without_its_weights_is_trained_again(tmp_path, capsys):
     assert json.loads((out / "results.json").read_text())["seeds"] == [0, 1]
 
 
+@pytest.mark.slow
+def test_a_rebuild_with_the_runs_own_code_trains_every_seed_from_its_recorded_config(tmp_path, monkeypatch):
+    """``run_code``: a node-classification run is retrained by the code of the commit it
+    records (older CLIs cannot retrain from ``--out`` alone), from the config its results file
+    records, into an empty folder; seeds that reproduce their record get their weights back."""
+    from code_repo_helpers import MARKER_ENV, code_repo
+
+    from dear.leaderboard.rebuild import rebuild_run
+
+    repo, commit = code_repo(tmp_path / "repo")
+    out = tmp_path / "run"
+    assert train(out, "--seeds", "2", "--lr", "0.02") == 0
+    kept = torch.load(out / "seeds" / "seed_1.pt", weights_only=True)
+    for weights in (out / "seeds").glob("*.pt"):
+        weights.unlink()
+    results = json.loads((out / "results.json").read_text())
+    results["git_commit"] = commit
+    (out / "results.json").write_text(json.dumps(results))
+    marker = tmp_path / "ran_from"
+    monkeypatch.setenv(MARKER_ENV, str(marker))
+    monkeypatch.chdir(tmp_path)  # relative paths, as verify --rebuild passes them
+    row = rebuild_run(Path("run"), Path("scratch"), run_code=True, repo=repo)
+    assert row["identical"] and row["identical_seeds"] == [0, 1] and row["code"] == commit, row
+    assert marker.read_text().startswith(str(tmp_path / "scratch" / "code" / commit))
+    rebuilt = torch.load(out / "seeds" / "seed_1.pt", weights_only=True)
+    assert all(torch.equal(rebuilt[k], kept[k]) for k in kept)
+
+
 def test_out_alone_rebuilds_a_committed_run_with_its_recorded_settings(tmp_path, capsys):
     """`dear nodecls train --out DIR` alone (what `dear pareto`'s error recommends) retrains the
     seeds whose weights are gone, with the run's settings (not the command's defaults: lr 0.02

@@ -364,23 +364,11 @@ def test_rebuild_with_the_runs_own_code_checks_out_its_commit(tmp_path, monkeypa
     here by a marker that only that commit's code writes), keeps the weights when the record is
     reproduced, no longer blames other code when it is not, and names a commit the repository
     does not hold."""
-    import shutil
-    import subprocess
+    from code_repo_helpers import MARKER_ENV, code_repo, git
 
     from dear.leaderboard.rebuild import rebuild_run, remove_worktrees
 
-    root = Path(__file__).resolve().parents[1]
-    repo = tmp_path / "repo"
-    for package in ("dear", "clrs_tasks"):
-        shutil.copytree(root / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
-    with (repo / "dear" / "__init__.py").open("a") as f:  # this commit's code says where it ran from
-        f.write("\nimport os as _os\nif _os.environ.get('DEAR_TEST_MARKER'):\n"
-                "    open(_os.environ['DEAR_TEST_MARKER'], 'w').write(__file__)\n")
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
-    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "code of the run"]):
-        subprocess.run([*git, *argv], check=True, capture_output=True)
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
-
+    repo, commit = code_repo(tmp_path / "repo")
     run = tmp_path / "run"
     assert main(["train", "--algorithm", "minimum", "--model", "nar", "--seed", "1", "--out", str(run), "--steps", "4",
                  "--batch-size", "4", "--hidden", "16", "--num-train", "8", "--eval-every", "2", "--device", "cpu",
@@ -392,7 +380,7 @@ def test_rebuild_with_the_runs_own_code_checks_out_its_commit(tmp_path, monkeypa
     summary["git_commit"] = commit
     (run / "train_summary.json").write_text(json.dumps(summary))
     marker = tmp_path / "ran_from"
-    monkeypatch.setenv("DEAR_TEST_MARKER", str(marker))
+    monkeypatch.setenv(MARKER_ENV, str(marker))
     scratch = tmp_path / "scratch"
     row = rebuild_run(run, scratch, run_code=True, repo=repo)
     assert row["identical"] and row["code"] == commit, row
@@ -410,15 +398,9 @@ def test_rebuild_with_the_runs_own_code_checks_out_its_commit(tmp_path, monkeypa
     (run / "train_summary.json").write_text(json.dumps(summary))
     row = rebuild_run(run, scratch, run_code=True, repo=repo)
     assert not row["identical"] and "is not in the history of" in row["error"][0] and "seconds" not in row
-    nodecls = tmp_path / "nodecls_run"  # a node-classification run: results.json, no config.json
-    nodecls.mkdir()
-    (nodecls / "results.json").write_text(json.dumps({"git_commit": commit, "per_seed": []}))
-    row = rebuild_run(nodecls, scratch, run_code=True, repo=repo)
-    assert not row["identical"] and "CLRS runs only" in row["error"][0]
-    listed = subprocess.run([*git, "worktree", "list", "--porcelain"], capture_output=True, text=True).stdout
-    assert str(scratch / "code" / commit) in listed
+    assert str(scratch / "code" / commit) in git(repo, "worktree", "list", "--porcelain")
     remove_worktrees(scratch, repo)  # what `verify --rebuild` does with its temporary scratch folder
-    listed = subprocess.run([*git, "worktree", "list", "--porcelain"], capture_output=True, text=True).stdout
+    listed = git(repo, "worktree", "list", "--porcelain")
     assert not scratch.exists() and str(scratch) not in listed and listed.count("worktree ") == 1
 
 
@@ -539,17 +521,16 @@ def test_a_rebuild_at_other_code_is_named_and_same_code_is_ruled_out(tmp_path, m
 
 
 def test_commit_worktree_is_made_once_and_remade_after_an_interruption(tmp_path):
-    import subprocess
+    from code_repo_helpers import git
 
     from dear.leaderboard.rebuild import RebuildError, commit_worktree, remove_worktrees
 
     repo = tmp_path / "repo"
     (repo / "dear").mkdir(parents=True)
     (repo / "dear" / "__init__.py").write_text("VERSION = 1\n")
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
     for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "one"]):
-        subprocess.run([*git, *argv], check=True, capture_output=True)
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+        git(repo, *argv)
+    commit = git(repo, "rev-parse", "HEAD").strip()
     scratch = tmp_path / "scratch"
     (scratch / "code" / commit / "half").mkdir(parents=True)  # an earlier checkout, cut short
     made = commit_worktree(commit, scratch, repo)

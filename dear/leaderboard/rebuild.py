@@ -21,8 +21,8 @@ With ``run_code=True`` the run is retrained with the code of the commit it recor
 folder (:func:`commit_worktree`), instead of this checkout's: how a run whose training code has
 changed since can still be rebuilt. CLRS runs then train through ``dear.training.train`` on the
 saved config, an API all 62 commits recorded by the committed runs have (older CLIs cannot
-retrain from ``--out`` alone); node-classification runs are refused (their older CLIs need
-every flag, and their record layout changed), so they rebuild with this checkout's code.
+retrain from ``--out`` alone); node-classification runs train every seed through
+``dear.nodecls.train.run`` on the config their ``results.json`` records, into an empty folder.
 
 A rebuild is the same model only with the same code, device, thread count and instruction set:
 a run whose record names a GPU this machine lacks, other CPU flags or another PyTorch kernel
@@ -58,6 +58,18 @@ _TRAIN_FROM_CONFIG = (
     "from dear.config import TrainConfig\n"
     "from dear.training import train\n"
     "train(TrainConfig.load(Path(sys.argv[1])), Path(sys.argv[2]), progress=False)\n"
+)
+# the same for a node-classification run: argv = its results.json, an empty output folder; the
+# config is what that results file records (older NodeClsConfig.validate return None, so it is
+# called for its checks only)
+_NODECLS_FROM_RESULTS = (
+    "import json, sys\n"
+    "from pathlib import Path\n"
+    "from dear.nodecls.train import NodeClsConfig, run\n"
+    "conf = json.loads(Path(sys.argv[1]).read_text())['config']\n"
+    "cfg = NodeClsConfig(**{k: v for k, v in conf.items() if k != 'resolved_model_options'})\n"
+    "getattr(cfg, 'validate', lambda: None)()\n"
+    "run(cfg, Path(sys.argv[2]), progress=False)\n"
 )
 
 
@@ -212,8 +224,9 @@ def rebuild_run(run: Path, scratch_root: Path, *, force: bool = False, name: str
     of this checkout's. Returns a JSON-able row: ``run``, ``threads``, ``mkl_cbwr``, ``code`` (the
     recorded commit, with ``run_code``), ``seconds``, ``identical`` and what was compared (or
     ``skipped`` / ``error``)."""
-    run = Path(run)
-    name = name or run.as_posix()
+    name = name or Path(run).as_posix()
+    # absolute: with ``run_code`` the retraining runs in the commit's worktree, not here
+    run, scratch_root = Path(run).resolve(), Path(scratch_root).resolve()
     record = _record(run)
     env, threads = _environment(record)
     row: dict[str, Any] = {"run": name, "threads": threads, "mkl_cbwr": env.get("MKL_CBWR")}
@@ -221,24 +234,27 @@ def rebuild_run(run: Path, scratch_root: Path, *, force: bool = False, name: str
     if reason and not force:
         return {**row, "identical": False, "skipped": f"{reason} (--force to try)"}
     cwd, code_commit = None, None
-    if run_code and _is_nodecls(run):
-        return {**row, "identical": False, "error": [
-            "--run-code retrains CLRS runs only: node-classification runs of older commits cannot be retrained from "
-            "their records by their own code (their CLI needs every flag), so rebuild them with this checkout's"]}
+    nodecls = _is_nodecls(run)
     if run_code:
         code_commit = record.get("git_commit")
         if not isinstance(code_commit, str) or not code_commit:
             return {**row, "identical": False, "error": ["its record names no git_commit to take the code from"]}
         try:
-            cwd = commit_worktree(code_commit, Path(scratch_root), repo)
+            cwd = commit_worktree(code_commit, scratch_root, repo)
         except RebuildError as e:
             return {**row, "code": code_commit, "identical": False, "error": [str(e)]}
         env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH")]))}
+        if nodecls:  # the worktree has no ../shared/data beside it: this checkout's data folder
+            from dear.nodecls.datasets.base import ENV_DATA, resolve_data_dir  # noqa: PLC0415
+
+            env.setdefault(ENV_DATA, str(resolve_data_dir()))
         row["code"] = code_commit
-    scratch = Path(scratch_root) / name.strip("/").replace("/", "__")
+    scratch = scratch_root / name.strip("/").replace("/", "__")
     shutil.rmtree(scratch, ignore_errors=True)
-    nodecls = _is_nodecls(run)
-    if nodecls:  # the records only: `--out` alone then trains every seed again
+    if nodecls and run_code:  # every seed into an empty folder, from the config the results file records
+        scratch.mkdir(parents=True)
+        command = ["-c", _NODECLS_FROM_RESULTS, str(run / "results.json"), str(scratch)]
+    elif nodecls:  # the records only: `--out` alone then trains every seed again
         shutil.copytree(run, scratch, ignore=shutil.ignore_patterns("*.pt"))
         command = ["-m", "dear.cli", "nodecls", "train", "--out", str(scratch), "--quiet"]
     else:
@@ -252,7 +268,10 @@ def rebuild_run(run: Path, scratch_root: Path, *, force: bool = False, name: str
     try:
         if proc.returncode != 0:
             return {**row, "identical": False, "error": proc.stderr.strip().splitlines()[-1:]}
-        row.update(_compare_nodecls(run, scratch) if nodecls else _compare_clrs(run, scratch, record.get("best")))
+        try:
+            row.update(_compare_nodecls(run, scratch) if nodecls else _compare_clrs(run, scratch, record.get("best")))
+        except (OSError, ValueError, KeyError) as e:  # e.g. other code that writes another record layout
+            return {**row, "identical": False, "error": [f"the rebuild left no comparable record ({e!r})"]}
         if not row["identical"]:
             row["possible_causes"] = mismatch_causes(record, code_commit)
         return row
