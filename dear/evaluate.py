@@ -9,7 +9,7 @@
                             "iterations": {"mean", "max"}, "true_steps": {"mean", "max"},
                             "nfe": {"mean"}, "converged_fraction", "fallback_fraction"}},
      "checkpoint": {"step", "val"}, "trained_steps", "training_finished", "fingerprints": {"<size>": sha256},
-     "versions", "hardware", "git_commit", "config"}
+     "versions", "hardware", "git_commit", "git_uncommitted", "config"}
 
 ``results`` and ``fingerprints`` are keyed by the test size asked for (``--sizes``, else the
 protocol's test size); ``nodes`` is the largest node count of that split's graphs, which is
@@ -51,7 +51,7 @@ import torch
 
 import clrs_tasks as ct
 from dear.config import TrainConfig
-from dear.io import atomic_write_text, git_commit, hardware, resolve_device, versions
+from dear.io import atomic_write_text, code_provenance, hardware, resolve_device, versions
 from dear.training import RunError, build, load_data
 
 SCHEMA_VERSION = 1
@@ -286,7 +286,7 @@ def evaluate_run(run_dir: Path, sizes: Sequence[int] | None = None, tol: float |
         "results": results,
         "checkpoint": {"step": ckpt.get("step"), "val": ckpt.get("val")},
         "trained_steps": _trained_steps(run_dir), "training_finished": finished,
-        "fingerprints": fps, "versions": versions(), "hardware": hardware(dev), "git_commit": git_commit(),
+        "fingerprints": fps, "versions": versions(), "hardware": hardware(dev), **code_provenance(),
         "config": cfg.to_dict(),
     }
     if write:

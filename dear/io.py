@@ -95,6 +95,34 @@ def git_commit() -> str | None:
 CODE_PATHS = ("dear", "clrs_tasks")
 
 
+def uncommitted_code(root: Path | str | None = None) -> list[str] | None:
+    """The Python files of :data:`CODE_PATHS` whose working-tree state is not the ``HEAD`` commit's
+    (modified, staged, new or deleted), sorted. Recorded beside ``git_commit`` because a run made
+    from such a tree was trained by code that no commit holds: its commit alone cannot replay it.
+    ``[]`` for a clean tree; ``None`` when git or the checkout is unavailable. ``root``: the
+    checkout (default: the one this package runs from)."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS], cwd=root,
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    paths = (line[3:].split(" -> ")[-1].strip('"') for line in out.stdout.splitlines() if len(line) > 3)
+    return sorted(p for p in paths if p.endswith(".py"))
+
+
+def name_files(paths: Sequence[str], shown: int = 3) -> str:
+    """``a, b, c and 4 more``: a file list short enough for a one-line message."""
+    return ", ".join(paths[:shown]) + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+
+
+def code_provenance() -> dict[str, Any]:
+    """``git_commit`` and ``git_uncommitted`` (:func:`uncommitted_code`): which code made a record."""
+    return {"git_commit": git_commit(), "git_uncommitted": uncommitted_code()}
+
+
 def code_changes_since(commit: str) -> list[str] | None:
     """The Python files of :data:`CODE_PATHS` that differ between ``commit`` and the code running
     here (the working tree of this checkout), sorted; ``[]`` when none does, so a run trained at
@@ -121,9 +149,8 @@ def other_code_note(run_dir: Path | str, recorded_commit: str | None) -> str | N
     changed = code_changes_since(recorded_commit)
     if not changed:
         return None
-    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
     return (f"note: {run_dir} was trained at commit {recorded_commit[:7]}, and {len(changed)} source file(s) differ "
-            f"here ({shown}): if a change touches training, the rebuild will be another sample; check out "
+            f"here ({name_files(changed)}): if a change touches training, the rebuild will be another sample; check out "
             f"{recorded_commit[:7]} to rebuild it with its own code (for the runs behind a leaderboard entry: "
             "`dear leaderboard verify --rebuild --run-code`)")
 
@@ -229,8 +256,11 @@ def rebuild_notes(run_dir: Path | str, record: dict[str, Any], device: str) -> l
     """What to say before a finished run without its weights (a committed run) is trained again
     from its ``record`` (a CLRS ``train_summary.json`` or a nodecls ``results.json``): other
     numerics here (:func:`other_numerics_note`) and other code (:func:`other_code_note`)."""
+    uncommitted = record.get("git_uncommitted")
     notes = (other_numerics_note(run_dir, record.get("hardware") or {}, device),
-             other_code_note(run_dir, record.get("git_commit")))
+             other_code_note(run_dir, record.get("git_commit")),
+             f"note: {run_dir} was made from changes not committed at its commit ({name_files(uncommitted)}): no "
+             "commit holds its code, so the rebuild is another sample if they touched training" if uncommitted else None)
     return [n for n in notes if n]
 
 
@@ -244,7 +274,7 @@ def write_measurement(path: Path | str, fields: dict[str, Any], device: torch.de
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {**fields, "command": " ".join(sys.argv), "threads": torch.get_num_threads(), "versions": versions(),
-              "git_commit": git_commit(), "hardware": hardware(device or torch.device("cpu"))}
+              **code_provenance(), "hardware": hardware(device or torch.device("cpu"))}
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
     return path
 

@@ -137,7 +137,7 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
     """
     import torch  # noqa: PLC0415
 
-    from dear.io import atomic_write_text, git_commit, hardware, resolve_device, versions  # noqa: PLC0415
+    from dear.io import atomic_write_text, code_provenance, hardware, resolve_device, versions  # noqa: PLC0415
     from dear.learned.problems import ignn_problems  # noqa: PLC0415
     from dear.learned.training import SolverTrainConfig, SolverTrainer  # noqa: PLC0415
     from dear.nodecls.train import time_inference  # noqa: PLC0415
@@ -268,7 +268,7 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
         "timing": {"repeats": repeats, "warmup": warmup,
                    "method": "median of timed full-graph forwards after warm-up; every (solver, point) of a seed "
                              "timed once per round, rounds alternating in order (interleaved since 2026-11-30)"},
-        "versions": versions(), "git_commit": git_commit(), "hardware": hardware(dev),
+        "versions": versions(), **code_provenance(), "hardware": hardware(dev),
     }
     out = Path(out) if out is not None else run_dir
     atomic_write_text(out / "pareto.json", json.dumps(result, indent=1) + "\n")
@@ -339,7 +339,7 @@ def dear_pareto(run_dirs: Sequence[Path], *, tols: Sequence[float] = (0.5, 0.3, 
     """CLRS score against seconds per sample while sweeping DEAR's tolerance, one curve per run
     (label: algorithm/solver/seed). Uses :func:`dear.evaluate.evaluate_run` (its timing)."""
     from dear.evaluate import evaluate_run  # noqa: PLC0415
-    from dear.io import atomic_write_text, git_commit, hardware, resolve_device, versions  # noqa: PLC0415
+    from dear.io import atomic_write_text, code_provenance, hardware, resolve_device, versions  # noqa: PLC0415
 
     curves: dict[str, list[dict[str, Any]]] = {}
     for d in run_dirs:
@@ -358,7 +358,7 @@ def dear_pareto(run_dirs: Sequence[Path], *, tols: Sequence[float] = (0.5, 0.3, 
                         "fallback_rate": rr.get("fallback_rate")})
         curves[label or str(d)] = pts
     result = {"schema": SCHEMA, "kind": "dear", "runs": [str(d) for d in run_dirs], "tols": list(tols),
-              "curves": curves, "versions": versions(), "git_commit": git_commit(),
+              "curves": curves, "versions": versions(), **code_provenance(),
               "hardware": hardware(resolve_device(device))}
     out = Path(out)
     atomic_write_text(out / "pareto.json", json.dumps(result, indent=1) + "\n")

@@ -67,8 +67,8 @@ from dear.distributed import (
 from dear.io import (
     atomic_torch_save,
     atomic_write_text,
+    code_provenance,
     dumps_strict,
-    git_commit,
     hardware,
     numerics,
     numerics_differences,
@@ -628,7 +628,7 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, track: _CallTrack, p
     if step >= cfg.steps and main:
         meta = {"steps": step, "step_budget": cfg.step_budget, "best": best,
                 "seconds_this_call": time.perf_counter() - t0, "resumed_from": resumed_from,
-                "world_size": world, "versions": versions(), "git_commit": git_commit(), "hardware": hardware(device),
+                "world_size": world, "versions": versions(), **code_provenance(), "hardware": hardware(device),
                 "numerics_segments": segments, "train_fingerprint": train_ds.fingerprint, "val_fingerprint": val_ds.fingerprint}
         if learned_report is not None:
             meta["learned_solver"] = learned_report

@@ -248,7 +248,7 @@ def test_a_rebuild_with_the_runs_own_code_trains_every_seed_from_its_recorded_co
     for weights in (out / "seeds").glob("*.pt"):
         weights.unlink()
     results = json.loads((out / "results.json").read_text())
-    results["git_commit"] = commit
+    results.update(git_commit=commit, git_uncommitted=[])  # made by that commit's code, as is
     (out / "results.json").write_text(json.dumps(results))
     marker = tmp_path / "ran_from"
     monkeypatch.setenv(MARKER_ENV, str(marker))

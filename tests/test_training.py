@@ -336,6 +336,7 @@ def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path, monkey
     (run / "checkpoint_best.pt").unlink()
     summary = json.loads((run / "train_summary.json").read_text())
     summary["best"]["loss"] *= 1.001  # as if trained by other code or on another CPU
+    summary["git_uncommitted"] = []  # from a clean tree, whatever the state of this checkout
     (run / "train_summary.json").write_text(json.dumps(summary))
     row = script.rebuild(run, tmp_path / "scratch")
     assert not row["identical"] and not (run / "checkpoint_best.pt").exists()
@@ -377,7 +378,7 @@ def test_rebuild_with_the_runs_own_code_checks_out_its_commit(tmp_path, monkeypa
     for ckpt in run.glob("*.pt"):
         ckpt.unlink()
     summary = json.loads((run / "train_summary.json").read_text())
-    summary["git_commit"] = commit
+    summary.update(git_commit=commit, git_uncommitted=[])  # made by that commit's code, as is
     (run / "train_summary.json").write_text(json.dumps(summary))
     marker = tmp_path / "ran_from"
     monkeypatch.setenv(MARKER_ENV, str(marker))
@@ -518,6 +519,68 @@ def test_a_rebuild_at_other_code_is_named_and_same_code_is_ruled_out(tmp_path, m
     assert "source file(s) differ" in mismatch_causes(record)[0]
     monkeypatch.setattr("dear.io.code_changes_since", lambda commit: [])  # another commit, the same sources
     assert mismatch_causes(record) == []
+
+
+def test_uncommitted_source_changes_are_recorded_and_named(tmp_path):
+    """A run made from a working tree whose sources differ from its commit records which files
+    (``git_uncommitted``): its commit alone cannot replay it, so ``--run-code`` refuses it with the
+    reason, a mismatch names it and the rebuild note says so."""
+    from code_repo_helpers import git
+
+    from dear.io import code_provenance, rebuild_notes, uncommitted_code
+    from dear.leaderboard.rebuild import mismatch_causes, rebuild_run
+
+    repo = tmp_path / "repo"
+    (repo / "dear").mkdir(parents=True)
+    (repo / "dear" / "a.py").write_text("A = 1\n")
+    (repo / "notes.txt").write_text("not code\n")
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "one"]):
+        git(repo, *argv)
+    assert uncommitted_code(repo) == []
+    (repo / "dear" / "a.py").write_text("A = 2\n")  # modified
+    (repo / "clrs_tasks").mkdir()
+    (repo / "clrs_tasks" / "new.py").write_text("")  # untracked
+    (repo / "notes.txt").write_text("edited\n")  # outside the source folders
+    assert uncommitted_code(repo) == ["clrs_tasks/new.py", "dear/a.py"]
+    assert uncommitted_code(tmp_path / "not_a_repo") is None
+    assert set(code_provenance()) == {"git_commit", "git_uncommitted"}
+
+    record = {"git_commit": "a" * 40, "git_uncommitted": ["dear/a.py"], "hardware": {"cpu_flags": "x"}}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "train_summary.json").write_text(json.dumps(record))
+    row = rebuild_run(run, tmp_path / "scratch", run_code=True, repo=repo, force=True)
+    assert not row["identical"] and "not committed at aaaaaaa (dear/a.py)" in row["error"][0], row
+    assert not (tmp_path / "scratch" / "code").exists()  # refused before any checkout
+    assert any("not committed at its commit (dear/a.py)" in c for c in mismatch_causes(record, "a" * 40))
+    assert any("not committed" in n for n in rebuild_notes(run, record, "cpu"))
+    assert not any("not committed" in c for c in mismatch_causes({**record, "git_uncommitted": []}, "a" * 40))
+
+
+@pytest.mark.parametrize("snippet", ["train", "nodecls"])
+def test_own_code_rebuild_names_settings_its_commit_does_not_know(tmp_path, snippet):
+    """Records from before ``git_uncommitted`` cannot say they came from uncommitted code; the
+    retraining script then stops at the first setting the commit's code lacks, with one line."""
+    import subprocess
+    import sys
+
+    from dear.leaderboard import rebuild
+
+    if snippet == "train":
+        from dear.config import TrainConfig
+
+        conf = {**TrainConfig(algorithm="minimum").to_dict(), "setting_of_later_code": 1}
+        path, body = tmp_path / "config.json", rebuild._TRAIN_FROM_CONFIG
+        path.write_text(json.dumps(conf))
+    else:
+        path, body = tmp_path / "results.json", rebuild._NODECLS_FROM_RESULTS
+        path.write_text(json.dumps({"config": {"dataset": "amgcn:citeseer", "setting_of_later_code": 1,
+                                               "resolved_model_options": {}}}))
+    proc = subprocess.run([sys.executable, "-c", body, str(path), str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.returncode != 0 and not (tmp_path / "out").exists()
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "(setting_of_later_code)" in last and "changes not committed" in last, proc.stderr
 
 
 def test_commit_worktree_is_made_once_and_remade_after_an_interruption(tmp_path):

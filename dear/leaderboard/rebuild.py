@@ -50,13 +50,25 @@ __all__ = ["RebuildError", "commit_worktree", "entry_runs", "mismatch_causes", "
 #: The repository this module belongs to: where the recorded commits' worktrees come from.
 REPO = Path(__file__).resolve().parents[2]
 
+# a record's config naming a setting the commit's code does not know: the run was made from
+# uncommitted changes (records before 2026-12-02 do not say, ``git_uncommitted``)
+_UNKNOWN_SETTINGS = (
+    "def refuse_unknown(conf, cls):\n"
+    "    import dataclasses\n"
+    "    unknown = sorted(set(conf) - {f.name for f in dataclasses.fields(cls)})\n"
+    "    if unknown:\n"
+    "        sys.exit('the record names settings this commit\\'s code does not know (' + ', '.join(unknown) + '):'\n"
+    "                 ' the run was made from changes not committed at its git_commit, so no commit holds its code')\n"
+)
 # ``python -c`` body that retrains a CLRS run from its saved config with whatever ``dear`` is first
 # on the path (a recorded commit's worktree): argv = config.json, output folder
 _TRAIN_FROM_CONFIG = (
-    "import sys\n"
+    "import json, sys\n"
     "from pathlib import Path\n"
     "from dear.config import TrainConfig\n"
     "from dear.training import train\n"
+    + _UNKNOWN_SETTINGS +
+    "refuse_unknown(json.loads(Path(sys.argv[1]).read_text()), TrainConfig)\n"
     "train(TrainConfig.load(Path(sys.argv[1])), Path(sys.argv[2]), progress=False)\n"
 )
 # the same for a node-classification run: argv = its results.json, an empty output folder; the
@@ -66,8 +78,11 @@ _NODECLS_FROM_RESULTS = (
     "import json, sys\n"
     "from pathlib import Path\n"
     "from dear.nodecls.train import NodeClsConfig, run\n"
-    "conf = json.loads(Path(sys.argv[1]).read_text())['config']\n"
-    "cfg = NodeClsConfig(**{k: v for k, v in conf.items() if k != 'resolved_model_options'})\n"
+    + _UNKNOWN_SETTINGS +
+    "conf = {k: v for k, v in json.loads(Path(sys.argv[1]).read_text())['config'].items()\n"
+    "        if k != 'resolved_model_options'}\n"
+    "refuse_unknown(conf, NodeClsConfig)\n"
+    "cfg = NodeClsConfig(**conf)\n"
     "getattr(cfg, 'validate', lambda: None)()\n"
     "run(cfg, Path(sys.argv[2]), progress=False)\n"
 )
@@ -179,12 +194,13 @@ def remove_worktrees(scratch_root: Path, repo: Path = REPO) -> None:
 def mismatch_causes(record: dict[str, Any], code_commit: str | None = None) -> list[str]:
     """What may make a rebuild of the run with ``record`` another sample, given that the thread
     count and MKL mode are replayed: other code (the run's ``git_commit`` against this
-    checkout's, unless no source file differs, :func:`dear.io.code_changes_since`), or another
+    checkout's, unless no source file differs, :func:`dear.io.code_changes_since`; or changes
+    the run was made from that its commit does not hold, ``git_uncommitted``), or another
     CPU kind that the record cannot rule out (no ``cpu_flags`` before
     2026-12-02; the committed runs of that time come from several CPU kinds,
     docs/user-guide.md). ``code_commit``: the commit whose code rebuilt it (default: this
     checkout's). Empty when neither applies."""
-    from dear.io import code_changes_since, git_commit  # noqa: PLC0415
+    from dear.io import code_changes_since, git_commit, name_files  # noqa: PLC0415
 
     causes = []
     trained, here = record.get("git_commit"), code_commit or git_commit()
@@ -195,6 +211,8 @@ def mismatch_causes(record: dict[str, Any], code_commit: str | None = None) -> l
             causes.append(f"trained at commit {trained[:7]}, rebuilt at {here[:7]}{files}: if the training code "
                           "changed in between, the rebuild is another sample (--run-code retrains it with its own "
                           "commit's code)")
+    if record.get("git_uncommitted"):
+        causes.append(f"it was made from changes not committed at its commit ({name_files(record['git_uncommitted'])})")
     if (record.get("hardware") or {}).get("cpu_flags") is None:
         causes.append("its record names no CPU flags (recorded since 2026-12-02), so it may come from another "
                       "CPU kind than this machine's")
@@ -239,6 +257,12 @@ def rebuild_run(run: Path, scratch_root: Path, *, force: bool = False, name: str
         code_commit = record.get("git_commit")
         if not isinstance(code_commit, str) or not code_commit:
             return {**row, "identical": False, "error": ["its record names no git_commit to take the code from"]}
+        if record.get("git_uncommitted"):
+            from dear.io import name_files  # noqa: PLC0415
+
+            return {**row, "code": code_commit, "identical": False,
+                    "error": [f"it was made from changes not committed at {code_commit[:7]} "
+                              f"({name_files(record['git_uncommitted'])}), so no commit holds its code"]}
         try:
             cwd = commit_worktree(code_commit, scratch_root, repo)
         except RebuildError as e:

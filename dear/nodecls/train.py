@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from dear.io import atomic_torch_save, atomic_write_text, dumps_strict, git_commit, hardware, json_safe, versions
+from dear.io import atomic_torch_save, atomic_write_text, code_provenance, dumps_strict, hardware, json_safe, versions
 
 __all__ = [
     "RESULTS_SCHEMA",
@@ -690,7 +690,7 @@ def _aggregate(cfg: NodeClsConfig, data: Data, records: list[dict[str, Any]], de
         "fingerprint": getattr(data, "fingerprint", None),
         "provenance": prov,
         "versions": versions(),
-        "git_commit": git_commit(),
+        **code_provenance(),
         "hardware": hardware(device),
         "config": {**cfg.to_dict(), "resolved_model_options": cfg.resolved_model_options()},
     }
