@@ -3,6 +3,7 @@ with the code of the commit it records (``dear.leaderboard.rebuild``, ``run_code
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,3 +31,18 @@ def git(repo: Path, *argv: str) -> str:
     """``git -C repo ARGV`` with a throwaway identity; its stdout."""
     return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *argv],
                           check=True, capture_output=True, text=True).stdout
+
+
+def record_made_at(path: Path, commit: str) -> dict:
+    """Rewrite the run record at ``path`` (``train_summary.json`` / ``results.json``) as made by
+    ``commit``'s code as committed (whatever the state of this checkout); returns the record."""
+    record = json.loads(path.read_text())
+    record.update(git_commit=commit, git_uncommitted=[])
+    path.write_text(json.dumps(record))
+    return record
+
+
+def watch_code(monkeypatch, where: Path) -> Path:
+    """The file the committed code of :func:`code_repo` writes its path to when imported."""
+    monkeypatch.setenv(MARKER_ENV, str(where))
+    return where

@@ -237,7 +237,7 @@ def test_a_rebuild_with_the_runs_own_code_trains_every_seed_from_its_recorded_co
     """``run_code``: a node-classification run is retrained by the code of the commit it
     records (older CLIs cannot retrain from ``--out`` alone), from the config its results file
     records, into an empty folder; seeds that reproduce their record get their weights back."""
-    from code_repo_helpers import MARKER_ENV, code_repo
+    from code_repo_helpers import code_repo, record_made_at, watch_code
 
     from dear.leaderboard.rebuild import rebuild_run
 
@@ -247,11 +247,8 @@ def test_a_rebuild_with_the_runs_own_code_trains_every_seed_from_its_recorded_co
     kept = torch.load(out / "seeds" / "seed_1.pt", weights_only=True)
     for weights in (out / "seeds").glob("*.pt"):
         weights.unlink()
-    results = json.loads((out / "results.json").read_text())
-    results.update(git_commit=commit, git_uncommitted=[])  # made by that commit's code, as is
-    (out / "results.json").write_text(json.dumps(results))
-    marker = tmp_path / "ran_from"
-    monkeypatch.setenv(MARKER_ENV, str(marker))
+    record_made_at(out / "results.json", commit)
+    marker = watch_code(monkeypatch, tmp_path / "ran_from")
     monkeypatch.chdir(tmp_path)  # relative paths, as verify --rebuild passes them
     row = rebuild_run(Path("run"), Path("scratch"), run_code=True, repo=repo)
     assert row["identical"] and row["identical_seeds"] == [0, 1] and row["code"] == commit, row

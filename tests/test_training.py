@@ -365,7 +365,7 @@ def test_rebuild_with_the_runs_own_code_checks_out_its_commit(tmp_path, monkeypa
     here by a marker that only that commit's code writes), keeps the weights when the record is
     reproduced, no longer blames other code when it is not, and names a commit the repository
     does not hold."""
-    from code_repo_helpers import MARKER_ENV, code_repo, git
+    from code_repo_helpers import code_repo, git, record_made_at, watch_code
 
     from dear.leaderboard.rebuild import rebuild_run, remove_worktrees
 
@@ -377,11 +377,8 @@ def test_rebuild_with_the_runs_own_code_checks_out_its_commit(tmp_path, monkeypa
     first = torch.load(run / "checkpoint_best.pt", weights_only=False)["model"]
     for ckpt in run.glob("*.pt"):
         ckpt.unlink()
-    summary = json.loads((run / "train_summary.json").read_text())
-    summary.update(git_commit=commit, git_uncommitted=[])  # made by that commit's code, as is
-    (run / "train_summary.json").write_text(json.dumps(summary))
-    marker = tmp_path / "ran_from"
-    monkeypatch.setenv(MARKER_ENV, str(marker))
+    summary = record_made_at(run / "train_summary.json", commit)
+    marker = watch_code(monkeypatch, tmp_path / "ran_from")
     scratch = tmp_path / "scratch"
     row = rebuild_run(run, scratch, run_code=True, repo=repo)
     assert row["identical"] and row["code"] == commit, row
