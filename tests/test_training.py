@@ -402,9 +402,10 @@ def test_rebuild_with_the_runs_own_code_checks_out_its_commit(tmp_path, monkeypa
     assert not scratch.exists() and str(scratch) not in listed and listed.count("worktree ") == 1
 
 
-def test_rebuild_entry_runs_main_takes_its_share_and_skips_runs_with_weights(tmp_path, monkeypatch):
+def test_rebuild_entry_runs_main_takes_its_share_and_skips_runs_with_weights(tmp_path, monkeypatch, capsys):
     """Worker i of n takes runs i, i + n, ... of the entries' runs, skips those whose checkpoint is
-    already there (a rerun after an interruption), and logs one JSON line per run it rebuilt."""
+    already there (a rerun after an interruption), logs one JSON line per run it rebuilt and ends
+    with a count; a run that could not be rebuilt makes it exit 1; bad input is one line."""
     script = _rebuild_script()
     runs = [tmp_path / "runs" / "algo" / "nar" / f"seed{k}" for k in range(4)]
     for run in runs:
@@ -420,6 +421,23 @@ def test_rebuild_entry_runs_main_takes_its_share_and_skips_runs_with_weights(tmp
                         "--scratch", str(tmp_path / "scratch")]) == 0
     assert done == [runs[1]]  # runs[3] is this worker's too, but already has its weights
     assert [json.loads(line)["run"] for line in log.read_text().splitlines()] == ["seed1"]
+    assert "1 rebuilt: 1 identical, 0 different; 0 skipped; 0 error(s)" in capsys.readouterr().err
+    monkeypatch.setattr(script, "rebuild", lambda run, scratch, force, run_code: {"run": run.name, "identical": False,
+                                                                                  "error": ["no such commit"]})
+    assert script.main([str(entry), "--worker", "0", "--workers", "2", "--scratch", str(tmp_path / "scratch")]) == 1
+    assert "0 rebuilt: 0 identical, 0 different; 0 skipped; 2 error(s)" in capsys.readouterr().err  # seeds 0 and 2
+    bad = tmp_path / "bad.json"
+    for text, message in [(None, "no leaderboard entry at"), ("[1]", "is not a leaderboard entry"),
+                          ("{}", "names no source runs"),
+                          (json.dumps({"source": {"files": [str(tmp_path / "gone" / "results.json")]}}), "not in this")]:
+        if text is not None:
+            bad.write_text(text)
+        with pytest.raises(SystemExit):
+            script.main([str(bad)])
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main([str(entry), "--worker", "2", "--workers", "2"])
+    assert "--worker must be in 0..1" in capsys.readouterr().err
 
 
 def test_rebuild_entry_runs_replays_the_runs_mkl_mode(tmp_path, monkeypatch):
