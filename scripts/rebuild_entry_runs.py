@@ -16,7 +16,8 @@ the ten 054c6aa DEAR entries and a 1a98464 NAR run rebuilt bit for bit. The node
 MLP and GCN runs reproduced every recorded figure on the AMD host (the MLP's weights bit for
 bit, the GCN's not). On a third host kind (AMD EPYC at kernel level AVX2) the 18 runs of the six
 1-step DEAR entries, trained at 531e2a8, rebuilt bit for bit with ``--run-code`` (their own
-commit's code), not with today's.
+commit's code), not with today's. The same host, with ``--run-code``, rebuilt the 27 NAR runs
+of nine NAR entries (recorded at fd41359 to 18921c3) bit for bit too: the two AMD kinds agree on those.
 
     python scripts/rebuild_entry_runs.py leaderboards/clrs-ood/bfs--nar--*.json
     python scripts/rebuild_entry_runs.py --worker 0 --workers 2 ENTRY...   # two side by side
