@@ -16,6 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from clrs_tasks._clrs import clrs
+from clrs_tasks.progress import progress_bar
 from clrs_tasks.protocols import SplitConfig
 from clrs_tasks.registry import Task
 
@@ -90,7 +91,7 @@ def sample_split(task: Task, cfg: SplitConfig, progress: bool = True) -> tuple[S
         np.random.RandomState(int(np.random.SeedSequence([cfg.seed, 0x706F73]).generate_state(1)[0]))
         if cfg.random_pos else None
     )
-    bar = tqdm(total=cfg.num_samples, desc=f"{cfg.task} {cfg.protocol}/{cfg.split}", unit="trace",
+    bar = progress_bar(total=cfg.num_samples, desc=f"{cfg.task} {cfg.protocol}/{cfg.split}", unit="trace",
                disable=not progress, leave=False)
     spec: Spec = {}
     batches = []

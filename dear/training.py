@@ -41,9 +41,9 @@ from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, Iterator
 
 import torch
-from tqdm.auto import tqdm
 
 import clrs_tasks as ct
+from clrs_tasks.progress import progress_bar
 from dear.config import (
     DEAR_MODEL_OPTIONS,
     DEAR_ONLY_FIELDS,
@@ -526,7 +526,7 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, track: _CallTrack, p
             history, best = [*history, entry], new_best
         phase, mark = "validated", None
 
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.algorithm} {cfg.model} seed {cfg.seed}",
+    bar = progress_bar(total=cfg.steps, initial=step, desc=f"{cfg.algorithm} {cfg.model} seed {cfg.seed}",
                disable=not progress or not main, unit="step")
     done_here = 0
     model.train()
@@ -577,8 +577,9 @@ def _train(cfg: TrainConfig, run_dir: Path, info: DistInfo, track: _CallTrack, p
                 step, last_loss = step + 1, loss_value
                 phase, mark = "stepped", None
                 done_here += 1
+                # refresh=False: the update redraws (a forced redraw per step floods a log)
+                bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}")
                 if on_step is not None:
                     on_step(step)
                 if schedule is not None:  # alternating schedule: fit the learned solver on the frozen model

@@ -38,8 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from tqdm import tqdm
-
+from clrs_tasks.progress import progress_bar
 from dear.leaderboard.rebuild import entry_runs as _entry_runs
 from dear.leaderboard.rebuild import other_cpu, rebuild_run, remove_worktrees, run_has_weights, run_name
 
@@ -103,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if i % args.workers == args.worker and not run_has_weights(run)]
     rows = []
     try:
-        bar = tqdm(mine, desc="rebuilding", unit="run", file=sys.stderr)
+        bar = progress_bar(mine, desc="rebuilding", unit="run", file=sys.stderr)
         for run in bar:
             bar.set_postfix_str("/".join(run.parts[-3:]))  # algorithm/model/seed
             rows.append(rebuild(run, scratch, force=args.force, run_code=args.run_code))

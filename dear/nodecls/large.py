@@ -249,7 +249,7 @@ def train_one_seed_sampled(cfg: Any, data: Data, x: Tensor, seed: int, device: t
     several ranks) every rank must call this with the same arguments: the ranks train one
     model together with DDP; all return the same record.
     """
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from clrs_tasks.progress import progress_bar  # noqa: PLC0415
 
     from dear.distributed import (  # noqa: PLC0415
         all_reduce_sum,
@@ -331,7 +331,7 @@ def train_one_seed_sampled(cfg: Any, data: Data, x: Tensor, seed: int, device: t
     solver_log = TrainSolverLog()
     sub_nodes: list[int] = []
     t_start = time.perf_counter()
-    bar = tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.model} seed {seed} [{sampler} x{num_parts}]", leave=False,
+    bar = progress_bar(range(1, cfg.epochs + 1), desc=f"{cfg.model} seed {seed} [{sampler} x{num_parts}]", leave=False,
                disable=not progress or not main, dynamic_ncols=True)
     loss_value = float("nan")
     for epoch in bar:
@@ -381,7 +381,8 @@ def train_one_seed_sampled(cfg: Any, data: Data, x: Tensor, seed: int, device: t
             best = (val_metric, -val_loss)
             best_epoch = epoch
             best_state = copy.deepcopy(model.state_dict())
-        bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val_metric:.1f}", best=f"{best[0]:.1f}@{best_epoch}")
+        bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val_metric:.1f}", best=f"{best[0]:.1f}@{best_epoch}",
+                        refresh=False)  # shown at the next redraw; a forced one per epoch floods a log
         if epoch - best_epoch >= cfg.patience:
             break
     bar.close()

@@ -554,7 +554,7 @@ def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device:
 
     ``data`` and ``x`` must already be on ``device``.
     """
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from clrs_tasks.progress import progress_bar  # noqa: PLC0415
 
     from dear.nodecls.baselines import build_nodecls_model, graph_operand  # noqa: PLC0415
 
@@ -578,7 +578,7 @@ def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device:
     best_epoch, epochs_run = 0, 0
     solver_log = TrainSolverLog()
     t_start = time.perf_counter()
-    bar = tqdm(range(1, cfg.epochs + 1), desc=f"{cfg.model} seed {seed}", leave=False, disable=not progress,
+    bar = progress_bar(range(1, cfg.epochs + 1), desc=f"{cfg.model} seed {seed}", leave=False, disable=not progress,
                dynamic_ncols=True)
     for epoch in bar:
         model.train()
@@ -604,6 +604,7 @@ def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device:
             best_epoch = epoch
             best_state = copy.deepcopy(model.state_dict())
         bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_metric:.1f}", best=f"{best[0]:.1f}@{best_epoch}",
+                        refresh=False,  # shown at the next redraw; a forced one per epoch floods a log
                         **({"it": solver_log.forward[-1]} if solver_log.forward else {}))
         if epoch - best_epoch >= cfg.patience:
             break
@@ -737,7 +738,7 @@ def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str
     """
     from contextlib import nullcontext  # noqa: PLC0415
 
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from clrs_tasks.progress import progress_bar  # noqa: PLC0415
 
     from dear.distributed import broadcast_object, gather_objects, init_distributed, local_first  # noqa: PLC0415
     from dear.nodecls import load_dataset  # noqa: PLC0415
@@ -811,7 +812,7 @@ def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str
             from dear.nodecls.large import train_one_seed_sampled as trainer  # noqa: PLC0415
         else:
             trainer = train_one_seed
-        for seed in tqdm(todo, desc=f"{cfg.dataset} {cfg.model}", disable=not progress or not main or len(seeds) == 1,
+        for seed in progress_bar(todo, desc=f"{cfg.dataset} {cfg.model}", disable=not progress or not main or len(seeds) == 1,
                          dynamic_ncols=True):
             record, state = trainer(cfg, data, x, seed, device, progress=progress)
             if main:

@@ -20,6 +20,8 @@ from typing import BinaryIO
 import numpy as np
 from tqdm.auto import tqdm
 
+from clrs_tasks.progress import progress_bar
+
 #: Bytes per chunk: large enough that numpy's per-call overhead vanishes, small enough to
 #: bound the temporary arrays of the sparse scan (~10 bytes per input byte).
 CHUNK_BYTES = 1 << 24
@@ -63,8 +65,8 @@ def iter_line_chunks(
         while block := stream.read(chunk_bytes):
             seen += len(block)
             if bar is None and seen > 4 * chunk_bytes and _PROGRESS.get():
-                bar = tqdm(total=total, initial=seen, desc=desc, unit="B", unit_scale=True,
-                           leave=False)
+                bar = progress_bar(total=total, initial=seen, desc=desc, unit="B", unit_scale=True,
+                                   leave=False)
             elif bar is not None:
                 bar.update(len(block))
             block = rest + block
