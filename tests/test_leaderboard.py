@@ -31,6 +31,7 @@ from dear.leaderboard import (
     entry_filename,
     reverify,
     submit,
+    validate_entry,
 )
 from dear.leaderboard.cli import TRACK_CHOICES
 from dear.leaderboard.schema import field_paths
@@ -197,6 +198,36 @@ def test_valid_entry_round_trips_to_the_rendered_table(tmp_path, board):
     assert "[link](https://example.org/dear)" in table and "`dear` protocol, test split, n = 64" in table
     assert board.validate().ok
     assert board.render("clrs-ood") == table
+
+
+def test_entries_carry_and_show_source_changes_no_commit_holds(tmp_path, board):
+    """Runs made from uncommitted changes give an entry that says so (the union of the files its
+    evaluation and training records name), with a note at submit and a marked code cell; records
+    that do not say leave the field out, since "unknown" is not "none"."""
+    docs = [fake_results("bfs", s, x) for s, x in enumerate((0.9, 0.92, 0.97))]
+    for d in docs:
+        d["git_commit"] = "0123456789abcdef0123456789abcdef01234567"
+    plain = submit(write_results(tmp_path, docs, name="old"), model_name="DEAR", submitter="t", root=board.root,
+                   base=board.base, dry_run=True)
+    assert "git_uncommitted" not in plain.entry["code_version"] and not plain.notes
+    docs[0]["git_uncommitted"], docs[1]["git_uncommitted"], docs[2]["git_uncommitted"] = [], [], []
+    clean = submit(write_results(tmp_path, docs, name="clean"), model_name="DEAR", submitter="t", root=board.root,
+                   base=board.base, dry_run=True)
+    assert clean.entry["code_version"]["git_uncommitted"] == [] and not clean.notes
+    docs[1]["git_uncommitted"] = ["dear/training.py"]
+    paths = write_results(tmp_path, docs, name="dirty")
+    (paths[2].parent / "train_summary.json").write_text(json.dumps({"git_uncommitted": ["dear/solvers/anderson.py"]}))
+    res = submit(paths, model_name="DEAR", variant="dirty", submitter="t", root=board.root, base=board.base)
+    assert res.entry["code_version"]["git_uncommitted"] == ["dear/solvers/anderson.py", "dear/training.py"]
+    assert len(res.notes) == 1 and "not committed at 01234567" in res.notes[0]
+    assert "dear/solvers/anderson.py, dear/training.py" in res.notes[0]
+    table = (board.root / "clrs-ood" / "README.md").read_text()
+    assert "@ 01234567 + uncommitted |" in table
+    assert board.validate().ok
+    bad = dict(res.entry, code_version={**res.entry["code_version"], "git_uncommitted": [3]})
+    with pytest.raises(EntryRejected, match="git_uncommitted must list file paths") as info:
+        validate_entry(bad, board.base)
+    assert info.value.reason == "schema"
 
 
 def test_partial_coverage_means_and_ordering(tmp_path, board):
@@ -521,6 +552,14 @@ def test_nodecls_entry_and_verify(tmp_path, board):
     for item in e["verification"]["seeds"]:
         assert item["reproduced"] == pytest.approx(item["claimed"], abs=1e-6)
     assert "| 1 | MLP | 3 epochs |" in (board.root / "nodecls" / "README.md").read_text()
+    recorded = json.loads((tmp_path / "mlp" / "results.json").read_text())
+    assert e["code_version"].get("git_uncommitted") == recorded.get("git_uncommitted")  # as the run says
+    recorded["git_uncommitted"] = ["dear/nodecls/train.py"]
+    (tmp_path / "dirty.json").write_text(json.dumps(recorded))
+    dirty = submit([tmp_path / "dirty.json"], model_name="MLP", variant="dirty", submitter="t", root=board.root,
+                   base=board.base, dry_run=True)
+    assert dirty.entry["code_version"]["git_uncommitted"] == ["dear/nodecls/train.py"]
+    assert any("dear/nodecls/train.py" in n for n in dirty.notes)
     inflated = json.loads((tmp_path / "mlp" / "results.json").read_text())
     inflated["per_seed"][1]["test_accuracy"] += 3.0
     (tmp_path / "inflated.json").write_text(json.dumps(inflated))

@@ -200,6 +200,19 @@ def _train_summaries(paths: Sequence[Path]) -> list[dict[str, Any] | None]:
 _PER_SEED_KEYS = ("seed", "device", "align_teacher")
 
 
+def code_version(records: Sequence[Mapping[str, Any] | None], versions: Mapping[str, Any],
+                 commit: str | None) -> dict[str, Any]:
+    """The entry's ``code_version``: the package version, the git commit and, when the records
+    say, ``git_uncommitted``: every source file that any of them (the evaluations and their
+    trainings) names as differing from its commit. Left out when no record says (records before
+    2026-12-02): "unknown" must not read as "none"."""
+    said = [r["git_uncommitted"] for r in records if r is not None and r.get("git_uncommitted") is not None]
+    out: dict[str, Any] = {"dear": versions.get("dear", "unknown"), "git_commit": commit}
+    if said:
+        out["git_uncommitted"] = sorted({str(f) for files in said for f in files})
+    return out
+
+
 def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """A training config with the fields it predates filled in by their defaults, so a seed run
     before a new (defaulted) option existed still counts as the same configuration."""
@@ -324,7 +337,7 @@ def entry_from_clrs_results(
             "steps": steps, "epochs": None, "batch_size": cfg["batch_size"], "num_train": num_train,
             "seconds_mean": seconds, "hardware": train_hw,
         },
-        "code_version": {"dear": first["versions"].get("dear", "unknown"), "git_commit": first.get("git_commit")},
+        "code_version": code_version([*results, *summaries], first["versions"], first.get("git_commit")),
         "versions": dict(first["versions"]),
         "submitter": submitter,
         "date": date or _today(),
@@ -449,7 +462,7 @@ def _entry_from_nodecls_results(results: Mapping[str, Any], *, model_name: str |
             "steps": None, "epochs": cfg["epochs"], "batch_size": None, "num_train": None,
             "seconds_mean": results["train_seconds"]["mean"], "hardware": dict(results["hardware"]),
         },
-        "code_version": {"dear": results["versions"].get("dear", "unknown"), "git_commit": results.get("git_commit")},
+        "code_version": code_version([results], results["versions"], results.get("git_commit")),
         "versions": dict(results["versions"]),
         "submitter": submitter,
         "date": date or _today(),

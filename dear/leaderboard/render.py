@@ -17,7 +17,8 @@ Layout of one track (documented in ``docs/leaderboards.md``):
 * rows are sorted by coverage (more tasks first, since means over different task sets are not
   comparable), then by mean over tasks, descending;
 * an entries table with everything else: seeds, timing and hardware, solver iterations beside
-  the traces' own steps, training budget, code version, submitter, date, verification, link.
+  the traces' own steps, training budget, code version (``+ uncommitted`` when the runs were
+  made from source changes no commit holds), submitter, date, verification, link.
 """
 
 from __future__ import annotations
@@ -145,6 +146,8 @@ def _entries_table(track: Track, entries: Sequence[Mapping[str, Any]]) -> list[s
                 it += f" ({sol['reference_steps_mean']:.1f})"
         code = e["code_version"]["dear"] + (f" @ {e['code_version']['git_commit'][:8]}"
                                             if e["code_version"].get("git_commit") else "")
+        if e["code_version"].get("git_uncommitted"):  # made from changes no commit holds
+            code += " + uncommitted"
         k, n = _verified_seeds(e), len(s["per_seed"])
         ver = MISSING if not k else f"{VERIFIED} {k}/{n} seeds (tol {e['verification']['tolerance']:g})"
         cells = [f"`{e['task']}`", _cell(e["model"]["name"]), _cell(e["model"]["variant"]),

@@ -129,6 +129,12 @@ FIELDS: dict[str, Field] = {
     "code_version": _f("object", "the code that produced the numbers", children={
         "dear": _f("str", "the `dear` package version"),
         "git_commit": _f("str|null", "git commit, when run from a checkout"),
+        "git_uncommitted": _f("list|null", "source files of `dear/` and `clrs_tasks/` that differed from "
+                                           "`git_commit` when the runs were trained or evaluated (`[]`: none); "
+                                           "a non-empty list means no commit holds that code, so `verify "
+                                           "--rebuild --run-code` cannot replay the runs. Absent or null: not "
+                                           "recorded (runs before 2026-12-02, or not made in a checkout)",
+                              required=False),
     }),
     "versions": _f("object", "package versions (python, torch, torch-geometric, dm-clrs, numpy, dear)"),
     "submitter": _f("str", "who submitted the entry"),

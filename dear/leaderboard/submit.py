@@ -414,6 +414,20 @@ def reverify(path: Path, *, tolerance: float | None = None, device: str = "auto"
     return SubmitResult(board.add(entry, replace=True), entry)
 
 
+def _uncommitted_note(entry: dict[str, Any]) -> list[str]:
+    """A note when the runs were made from source changes no commit holds: the entry is valid
+    (and shown with "+ uncommitted" in its code cell), but nobody can rebuild it with its code."""
+    files = entry["code_version"].get("git_uncommitted")
+    if not files:
+        return []
+    from dear.io import name_files  # noqa: PLC0415
+
+    return [f"the runs were made from changes not committed at {str(entry['code_version']['git_commit'])[:8]} "
+            f"({name_files(files)}): no commit holds their code, so `verify --rebuild --run-code` cannot replay "
+            "them; the table marks the entry's code \"+ uncommitted\". Commit, train and evaluate again for an "
+            "entry others can rebuild"]
+
+
 def _lost_verification(replaced: Path, entry: dict[str, Any]) -> list[str]:
     """A note when ``--replace`` swaps a verified entry for one verified on fewer seeds: the
     record cannot be carried over (it vouches for the old file), but it should not vanish
@@ -441,6 +455,7 @@ def submit(paths: Sequence[Path], *, model_name: str | None = None, variant: str
     entry, notes = _build_entry(paths, board, model_name=model_name, variant=variant, track=track,
                                 submitter=submitter, date=date, link=link, size=size, task_module=task_module)
     validate_entry(entry, board.base)
+    notes.extend(_uncommitted_note(entry))
     dup = board.find_duplicate(entry)
     if dup is not None and not replace:
         raise EntryRejected("duplicate", f"{dup.name} already holds {entry['model']['name']} / "

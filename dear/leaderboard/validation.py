@@ -538,6 +538,10 @@ def validate_entry(entry: Any, base: Path) -> Track:
     _check_scores(entry, track)
     _check_architecture(entry, track)
     _check_numbers(entry)
+    uncommitted = entry["code_version"].get("git_uncommitted")
+    if uncommitted is not None and not all(isinstance(f, str) and f for f in uncommitted):
+        raise EntryRejected("schema", "code_version.git_uncommitted must list file paths (strings), as the runs' "
+                                      "records name them")
     if entry["timing"]["unit"] != track.timing_unit:
         raise EntryRejected("schema", f"timing.unit must be {track.timing_unit!r} on track {track.name}, got "
                                       f"{entry['timing']['unit']!r}")
