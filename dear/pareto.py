@@ -126,7 +126,7 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
                    seeds: Sequence[int] | None = None, repeats: int = 5, warmup: int = 2, max_iter: int = 300,
                    solver_training: dict[str, Any] | None = None, device: str = "auto",
                    out: Path | None = None, plot: bool = True, margin: float = 0.5,
-                   dataset_options: dict[str, Any] | None = None) -> dict[str, Any]:
+                   dataset_options: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
     """Pareto curves of ``solvers`` on every seed of an IGNN run (see the module docstring).
 
     ``sweep="tol"`` sweeps ``tols`` (cap ``max_iter``); ``sweep="budget"`` sweeps the iteration
@@ -134,11 +134,19 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
     ``out/pareto.json`` (``out`` defaults to ``run_dir``). ``dataset_options`` evaluates the
     run's models (and their learned solvers, which are GNNs too) on another graph of the same
     generator, e.g. a larger SBM; the JSON records them.
+
+    Each finished seed is kept in ``out/pareto.partial.json`` (:class:`dear.resume.PartialResults`,
+    keyed by the seed and its weights' sha256), so an interrupted call, run again with the same
+    settings, measures only the seeds it had not finished (``resumed_seeds`` in the JSON; a
+    seed's points are always timed together). ``progress`` shows a bar over seeds.
     """
     import torch  # noqa: PLC0415
 
-    from dear.io import atomic_write_text, code_provenance, hardware, resolve_device, versions  # noqa: PLC0415
+    from clrs_tasks.progress import progress_bar  # noqa: PLC0415
+    from dear.io import atomic_write_text, code_provenance, hardware, resolve_device, sha256_file, versions  # noqa: PLC0415
     from dear.learned.problems import ignn_problems  # noqa: PLC0415
+    from dear.nodecls.train import seed_files  # noqa: PLC0415
+    from dear.resume import PartialResults  # noqa: PLC0415
     from dear.learned.training import SolverTrainConfig, SolverTrainer  # noqa: PLC0415
     from dear.nodecls.train import time_inference  # noqa: PLC0415
     from dear.solvers import available  # noqa: PLC0415
@@ -189,7 +197,24 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
             else:
                 layer.eq.tol, layer.eq.max_iter = 0.0, int(v)
 
-    for seed in seeds:
+    out = Path(out) if out is not None else run_dir
+    partial = PartialResults(out / "pareto.partial.json", {
+        "kind": "nodecls", "run_dir": str(run_dir.resolve()), "solvers": list(solvers), "sweep": sweep,
+        "points": points, "max_iter": max_iter, "repeats": repeats, "warmup": warmup,
+        "solver_training": solver_training, "dataset_options": dataset_options, "device": str(dev)}, announce=progress)
+    bar = progress_bar(seeds, desc=f"pareto {cfg.dataset}", unit="seed", disable=not progress)
+    resumed: list[int] = []
+    for seed in bar:
+        weights = seed_files(run_dir, seed)[1]
+        key = f"seed {seed}, weights {sha256_file(weights)[:16]}" if weights.is_file() else ""  # else build says
+        done = partial.get(key) if key else None
+        if done is not None:
+            resumed.append(seed)
+            for name in solvers:
+                per_seed[name].append(done["curves"][name])
+            for name, row in done["solver_train"].items():
+                solver_train.setdefault(name, []).append(row)
+            continue
         base = build(seed)
         points_of_seed: list[tuple[nn.Module, list, float | int, dict[str, Any]]] = []
         for name in solvers:
@@ -201,9 +226,13 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
                 else:
                     opts = dict(cfg.resolved_model_options().get("solver_options") or {}) if native in LEARNED_SOLVERS else {}
                     opts.setdefault("init_activation", "relu")
-                    for layer in layers:
-                        hidden = layer.eq.f.weight.shape[0]
-                        set_forward_solver(layer, build_learned_solver(name, hidden, hidden, **opts).to(dev))
+                    # Its initial weights depend on the seed alone, not on what ran before (other
+                    # seeds, or none when a sweep resumes), and the caller's RNG is left as it was.
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(seed)
+                        for layer in layers:
+                            hidden = layer.eq.f.weight.shape[0]
+                            set_forward_solver(layer, build_learned_solver(name, hidden, hidden, **opts).to(dev))
                     tcfg = SolverTrainConfig.from_dict(solver_training or cfg.solver_training or {})
                     trainer = SolverTrainer(model, learned_solvers(model), tcfg, planned_steps=tcfg.first_steps)
                     probs = ignn_problems(model, x, data.edge_index, tcfg)
@@ -252,6 +281,9 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
         for (_, _, _, row), t in zip(points_of_seed, times):
             row["seconds"] = statistics.median(t)
         del points_of_seed
+        partial.put(key, {"curves": {name: per_seed[name][-1] for name in solvers},
+                          "solver_train": {name: rows[-1] for name, rows in solver_train.items()
+                                           if rows and rows[-1]["seed"] == seed}})
     curves = {}
     key = sweep
     for name, runs in per_seed.items():
@@ -265,13 +297,14 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
         "trained_with": native, "seeds": seeds, "sweep": sweep, "points": points, "max_iter": max_iter,
         "curves": curves, "per_seed": per_seed, "solver_training_post_hoc": solver_train,
         "equal_accuracy": equal_accuracy_speedups(curves, margin=margin),
+        "resumed_seeds": resumed,
         "timing": {"repeats": repeats, "warmup": warmup,
                    "method": "median of timed full-graph forwards after warm-up; every (solver, point) of a seed "
                              "timed once per round, rounds alternating in order (interleaved since 2026-11-30)"},
         "versions": versions(), **code_provenance(), "hardware": hardware(dev),
     }
-    out = Path(out) if out is not None else run_dir
     atomic_write_text(out / "pareto.json", json.dumps(result, indent=1) + "\n")
+    partial.done()
     if plot:
         result["plot"] = plot_curves(curves, out / "pareto.png", title=f"{cfg.dataset}: IGNN trained with {native}",
                                      x_key="seconds", y_key="test_accuracy", ylabel="test accuracy (%)")
@@ -335,33 +368,56 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], path: Path, *, title: s
 
 def dear_pareto(run_dirs: Sequence[Path], *, tols: Sequence[float] = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02),
                 sizes: Sequence[int] | None = None, device: str = "auto", repeats: int = 3,
-                out: Path = Path("runs/pareto"), plot: bool = True) -> dict[str, Any]:
+                out: Path = Path("runs/pareto"), plot: bool = True, progress: bool = True) -> dict[str, Any]:
     """CLRS score against seconds per sample while sweeping DEAR's tolerance, one curve per run
-    (label: algorithm/solver/seed). Uses :func:`dear.evaluate.evaluate_run` (its timing)."""
-    from dear.evaluate import evaluate_run  # noqa: PLC0415
-    from dear.io import atomic_write_text, code_provenance, hardware, resolve_device, versions  # noqa: PLC0415
+    (label: algorithm/solver/seed). Uses :func:`dear.evaluate.evaluate_run` (its timing).
 
+    Each finished (run, tolerance) point is kept in ``out/pareto.partial.json`` (keyed by the run
+    and its checkpoint's sha256), so an interrupted call, run again with the same settings,
+    evaluates only the points it had not finished (``resumed_points`` in the JSON). ``progress``
+    shows a bar over points."""
+    from clrs_tasks.progress import progress_bar  # noqa: PLC0415
+    from dear.evaluate import evaluate_run  # noqa: PLC0415
+    from dear.io import atomic_write_text, code_provenance, hardware, resolve_device, sha256_file, versions  # noqa: PLC0415
+    from dear.resume import PartialResults  # noqa: PLC0415
+
+    out = Path(out)
+    dev = resolve_device(device)
+    partial = PartialResults(out / "pareto.partial.json", {
+        "kind": "dear", "tols": list(tols), "sizes": list(sizes) if sizes else None, "repeats": repeats,
+        "device": str(dev)}, announce=progress)
     curves: dict[str, list[dict[str, Any]]] = {}
+    bar = progress_bar(total=len(run_dirs) * len(tols), desc="pareto dear", unit="point", disable=not progress)
     for d in run_dirs:
         d = Path(d)
+        ckpt = d / "checkpoint_best.pt"
         pts = []
         label = None
         for tol in tols:
-            r = evaluate_run(d, sizes=sizes, tol=tol, device=device, repeats=repeats, write=False)
-            label = label or f"{r['algorithm']}/{r['config'].get('solver')}/seed{r['seed']}"
-            n = sorted(r["results"], key=int)[-1]  # write=False: only the sizes just evaluated
-            rr = r["results"][n]
-            pts.append({"tol": tol, "score": rr["score"], "seconds_per_sample": rr["seconds_per_sample"],
-                        "iterations_mean": (rr["iterations"] or {}).get("mean"),
-                        "nfe_mean": (rr["nfe"] or {}).get("mean"), "size": int(n),
-                        "nodes": int(rr.get("nodes", n)),
-                        "fallback_rate": rr.get("fallback_rate")})
+            # no checkpoint: evaluate_run says so in one line
+            key = f"{d.resolve()} at tol {tol!r}, checkpoint {sha256_file(ckpt)[:16]}" if ckpt.is_file() else ""
+            done = partial.get(key) if key else None
+            if done is None:
+                r = evaluate_run(d, sizes=sizes, tol=tol, device=device, repeats=repeats, write=False)
+                n = sorted(r["results"], key=int)[-1]  # write=False: only the sizes just evaluated
+                rr = r["results"][n]
+                done = {"label": f"{r['algorithm']}/{r['config'].get('solver')}/seed{r['seed']}",
+                        "point": {"tol": tol, "score": rr["score"], "seconds_per_sample": rr["seconds_per_sample"],
+                                  "iterations_mean": (rr["iterations"] or {}).get("mean"),
+                                  "nfe_mean": (rr["nfe"] or {}).get("mean"), "size": int(n),
+                                  "nodes": int(rr.get("nodes", n)), "fallback_rate": rr.get("fallback_rate")}}
+                if key:
+                    partial.put(key, done)
+            label = label or done["label"]
+            pts.append(done["point"])
+            bar.update(1)
         curves[label or str(d)] = pts
+    bar.close()
     result = {"schema": SCHEMA, "kind": "dear", "runs": [str(d) for d in run_dirs], "tols": list(tols),
-              "curves": curves, "versions": versions(), **code_provenance(),
-              "hardware": hardware(resolve_device(device))}
-    out = Path(out)
+              "curves": curves, "resumed_points": len(partial.resumed), "versions": versions(),
+              **code_provenance(), "hardware": hardware(dev)}
     atomic_write_text(out / "pareto.json", json.dumps(result, indent=1) + "\n")
+    partial.done()
     if plot:
         result["plot"] = plot_curves(curves, out / "pareto.png", title="DEAR: tolerance sweep",
                                      x_key="seconds_per_sample", y_key="score", ylabel="CLRS score",
@@ -404,6 +460,7 @@ def register_cli(subparsers: Any) -> Any:
     q.add_argument("--max-iter", type=int, default=300)
     q.add_argument("--device", default="auto")
     q.add_argument("--out", default=None, help="output directory (default: the run directory)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar or resume notes")
     q.set_defaults(func=_cmd_nodecls)
     q = sub.add_parser("dear", help="DEAR runs: CLRS score vs seconds per sample over a tolerance sweep")
     q.add_argument("run_dirs", nargs="+")
@@ -412,6 +469,7 @@ def register_cli(subparsers: Any) -> Any:
     q.add_argument("--repeats", type=int, default=3)
     q.add_argument("--device", default="auto")
     q.add_argument("--out", default="runs/pareto")
+    q.add_argument("--quiet", action="store_true", help="no progress bar or resume notes")
     q.set_defaults(func=_cmd_dear)
     return p
 
@@ -419,7 +477,7 @@ def register_cli(subparsers: Any) -> Any:
 def _cmd_nodecls(args: Any) -> int:
     res = nodecls_pareto(Path(args.run_dir), solvers=args.solvers, tols=args.tols, sweep=args.sweep,
                          budgets=args.budgets, seeds=args.seeds, repeats=args.repeats, max_iter=args.max_iter,
-                         device=args.device, out=Path(args.out) if args.out else None)
+                         device=args.device, out=Path(args.out) if args.out else None, progress=not args.quiet)
     for name, info in (res["equal_accuracy"].get("solvers") or {}).items():
         if info is None:
             print(f"{name:>11}: never within {res['equal_accuracy']['margin']} points of picard")
@@ -433,7 +491,7 @@ def _cmd_nodecls(args: Any) -> int:
 
 def _cmd_dear(args: Any) -> int:
     res = dear_pareto([Path(d) for d in args.run_dirs], tols=args.tols, sizes=args.sizes, device=args.device,
-                      repeats=args.repeats, out=Path(args.out))
+                      repeats=args.repeats, out=Path(args.out), progress=not args.quiet)
     for label, pts in res["curves"].items():
         print(label + ": " + ", ".join(f"tol {p['tol']:g}: {p['score']:.3f} @ {p['seconds_per_sample']:.2e}s"
                                        for p in pts))

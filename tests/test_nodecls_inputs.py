@@ -365,7 +365,7 @@ def test_progress_bars_switch_silences_long_reads(monkeypatch):
 
     made = []
     monkeypatch.setattr(textio, "CHUNK_BYTES", 4)
-    monkeypatch.setattr(textio, "tqdm", lambda *a, **k: made.append(k) or _Bar())
+    monkeypatch.setattr(textio, "progress_bar", lambda *a, **k: made.append(k) or _Bar())
     data = b"1 2\n" * 40
     with textio.progress_bars(False):
         assert b"".join(textio.iter_line_chunks(io.BytesIO(data))) == data
