@@ -220,7 +220,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from dear.evaluate import evaluate_run, format_results  # noqa: PLC0415
 
     res = evaluate_run(Path(args.run_dir), sizes=args.sizes, tol=args.tol, device=args.device or "auto",
-                       repeats=args.repeats, warmup=args.warmup)
+                       repeats=args.repeats, warmup=args.warmup, progress=not args.quiet)
     print(format_results(res))
     return 0
 
@@ -308,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override DEAR's solver tolerance (a finite number > 0; writes results_tol<TOL>.json)")
     _add_timing_options(p)
     p.add_argument("--device", default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("compare", help="DEAR vs NAR side by side (trains what is missing)")

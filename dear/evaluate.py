@@ -156,7 +156,12 @@ def _sync(device: torch.device) -> None:
 
 @torch.no_grad()
 def evaluate_size(cfg: TrainConfig, model: torch.nn.Module, size: int | None, device: torch.device,
-                  repeats: int = 5, warmup: int = 1, batch_size: int | None = None) -> tuple[dict[str, Any], str]:
+                  repeats: int = 5, warmup: int = 1, batch_size: int | None = None,
+                  progress: bool = False) -> tuple[dict[str, Any], str]:
+    """Score ``model`` on the test split at ``size`` (the protocol's when ``None``), then time
+    ``warmup`` untimed and ``repeats`` timed passes over the same device batches. ``progress``:
+    a bar over the passes, advanced between them (outside the timed region)."""
+    from clrs_tasks.progress import progress_bar  # noqa: PLC0415
     from dear.reasoners import predictions_for_scoring  # noqa: PLC0415
 
     overrides = {} if size is None else {"sizes": size}
@@ -164,6 +169,8 @@ def evaluate_size(cfg: TrainConfig, model: torch.nn.Module, size: int | None, de
     bs = batch_size or cfg.batch_size
     batches = [ct.collate([ds[i] for i in range(s, min(s + bs, len(ds)))]).to(device) for s in range(0, len(ds), bs)]
     ev = ct.Evaluator()
+    bar = progress_bar(total=1 + warmup + repeats, desc=f"{cfg.algorithm} {cfg.model} n={int(ds.num_nodes_per_graph.max())}",
+                       unit="pass", leave=False, disable=not progress)
     iters, steps, nfe, converged, fallback = [], [], [], [], []
     for batch in batches:
         out, stats = model(batch)
@@ -179,9 +186,11 @@ def evaluate_size(cfg: TrainConfig, model: torch.nn.Module, size: int | None, de
         if stats.get("fallback") is not None:  # learned solver: K learned steps were not enough
             fallback += torch.as_tensor(stats["fallback"]).reshape(-1).float().tolist()
     scores = ev.result()
+    bar.update(1)
     for _ in range(warmup):
         for batch in batches:
             model(batch)
+        bar.update(1)
     times = []
     for _ in range(repeats):
         _sync(device)
@@ -190,6 +199,8 @@ def evaluate_size(cfg: TrainConfig, model: torch.nn.Module, size: int | None, de
             model(batch)
         _sync(device)
         times.append(time.perf_counter() - t0)
+        bar.update(1)
+    bar.close()
     n_graphs = len(ds)
     res = {
         "score": scores["score"],
@@ -255,8 +266,9 @@ def _merge_saved(path: Path, new: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate_run(run_dir: Path, sizes: Sequence[int] | None = None, tol: float | None = None, device: str = "auto",
-                 repeats: int = 5, warmup: int = 1, write: bool = True) -> dict[str, Any]:
-    """Evaluate a run on its protocol's test split (or the given sizes).
+                 repeats: int = 5, warmup: int = 1, write: bool = True, progress: bool = False) -> dict[str, Any]:
+    """Evaluate a run on its protocol's test split (or the given sizes); ``progress``: a bar per
+    size over its scoring, warm-up and timed passes.
 
     ``write=True`` adds the sizes to the run's ``results.json`` (``results_tol<tol>.json``
     with ``tol``), replacing only those sizes when the file holds other ones from the same
@@ -277,7 +289,8 @@ def evaluate_run(run_dir: Path, sizes: Sequence[int] | None = None, tol: float |
     results, fps = {}, {}
     for size in keys:
         # the protocol's own split when no size was asked for (the same split as its size)
-        res, fp = evaluate_size(cfg, model, None if sizes is None else size, dev, repeats=repeats, warmup=warmup)
+        res, fp = evaluate_size(cfg, model, None if sizes is None else size, dev, repeats=repeats, warmup=warmup,
+                                progress=progress)
         results[str(size)], fps[str(size)] = res, fp
     out = {
         "schema_version": SCHEMA_VERSION,

@@ -117,6 +117,20 @@ def test_evaluate_adds_sizes_to_results_json_and_replaces_only_those(cmp, capsys
     assert "note:" in err and "n = 4, 5, 6" in err and "checkpoint" in err
 
 
+def test_evaluate_shows_a_bar_over_its_passes_unless_quiet(cmp, capsys):
+    """`dear evaluate` draws one bar per size over its scoring, warm-up and timed passes (on
+    stderr, cleared when done); `--quiet` and the API's default draw none."""
+    from dear.cli import main
+
+    run = _run(cmp)
+    assert main(["evaluate", str(run), "--sizes", "4", "--repeats", "2", "--warmup", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "minimum nar n=4" in err and "0/4" in err  # scoring + 1 warm-up + 2 timed passes
+    assert main(["evaluate", str(run), "--sizes", "4", "--repeats", "2", "--quiet"]) == 0
+    evaluate_run(run, sizes=[4], repeats=1, warmup=0)
+    assert "n=4" not in capsys.readouterr().err
+
+
 # ------------------------------------------------------------- #14 keys are the requested size
 
 
