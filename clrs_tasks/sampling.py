@@ -92,7 +92,7 @@ def sample_split(task: Task, cfg: SplitConfig, progress: bool = True) -> tuple[S
         if cfg.random_pos else None
     )
     bar = progress_bar(total=cfg.num_samples, desc=f"{cfg.task} {cfg.protocol}/{cfg.split}", unit="trace",
-               disable=not progress, leave=False)
+                       disable=not progress, leave=False)
     spec: Spec = {}
     batches = []
     try:

@@ -145,10 +145,9 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
     from clrs_tasks.progress import progress_bar  # noqa: PLC0415
     from dear.io import atomic_write_text, code_provenance, hardware, resolve_device, sha256_file, versions  # noqa: PLC0415
     from dear.learned.problems import ignn_problems  # noqa: PLC0415
-    from dear.nodecls.train import seed_files  # noqa: PLC0415
-    from dear.resume import PartialResults  # noqa: PLC0415
     from dear.learned.training import SolverTrainConfig, SolverTrainer  # noqa: PLC0415
-    from dear.nodecls.train import time_inference  # noqa: PLC0415
+    from dear.nodecls.train import seed_files, time_inference  # noqa: PLC0415
+    from dear.resume import PartialResults  # noqa: PLC0415
     from dear.solvers import available  # noqa: PLC0415
     from dear.solvers.learned import LEARNED_SOLVERS, build_learned_solver, learned_solvers  # noqa: PLC0415
 
@@ -216,6 +215,7 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
                 solver_train.setdefault(name, []).append(row)
             continue
         base = build(seed)
+        trained_here: dict[str, dict[str, Any]] = {}  # post-hoc solver fits of this seed
         points_of_seed: list[tuple[nn.Module, list, float | int, dict[str, Any]]] = []
         for name in solvers:
             model = copy.deepcopy(base)
@@ -237,8 +237,8 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
                     trainer = SolverTrainer(model, learned_solvers(model), tcfg, planned_steps=tcfg.first_steps)
                     probs = ignn_problems(model, x, data.edge_index, tcfg)
                     trainer.fit(lambda: probs, tcfg.first_steps)
-                    solver_train.setdefault(name, []).append({"seed": seed, "steps": trainer.step,
-                                                              "seconds": trainer.seconds})
+                    trained_here[name] = {"seed": seed, "steps": trainer.step, "seconds": trainer.seconds}
+                    solver_train.setdefault(name, []).append(trained_here[name])
             else:
                 for layer in layers:
                     set_forward_solver(layer, name)
@@ -281,9 +281,7 @@ def nodecls_pareto(run_dir: Path, *, solvers: Sequence[str] = ("picard", "anders
         for (_, _, _, row), t in zip(points_of_seed, times):
             row["seconds"] = statistics.median(t)
         del points_of_seed
-        partial.put(key, {"curves": {name: per_seed[name][-1] for name in solvers},
-                          "solver_train": {name: rows[-1] for name, rows in solver_train.items()
-                                           if rows and rows[-1]["seed"] == seed}})
+        partial.put(key, {"curves": {name: per_seed[name][-1] for name in solvers}, "solver_train": trained_here})
     curves = {}
     key = sweep
     for name, runs in per_seed.items():
@@ -391,11 +389,12 @@ def dear_pareto(run_dirs: Sequence[Path], *, tols: Sequence[float] = (0.5, 0.3, 
     for d in run_dirs:
         d = Path(d)
         ckpt = d / "checkpoint_best.pt"
+        # read once per run; no checkpoint: no key, and evaluate_run says so in one line
+        run_key = f"{d.resolve()}, checkpoint {sha256_file(ckpt)[:16]}" if ckpt.is_file() else ""
         pts = []
         label = None
         for tol in tols:
-            # no checkpoint: evaluate_run says so in one line
-            key = f"{d.resolve()} at tol {tol!r}, checkpoint {sha256_file(ckpt)[:16]}" if ckpt.is_file() else ""
+            key = f"{run_key} at tol {tol!r}" if run_key else ""
             done = partial.get(key) if key else None
             if done is None:
                 r = evaluate_run(d, sizes=sizes, tol=tol, device=device, repeats=repeats, write=False)

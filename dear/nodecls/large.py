@@ -331,8 +331,8 @@ def train_one_seed_sampled(cfg: Any, data: Data, x: Tensor, seed: int, device: t
     solver_log = TrainSolverLog()
     sub_nodes: list[int] = []
     t_start = time.perf_counter()
-    bar = progress_bar(range(1, cfg.epochs + 1), desc=f"{cfg.model} seed {seed} [{sampler} x{num_parts}]", leave=False,
-               disable=not progress or not main, dynamic_ncols=True)
+    bar = progress_bar(range(1, cfg.epochs + 1), desc=f"{cfg.model} seed {seed} [{sampler} x{num_parts}]",
+                       leave=False, disable=not progress or not main, dynamic_ncols=True)
     loss_value = float("nan")
     for epoch in bar:
         parts = partitioner.epoch(epoch)

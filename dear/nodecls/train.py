@@ -579,7 +579,7 @@ def train_one_seed(cfg: NodeClsConfig, data: Data, x: Tensor, seed: int, device:
     solver_log = TrainSolverLog()
     t_start = time.perf_counter()
     bar = progress_bar(range(1, cfg.epochs + 1), desc=f"{cfg.model} seed {seed}", leave=False, disable=not progress,
-               dynamic_ncols=True)
+                       dynamic_ncols=True)
     for epoch in bar:
         model.train()
         opt.zero_grad(set_to_none=True)
@@ -812,8 +812,8 @@ def run(cfg: NodeClsConfig, out_dir: Path, *, progress: bool = True) -> dict[str
             from dear.nodecls.large import train_one_seed_sampled as trainer  # noqa: PLC0415
         else:
             trainer = train_one_seed
-        for seed in progress_bar(todo, desc=f"{cfg.dataset} {cfg.model}", disable=not progress or not main or len(seeds) == 1,
-                         dynamic_ncols=True):
+        for seed in progress_bar(todo, desc=f"{cfg.dataset} {cfg.model}",
+                                 disable=not progress or not main or len(seeds) == 1, dynamic_ncols=True):
             record, state = trainer(cfg, data, x, seed, device, progress=progress)
             if main:
                 save([(seed, record, state)])
