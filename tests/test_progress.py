@@ -39,8 +39,13 @@ def test_a_bar_on_a_terminal_redraws_as_tqdm_does() -> None:
 def test_the_caller_and_tqdm_environment_override_the_log_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     with progress_bar(total=1, file=io.StringIO()) as bar:
         assert bar.mininterval == LOG_INTERVAL_S
-    with progress_bar(total=1, file=io.StringIO(), mininterval=0.5) as bar:
-        assert bar.mininterval == 0.5
+        # tqdm's monitor thread redraws any bar silent for maxinterval (10 s by default): a log bar
+        # left at that default redrew every 10 s after its first 30 (seen in a 50-minute training log)
+        assert bar.maxinterval >= LOG_INTERVAL_S
+    with progress_bar(total=1, file=io.StringIO(), mininterval=0.5, maxinterval=5) as bar:
+        assert (bar.mininterval, bar.maxinterval) == (0.5, 5)
+    with progress_bar(total=1, file=_Terminal()) as bar:
+        assert bar.maxinterval == 10  # terminals keep tqdm's defaults
     monkeypatch.setenv("TQDM_MININTERVAL", "2")
     with progress_bar(total=1, file=io.StringIO()) as bar:
         assert bar.mininterval != LOG_INTERVAL_S
