@@ -179,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     pb = sub.add_parser("build", help="build (or load from the cache) splits and summarise them")
     pb.add_argument("algorithms", nargs="+", metavar="ALGO",
                     help="task names, or 'all', 'clrs30', 'dear' (DEAR's ten algorithms)")
-    pb.add_argument("--protocol", default="official", choices=PROTOCOLS)
-    pb.add_argument("--split", default=["test"], nargs="+", choices=SPLITS)
+    pb.add_argument("--protocol", default="official", choices=PROTOCOLS,
+                    help="official: dm-clrs's CLRS-30 splits; dear: the DEAR paper's (default: official)")
+    pb.add_argument("--split", default=["test"], nargs="+", choices=SPLITS, help="splits to build (default: test)")
     pb.add_argument("--num-samples", type=int, default=None, help="override the split's sample count")
     pb.add_argument("--sizes", type=_sizes, default=None, help="override sizes, e.g. 64 or 8,12,16")
     pb.add_argument("--seed", type=int, default=None, help="override the split's seed")
@@ -188,14 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--workers", type=int, default=1, help="worker processes building splits in parallel")
     pb.add_argument("--rebuild", action="store_true", help="rebuild even when a valid cache exists")
     pb.add_argument("--json", default=None, metavar="FILE", help="also write the summaries as JSON")
-    pb.add_argument("--quiet", action="store_true")
+    pb.add_argument("--quiet", action="store_true", help="no progress bar")
     pb.set_defaults(func=cmd_build)
 
     ps = sub.add_parser("show", help="a task's spec and one sample summarised")
-    ps.add_argument("algorithm")
-    ps.add_argument("--protocol", default="official", choices=PROTOCOLS)
-    ps.add_argument("--size", type=int, default=8)
-    ps.add_argument("--seed", type=int, default=0)
+    ps.add_argument("algorithm", help="a task name (clrs-tasks list)")
+    ps.add_argument("--protocol", default="official", choices=PROTOCOLS,
+                    help="official: dm-clrs's CLRS-30 splits; dear: the DEAR paper's (default: official)")
+    ps.add_argument("--size", type=int, default=8, help="nodes of the sample (default: 8)")
+    ps.add_argument("--seed", type=int, default=0, help="sampler seed (default: 0)")
     ps.set_defaults(func=cmd_show)
     return p
 

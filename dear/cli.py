@@ -28,7 +28,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", default=None, choices=("official", "dear"), help="data protocol (default: the profile's)")
     p.add_argument("--profile", default="quick", choices=PROFILES,
                    help="quick: one algorithm in minutes on a CPU; paper: the DEAR paper's settings (for a GPU)")
-    p.add_argument("--processor", default=None, choices=PROCESSORS)
+    p.add_argument("--processor", default=None, choices=PROCESSORS,
+                   help="message-passing processor (default mpnn: DEAR's gated max-aggregation MPNN)")
     p.add_argument("--init", default=None, choices=INITS,
                    help="parameter initialisation: dmclrs (Haiku's, as dm-clrs's models; quick profile's default) "
                         "or torch (PyTorch's; paper profile's default)")
@@ -37,9 +38,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--step-budget", type=int, default=None,
                    help="processor-step budget: min(steps, budget / mean trace length) optimiser steps; "
                         "0: none (default: quick 7200, paper none)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--hidden", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="training graphs per optimiser step (default 32)")
+    p.add_argument("--hidden", type=int, default=None, help="hidden size of encoders, processor and decoders (default 128)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: quick 1e-3, paper 3e-4)")
     p.add_argument("--lr-schedule", default=None, choices=LR_SCHEDULES,
                    help="constant (default) or cosine: decays --lr to 0 over the run's steps")
     p.add_argument("--num-train", type=int, default=None, help="training samples")
@@ -70,7 +71,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    "intermediate solver iterates, weighted --fpc-gamma ** (distance from the end) (default 0: off)")
     p.add_argument("--fpc-gamma", type=float, default=None,
                    help="decay of the fixed-point correction's weights, in (0, 1] (dear; default 0.8)")
-    p.add_argument("--eval-every", type=int, default=None)
+    p.add_argument("--eval-every", type=int, default=None,
+                   help="optimiser steps between validations; the best-by-validation checkpoint is kept "
+                   "(default: quick 100, paper one epoch, 312)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
 
 
@@ -294,44 +297,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, choices=MODELS, help="required to start a run")
     p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_train_options(p)
     _add_alignment_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a run; writes RUN_DIR/results.json (adding to the sizes there)")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a finished `dear train` run directory")
     p.add_argument("--sizes", type=_csv(int), default=None,
                    help="test sizes, e.g. 64,128 (default: the protocol's); added to the run's results.json, "
                    "replacing only these sizes")
     p.add_argument("--tol", type=float, default=None,
                    help="override DEAR's solver tolerance (a finite number > 0; writes results_tol<TOL>.json)")
     _add_timing_options(p)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="auto (default: CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("compare", help="DEAR vs NAR side by side (trains what is missing)")
-    p.add_argument("--algorithms", type=_csv(str), required=True)
-    p.add_argument("--models", type=_csv(str), default=["dear", "nar"])
-    p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--sizes", type=_csv(int), default=None)
-    p.add_argument("--tol-sweep", type=_csv(float), default=[0.5, 0.2, 0.1, 0.05])
-    p.add_argument("--out", default="runs/compare")
+    p.add_argument("--algorithms", type=_csv(str), required=True, help="comma-separated, e.g. bfs,bellman_ford")
+    p.add_argument("--models", type=_csv(str), default=["dear", "nar"],
+                   help=f"comma-separated, of {', '.join(MODELS)} (default: dear,nar)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per algorithm and model: 0..N-1 (default 1)")
+    p.add_argument("--sizes", type=_csv(int), default=None, help="test sizes, e.g. 64,128 (default: the protocol's)")
+    p.add_argument("--tol-sweep", type=_csv(float), default=[0.5, 0.2, 0.1, 0.05],
+                   help="DEAR test tolerances for the speed/accuracy sweep (default 0.5,0.2,0.1,0.05; empty: none)")
+    p.add_argument("--out", default="runs/compare", help="where runs and compare.json go (default runs/compare); "
+                   "finished runs there are reused")
     p.add_argument("--workers", type=int, default=1,
                    help="processes training and evaluating runs in parallel, one GPU each when several are "
                    "visible (default 1; under torchrun each rank is a worker). See docs/scale-out.md")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_timing_options(p)
     _add_train_options(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("demo", help="a small DEAR vs NAR comparison on one algorithm (minutes on a CPU)")
-    p.add_argument("--algorithm", default="bfs")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--num-train", type=int, default=500)
+    p.add_argument("--algorithm", default="bfs", help="default bfs")
+    p.add_argument("--steps", type=int, default=300, help="optimiser steps per model (default 300)")
+    p.add_argument("--num-train", type=int, default=500, help="training graphs (default 500)")
     p.add_argument("--num-test", type=int, default=32, help="test graphs at n=64 (the full DEAR protocol uses 100)")
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--out", default="runs/demo", help="where the two runs go (default runs/demo)")
     p.set_defaults(func=cmd_demo)
 
     from dear.nodecls.cli import register_cli  # noqa: PLC0415

@@ -68,7 +68,8 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default=None,
                    help="e.g. amgcn:citeseer (see dear.nodecls.available_datasets()); without it, "
                    "`--out DIR` alone resumes or rebuilds the run DIR holds with the settings its results.json records")
-    p.add_argument("--model", default="ignn", choices=MODEL_CHOICES)
+    p.add_argument("--model", default="ignn", choices=MODEL_CHOICES,
+                   help="ignn (default): the implicit GNN; the others are explicit baselines")
     p.add_argument("--solver", default=None, choices=SOLVER_CHOICES,
                    help="ignn forward/adjoint solver (default: picard); learned / learned_nn: IGNN-Solver, trained "
                    "alternately with the model (docs/learned-solver.md)")
@@ -80,7 +81,7 @@ def _add_train_arguments(p: argparse.ArgumentParser) -> None:
                    "classification defaults: first_steps=8 every=100 steps=2 unroll=2, the rest as "
                    "SolverTrainConfig)")
     p.add_argument("--seeds", type=int, default=5, help="number of model seeds (default: 5)")
-    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed + seeds - 1 (default: 0)")
     p.add_argument("--out", required=True, help="output directory (results.json, seeds/)")
     p.add_argument("--split", type=_split, default=None, help="dataset split (default: the dataset's standard one)")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the validation draw (default: 0)")
