@@ -1,0 +1,116 @@
+"""Summarise the `paper`-profile runs trained on a CPU (leaderboards/runs/clrs/paper-cpu/).
+
+Each algorithm there holds ``dear/seed0`` and ``nar/seed0`` (``dear train --profile paper`` then
+``dear evaluate``; the folder's README has the commands). This reads their ``results.json`` and
+``train_summary.json``, sets them beside the quick profile's scores of the same algorithm
+(``quick-budget-anderson-fix/seeds34.json``: five seeds each, and seed 0), writes
+``summary.json`` next to the runs and prints a markdown table. Algorithms with one model
+missing, or not yet evaluated, are listed as such and left out of the table. ``dear evaluate``'s
+seconds are taken beside whatever else ran; where the folder has ``paired_timing.json``
+(``scripts/time_pairs.py --runs DIR --seed 0``: DEAR and NAR passes alternated) its median
+speed-up is reported beside them.
+
+    python scripts/summarize_paper_cpu.py            # default folder
+    python scripts/summarize_paper_cpu.py --dir DIR --size 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RUNS = REPO / "leaderboards" / "runs" / "clrs"
+QUICK = RUNS / "quick-budget-anderson-fix" / "seeds34.json"
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def model_row(run_dir: Path, size: str) -> dict | None:
+    """Test score (percent), iterations, ms per graph and best validation of one finished,
+    evaluated run; None when the run has no results at ``size``."""
+    results, summary = _load(run_dir / "results.json"), _load(run_dir / "train_summary.json")
+    if not results or not summary or size not in results.get("results", {}):
+        return None
+    r = results["results"][size]
+    return {
+        "test_score": round(100 * r["score"], 2),
+        "iterations": r["iterations"],
+        "true_steps": r["true_steps"],
+        "ms_per_graph": round(1000 * r["seconds_per_sample"], 2),
+        "trained_steps": summary["steps"],
+        "best_validation": {"step": summary["best"]["step"], "score": round(100 * summary["best"]["score"], 2)},
+        "train_hours": round(summary.get("seconds_this_call", float("nan")) / 3600, 2),
+        "git_commit": results.get("git_commit"),
+        "hardware": {k: results.get("hardware", {}).get(k) for k in ("cpu_model", "cpu_capability", "torch_threads")},
+    }
+
+
+def summarize(folder: Path, size: str) -> dict:
+    quick = (_load(QUICK) or {}).get("algorithms", {})
+    paired = (_load(folder / "paired_timing.json") or {}).get("pairs", {})
+    rows, incomplete = {}, []
+    for algo_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        dear, nar = (model_row(algo_dir / m / "seed0", size) for m in ("dear", "nar"))
+        if dear is None or nar is None:
+            incomplete.append(algo_dir.name)
+            continue
+        q = quick.get(algo_dir.name, {})
+        rows[algo_dir.name] = {
+            "dear": dear, "nar": nar,
+            "dear_minus_nar": round(dear["test_score"] - nar["test_score"], 2),
+            "speedup_per_graph": round(nar["ms_per_graph"] / dear["ms_per_graph"], 2),
+            "paired_speedup": (round(paired[algo_dir.name]["dear_speedup_median"], 2)
+                               if algo_dir.name in paired else None),
+            "quick_profile": {
+                "seed0": {"dear": q.get("dear_per_seed", [None])[0], "nar": q.get("nar_per_seed", [None])[0]},
+                "five_seeds": {"dear": q.get("5_seeds", {}).get("dear", {}).get("mean"),
+                               "nar": q.get("5_seeds", {}).get("nar", {}).get("mean"),
+                               "dear_minus_nar": q.get("5_seeds", {}).get("dear_minus_nar")},
+            } if q else None,
+        }
+    return {"what": "paper profile (seed 0) on a CPU, DEAR vs NAR, against the quick profile; "
+                    "scripts/summarize_paper_cpu.py", "size": int(size), "rows": rows, "incomplete": incomplete}
+
+
+def markdown(summary: dict) -> str:
+    lines = ["| algorithm | DEAR | NAR | DEAR - NAR | quick, 5 seeds: DEAR - NAR | DEAR iterations (true steps) "
+             "| ms per graph DEAR / NAR | speed-up | paired speed-up |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for algo, r in summary["rows"].items():
+        d, n = r["dear"], r["nar"]
+        quick = (r["quick_profile"] or {}).get("five_seeds", {}).get("dear_minus_nar")
+        paired = r["paired_speedup"]
+        lines.append(f"| {algo} | {d['test_score']:.1f} | {n['test_score']:.1f} | {r['dear_minus_nar']:+.1f} | "
+                     f"{'n/a' if quick is None else f'{quick:+.1f}'} | {d['iterations']['mean']:.1f}, max "
+                     f"{d['iterations']['max']} ({d['true_steps']['mean']:.1f}) | {d['ms_per_graph']:.1f} / "
+                     f"{n['ms_per_graph']:.1f} | {r['speedup_per_graph']:.2f}x | "
+                     f"{'n/a' if paired is None else f'{paired:.2f}x'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dir", type=Path, default=RUNS / "paper-cpu", help="folder of ALGO/{dear,nar}/seed0 runs")
+    ap.add_argument("--size", default="64", help="test size to read (default 64)")
+    args = ap.parse_args(argv)
+    if not args.dir.is_dir():
+        print(f"error: {args.dir} is not a folder of paper-profile runs", file=sys.stderr)
+        return 2
+    summary = summarize(args.dir, args.size)
+    (args.dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(markdown(summary))
+    if summary["incomplete"]:
+        print(f"not finished or not evaluated (left out): {', '.join(summary['incomplete'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
