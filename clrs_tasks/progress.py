@@ -6,7 +6,8 @@ a five-minute training leaves thousands of bar states (``dear demo > log``, one 
 :func:`progress_bar` is tqdm with one change: when the bar writes to something that is not a
 terminal, it redraws at most every :data:`LOG_INTERVAL_S` seconds (its first and last state are
 always written). tqdm's ``maxinterval`` (10 s by default: a monitor thread forces a redraw when a
-bar has been silent that long) is raised to match, or a bar in a log would still redraw every 10 s. A ``mininterval`` passed by the caller, or the ``TQDM_MININTERVAL`` environment
+bar has been silent that long) is raised to match, or a bar in a log would still redraw every
+10 s. A ``mininterval`` passed by the caller, or the ``TQDM_MININTERVAL`` environment
 variable (tqdm's own override), takes precedence. In a notebook (where ``tqdm.auto`` draws a
 widget) nothing changes. Both packages' bars go through here, so the rule is the same
 everywhere.

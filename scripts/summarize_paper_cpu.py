@@ -22,6 +22,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dear.io import atomic_write_text  # noqa: E402
+
 RUNS = REPO / "leaderboards" / "runs" / "clrs"
 QUICK = RUNS / "quick-budget-anderson-fix" / "seeds34.json"
 
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.dir} is not a folder of paper-profile runs", file=sys.stderr)
         return 2
     summary = summarize(args.dir, args.size)
-    (args.dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(args.dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     print(markdown(summary))
     if summary["incomplete"]:
         print(f"not finished or not evaluated (left out): {', '.join(summary['incomplete'])}")
