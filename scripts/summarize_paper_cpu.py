@@ -8,7 +8,8 @@ Each algorithm there holds ``dear/seed0`` and ``nar/seed0`` (``dear train --prof
 missing, or not yet evaluated, are listed as such and left out of the table. ``dear evaluate``'s
 seconds are taken beside whatever else ran; where the folder has ``paired_timing.json``
 (``scripts/time_pairs.py --runs DIR --seed 0``: DEAR and NAR passes alternated) its median
-speed-up is reported beside them.
+speed-up is reported beside them. DEAR evaluated again at other solver tolerances
+(``dear evaluate RUN --tol T`` writes ``results_tol<T>.json``) is reported per tolerance.
 
     python scripts/summarize_paper_cpu.py            # default folder
     python scripts/summarize_paper_cpu.py --dir DIR --size 64
@@ -57,6 +58,20 @@ def model_row(run_dir: Path, size: str) -> dict | None:
     }
 
 
+def other_tolerances(run_dir: Path, size: str) -> dict[str, dict]:
+    """Score and iterations of the run re-evaluated at other solver tolerances, keyed by the
+    tolerance as ``dear evaluate --tol`` wrote it (empty when there are none)."""
+    out = {}
+    for path in sorted(run_dir.glob("results_tol*.json")):
+        results = _load(path)
+        if not results or size not in results.get("results", {}):
+            continue
+        r = results["results"][size]
+        out[str(results.get("tol", path.stem.removeprefix("results_tol")))] = {
+            "test_score": round(100 * r["score"], 2), "iterations": r["iterations"]}
+    return out
+
+
 def summarize(folder: Path, size: str) -> dict:
     quick = (_load(QUICK) or {}).get("algorithms", {})
     paired = (_load(folder / "paired_timing.json") or {}).get("pairs", {})
@@ -67,6 +82,7 @@ def summarize(folder: Path, size: str) -> dict:
             incomplete.append(algo_dir.name)
             continue
         q = quick.get(algo_dir.name, {})
+        dear["other_tolerances"] = other_tolerances(algo_dir / "dear" / "seed0", size)
         rows[algo_dir.name] = {
             "dear": dear, "nar": nar,
             "dear_minus_nar": round(dear["test_score"] - nar["test_score"], 2),
@@ -86,17 +102,19 @@ def summarize(folder: Path, size: str) -> dict:
 
 def markdown(summary: dict) -> str:
     lines = ["| algorithm | DEAR | NAR | DEAR - NAR | quick, 5 seeds: DEAR - NAR | DEAR iterations (true steps) "
-             "| ms per graph DEAR / NAR | speed-up | paired speed-up |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| ms per graph DEAR / NAR | speed-up | paired speed-up | DEAR at other tolerances: score (iterations) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for algo, r in summary["rows"].items():
         d, n = r["dear"], r["nar"]
         quick = (r["quick_profile"] or {}).get("five_seeds", {}).get("dear_minus_nar")
         paired = r["paired_speedup"]
+        tols = "; ".join(f"{t}: {o['test_score']:.1f} ({o['iterations']['mean']:.1f})"
+                         for t, o in d.get("other_tolerances", {}).items()) or "n/a"
         lines.append(f"| {algo} | {d['test_score']:.1f} | {n['test_score']:.1f} | {r['dear_minus_nar']:+.1f} | "
                      f"{'n/a' if quick is None else f'{quick:+.1f}'} | {d['iterations']['mean']:.1f}, max "
                      f"{d['iterations']['max']} ({d['true_steps']['mean']:.1f}) | {d['ms_per_graph']:.1f} / "
                      f"{n['ms_per_graph']:.1f} | {r['speedup_per_graph']:.2f}x | "
-                     f"{'n/a' if paired is None else f'{paired:.2f}x'} |")
+                     f"{'n/a' if paired is None else f'{paired:.2f}x'} | {tols} |")
     return "\n".join(lines)
 
 

@@ -97,8 +97,15 @@ def time_dirs(dirs: dict[str, Path], rounds: int, device: torch.device) -> dict[
     }
 
 
-def _save(out: Path, done: dict[str, Any], args: argparse.Namespace) -> None:
-    done.update({"command": " ".join(sys.argv), "rounds": args.rounds, "versions": versions(),
+def _stamp(pair: dict[str, Any], command: str) -> dict[str, Any]:
+    """Record with the pair which command and commit measured it: a file grows over several
+    invocations (it is resumable), and the top-level fields describe only the latest one."""
+    pair.update({"command": command, "git_commit": git_commit()})
+    return pair
+
+
+def _save(out: Path, done: dict[str, Any], args: argparse.Namespace, command: str) -> None:
+    done.update({"command": command, "rounds": args.rounds, "versions": versions(),
                  "git_commit": git_commit(), "hardware": hardware(torch.device(args.device)),
                  "threads": torch.get_num_threads()})
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+    command = " ".join(["scripts/time_pairs.py", *(sys.argv[1:] if argv is None else argv)])
     if (args.runs is None) == (args.dirs is None):
         ap.error("give exactly one of --runs and --dirs")
     tune_allocator()
@@ -134,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = time_dirs({"first": first, "second": second}, args.rounds, device)
             except ValueError as e:
                 ap.error(str(e))
-            done["pairs"][key] = r
-            _save(out, done, args)
+            done["pairs"][key] = _stamp(r, command)
+            _save(out, done, args, command)
         r = done["pairs"][key]
         s = r["seconds_per_graph_median"]
         print(f"{first}: {s['first'] * 1e3:.1f} ms/graph; {second}: {s['second'] * 1e3:.1f} ms/graph; "
@@ -146,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         if algo in done["pairs"]:  # resumable
             continue
         r = time_pair(Path(args.runs), algo, args.seed, args.rounds, device)
-        done["pairs"][algo] = r
-        _save(out, done, args)
+        done["pairs"][algo] = _stamp(r, command)
+        _save(out, done, args, command)
         s = r["seconds_per_graph_median"]
         print(f"{algo:>30}: DEAR {s['dear'] * 1e3:8.1f} ms/graph, NAR {s['nar'] * 1e3:8.1f} ms/graph, "
               f"speed-up {r['dear_speedup_median']:.2f}x (rounds: {', '.join(f'{x:.2f}' for x in r['ratios_nar_over_dear'])})",

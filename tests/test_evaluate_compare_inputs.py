@@ -351,6 +351,13 @@ def test_time_pairs_dirs_times_two_runs_in_alternating_rounds(cmp, tmp_path, cap
     ratios = [b / a for a, b in zip(pair["seconds"]["first"], pair["seconds"]["second"])]
     assert pair["ratios_second_over_first"] == pytest.approx(ratios)
     assert pair["num_graphs"] == 2 and "speed-up of the first" in capsys.readouterr().out
+    # a second invocation adds its pair and leaves the first pair's own provenance as it was
+    assert pair["command"].endswith(f"--rounds 2 --out {out}") and pair["git_commit"]
+    assert tp.main(["--dirs", str(_run(cmp, 1)), str(_run(cmp, 0)), "--rounds", "1", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    first, later = data["pairs"].values()
+    assert first["command"] == pair["command"] and later["command"].endswith(f"--rounds 1 --out {out}")
+    assert data["command"] == later["command"]
     with pytest.raises(SystemExit) as e:  # neither --runs nor --dirs
         tp.main(["--out", str(out)])
     assert e.value.code == 2

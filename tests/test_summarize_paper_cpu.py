@@ -1,0 +1,62 @@
+"""scripts/summarize_paper_cpu.py: the paper-profile CPU table is built from the run files as they are.
+
+The runs are written by hand here in the layout `dear train` / `dear evaluate` leave (only the
+fields the script reads), so the test checks the arithmetic and the pairing of files, not training.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+
+def _module():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "summarize_paper_cpu.py"
+    spec = importlib.util.spec_from_file_location("summarize_paper_cpu_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_run(run_dir: Path, score: float, ms: float, iters: float, *, tol: float | None = None) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = {"tol": tol, "git_commit": "abc", "hardware": {"cpu_model": "x"},
+              "results": {"64": {"score": score, "seconds_per_sample": ms / 1000,
+                                 "iterations": {"mean": iters, "max": 2 * iters},
+                                 "true_steps": {"mean": 7.0, "max": 7}}}}
+    name = "results.json" if tol is None else f"results_tol{tol}.json"
+    (run_dir / name).write_text(json.dumps(result))
+    if tol is None:
+        (run_dir / "train_summary.json").write_text(json.dumps(
+            {"steps": 31200, "best": {"step": 100, "score": 0.9}, "seconds_this_call": 7200}))
+
+
+def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
+    sp = _module()
+    folder = tmp_path / "paper-cpu"
+    _write_run(folder / "algo_a" / "dear" / "seed0", 0.55, 60.0, 12.4)
+    _write_run(folder / "algo_a" / "dear" / "seed0", 0.82, 170.0, 32.4, tol=0.01)
+    _write_run(folder / "algo_a" / "nar" / "seed0", 0.96, 30.0, 6.0)
+    _write_run(folder / "algo_b" / "dear" / "seed0", 0.9, 10.0, 3.0)  # no NAR yet
+    (folder / "paired_timing.json").write_text(json.dumps({"pairs": {"algo_a": {"dear_speedup_median": 0.4777}}}))
+
+    assert sp.main(["--dir", str(folder)]) == 0
+    summary = json.loads((folder / "summary.json").read_text())
+    row = summary["rows"]["algo_a"]
+    assert row["dear_minus_nar"] == pytest.approx(-41.0)
+    assert row["speedup_per_graph"] == pytest.approx(0.5)
+    assert row["paired_speedup"] == pytest.approx(0.48)
+    assert row["dear"]["other_tolerances"] == {"0.01": {"test_score": 82.0, "iterations": {"mean": 32.4, "max": 64.8}}}
+    assert row["dear"]["train_hours"] == pytest.approx(2.0)
+    assert summary["incomplete"] == ["algo_b"]
+    out = capsys.readouterr().out
+    assert "| algo_a | 55.0 | 96.0 | -41.0 |" in out and "0.01: 82.0 (32.4)" in out
+    assert "(left out): algo_b" in out
+
+
+def test_missing_folder_is_one_error_line(tmp_path, capsys):
+    assert _module().main(["--dir", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
