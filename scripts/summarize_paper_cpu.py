@@ -69,7 +69,7 @@ def other_tolerances(run_dir: Path, size: str) -> dict[str, dict]:
         r = results["results"][size]
         out[str(results.get("tol", path.stem.removeprefix("results_tol")))] = {
             "test_score": round(100 * r["score"], 2), "iterations": r["iterations"]}
-    return out
+    return dict(sorted(out.items(), key=lambda kv: float(kv[0])))  # tightest first, as numbers
 
 
 def summarize(folder: Path, size: str) -> dict:

@@ -39,6 +39,8 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     folder = tmp_path / "paper-cpu"
     _write_run(folder / "algo_a" / "dear" / "seed0", 0.55, 60.0, 12.4)
     _write_run(folder / "algo_a" / "dear" / "seed0", 0.82, 170.0, 32.4, tol=0.01)
+    _write_run(folder / "algo_a" / "dear" / "seed0", 0.27, 45.0, 7.5, tol=0.2)
+    _write_run(folder / "algo_a" / "dear" / "seed0", 0.87, 130.0, 22.1, tol=0.05)
     _write_run(folder / "algo_a" / "nar" / "seed0", 0.96, 30.0, 6.0)
     _write_run(folder / "algo_b" / "dear" / "seed0", 0.9, 10.0, 3.0)  # no NAR yet
     (folder / "paired_timing.json").write_text(json.dumps({"pairs": {"algo_a": {"dear_speedup_median": 0.4777}}}))
@@ -49,11 +51,13 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     assert row["dear_minus_nar"] == pytest.approx(-41.0)
     assert row["speedup_per_graph"] == pytest.approx(0.5)
     assert row["paired_speedup"] == pytest.approx(0.48)
-    assert row["dear"]["other_tolerances"] == {"0.01": {"test_score": 82.0, "iterations": {"mean": 32.4, "max": 64.8}}}
+    tols = row["dear"]["other_tolerances"]
+    assert list(tols) == ["0.01", "0.05", "0.2"]  # numeric order, not the files' name order
+    assert tols["0.01"] == {"test_score": 82.0, "iterations": {"mean": 32.4, "max": 64.8}}
     assert row["dear"]["train_hours"] == pytest.approx(2.0)
     assert summary["incomplete"] == ["algo_b"]
     out = capsys.readouterr().out
-    assert "| algo_a | 55.0 | 96.0 | -41.0 |" in out and "0.01: 82.0 (32.4)" in out
+    assert "| algo_a | 55.0 | 96.0 | -41.0 |" in out and "0.01: 82.0 (32.4); 0.05: 87.0 (22.1); 0.2: 27.0 (7.5) |" in out
     assert "(left out): algo_b" in out
 
 
