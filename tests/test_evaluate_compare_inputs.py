@@ -378,3 +378,52 @@ def test_time_pairs_runs_layout_reports_dear_over_nar(cmp, tmp_path):
     pair = json.loads(out.read_text())["pairs"]["minimum"]
     assert set(pair["seconds"]) == {"dear", "nar"} and pair["algorithm"] == "minimum"
     assert pair["dear_speedup_median"] == pytest.approx(pair["seconds"]["nar"][0] / pair["seconds"]["dear"][0])
+
+
+# ------------------------------------------------------------- scripts/tol_on_validation.py
+def _tol_on_validation_module():
+    import importlib.util  # noqa: PLC0415
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "tol_on_validation.py"
+    spec = importlib.util.spec_from_file_location("tol_on_validation_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tol_on_validation_scores_val_split_and_reads_test_scores_it_has(cmp, tmp_path, capsys, monkeypatch):
+    tv = _tol_on_validation_module()
+    run = tmp_path / "dear_run"
+    train(tiny(model="dear"), run, progress=False)
+    evaluate_run(run, repeats=1, warmup=0, progress=False)  # results.json at the trained tolerance
+    trained_tol = json.loads((run / "config.json").read_text())["tol"]
+    assert tv.main([str(run), "--tols", f"0.5,{trained_tol}"]) == 0
+    out = json.loads((run / "tol_on_validation.json").read_text())
+    rows = {r["tol"]: r for r in out["sweep"]}
+    assert set(rows) == {0.5, trained_tol} and out["trained_tol"] == trained_tol
+    test = json.loads((run / "results.json").read_text())["results"]
+    size = next(iter(test))
+    out = tv.choose(run, [0.5, trained_tol], torch.device("cpu"), size=size)
+    rows = {r["tol"]: r for r in out["sweep"]}
+    assert rows[trained_tol]["test_score"] == pytest.approx(100 * test[size]["score"], abs=0.01)
+    assert rows[0.5]["test_score"] is None  # never evaluated there: not made up
+    best = max(out["sweep"], key=lambda r: (r["val_score"], r["tol"]))
+    assert out["chosen_tol"] == best["tol"] and "-> tol" in capsys.readouterr().out
+
+    # ties go to the loosest tolerance (the cheapest solve), a higher score wins over looseness
+    scores = {0.5: 0.9, 0.2: 0.9, 0.01: 0.95}
+    real_load = tv.load_run
+
+    def load_marked(run_dir, device, tol=None):  # remember which tolerance each model solves to
+        cfg, model, ckpt = real_load(run_dir, device, tol=tol)
+        model.probe_tol = tol
+        return cfg, model, ckpt
+
+    monkeypatch.setattr(tv, "load_run", load_marked)
+    monkeypatch.setattr(tv, "validate", lambda model, loader, device: {"score": scores[model.probe_tol], "loss": 0.0})
+    assert tv.choose(run, [0.01, 0.2, 0.5], torch.device("cpu"))["chosen_tol"] == 0.01
+    scores[0.01] = 0.9
+    assert tv.choose(run, [0.01, 0.2, 0.5], torch.device("cpu"))["chosen_tol"] == 0.5
+
+    assert tv.main([str(_run(cmp, 0)), "--tols", "0.1"]) == 2  # a NAR run: one error line
+    assert _one_error_line(capsys.readouterr().err).startswith("error: --tol only applies")

@@ -1,0 +1,94 @@
+"""Choose DEAR's test tolerance on the validation split, not on the test set.
+
+A tolerance sweep read off the test set (``dear evaluate RUN --tol T`` for several T) shows how
+the score moves with the tolerance, but picking the best of it is selection on test. This
+scores a finished DEAR run's best checkpoint on its *validation* split at each tolerance, picks
+the one with the highest validation score (ties go to the loosest tolerance, the cheapest
+solve), and sets the test score at that tolerance beside it when the run already holds it
+(``results.json`` for the trained tolerance, ``results_tol<T>.json`` for others). Writes
+``RUN/tol_on_validation.json``.
+
+    python scripts/tol_on_validation.py RUN_DIR [RUN_DIR ...] --tols 0.2,0.1,0.05,0.02,0.01
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+import clrs_tasks as ct  # noqa: E402
+from dear.evaluate import RunError, check_tol, load_run  # noqa: E402
+from dear.io import atomic_write_text, git_commit  # noqa: E402
+from dear.training import load_data, validate  # noqa: E402
+
+
+def _test_score(run_dir: Path, tol: float, trained_tol: float, size: str) -> float | None:
+    """Test score (percent) at ``tol`` if the run already holds an evaluation at it."""
+    names = ["results.json"] if tol == trained_tol else []
+    names += [f"results_tol{tol}.json"]
+    for name in names:
+        try:
+            r = json.loads((run_dir / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if float(r.get("tol") or r.get("config", {}).get("tol", "nan")) == tol and size in r.get("results", {}):
+            return round(100 * r["results"][size]["score"], 2)
+    return None
+
+
+def choose(run_dir: Path, tols: list[float], device: torch.device, size: str = "64") -> dict[str, Any]:
+    """Validation score at each tolerance, the chosen one, and the test score there if known."""
+    rows = []
+    trained_tol = None
+    for tol in tols:
+        cfg, model, _ = load_run(run_dir, device, tol=tol)
+        if trained_tol is None:
+            trained_tol = float(json.loads((run_dir / "config.json").read_text())["tol"])
+        ds = load_data(cfg, "val")
+        loader = [ct.collate([ds[i] for i in range(s, min(s + cfg.batch_size, len(ds)))])
+                  for s in range(0, len(ds), cfg.batch_size)]
+        val = validate(model, loader, device)
+        rows.append({"tol": tol, "val_score": round(100 * val["score"], 2), "val_loss": val["loss"],
+                     "test_score": _test_score(run_dir, tol, trained_tol, size)})
+    best = max(rows, key=lambda r: (r["val_score"], r["tol"]))  # ties: the loosest tolerance
+    return {"run_dir": str(run_dir), "trained_tol": trained_tol, "test_size": int(size), "sweep": rows,
+            "chosen_tol": best["tol"], "test_score_at_chosen": best["test_score"], "git_commit": git_commit()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="finished `dear train --model dear` run directories")
+    ap.add_argument("--tols", default="0.2,0.1,0.05,0.02,0.01", help="comma-separated tolerances to try")
+    ap.add_argument("--size", default="64", help="test size whose score to set beside the choice")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    args = ap.parse_args(argv)
+    try:
+        tols = [check_tol(float(t)) for t in args.tols.split(",") if t.strip()]
+    except ValueError:
+        ap.error(f"--tols must be comma-separated numbers > 0, got {args.tols!r}")
+    if not tols:
+        ap.error("--tols is empty")
+    for run_dir in args.runs:
+        try:
+            out = choose(run_dir, tols, torch.device(args.device), args.size)
+        except RunError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        atomic_write_text(run_dir / "tol_on_validation.json", json.dumps(out, indent=1) + "\n")
+        sweep = ", ".join(f"{r['tol']:g}: {r['val_score']:.1f}" for r in out["sweep"])
+        test = out["test_score_at_chosen"]
+        print(f"{run_dir}: validation {sweep} -> tol {out['chosen_tol']:g}; test score there "
+              f"{'not evaluated' if test is None else f'{test:.1f}'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
