@@ -16,6 +16,7 @@ from dear.compare import Timing, _saved_results, compare, job_done
 from dear.config import profile_config, replace
 from dear.evaluate import evaluate_run, load_run
 from dear.training import RunError, train
+from script_helpers import load_script
 
 FAST = Timing(repeats=1, warmup=0)
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -332,13 +333,7 @@ def test_results_json_schema_is_documented_where_the_user_guide_points(cmp):
 # ------------------------------------------------------------------ scripts/time_pairs.py --dirs
 
 def _time_pairs_module():
-    import importlib.util  # noqa: PLC0415
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "time_pairs.py"
-    spec = importlib.util.spec_from_file_location("time_pairs_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("time_pairs")
 
 
 def test_time_pairs_dirs_times_two_runs_in_alternating_rounds(cmp, tmp_path, capsys):
@@ -382,13 +377,7 @@ def test_time_pairs_runs_layout_reports_dear_over_nar(cmp, tmp_path):
 
 # ------------------------------------------------------------- scripts/tol_on_validation.py
 def _tol_on_validation_module():
-    import importlib.util  # noqa: PLC0415
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "tol_on_validation.py"
-    spec = importlib.util.spec_from_file_location("tol_on_validation_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tol_on_validation")
 
 
 def test_tol_on_validation_scores_val_split_and_reads_test_scores_it_has(cmp, tmp_path, capsys, monkeypatch):

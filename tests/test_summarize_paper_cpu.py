@@ -6,19 +6,15 @@ fields the script reads), so the test checks the arithmetic and the pairing of f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from script_helpers import load_script
 
 
 def _module():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "summarize_paper_cpu.py"
-    spec = importlib.util.spec_from_file_location("summarize_paper_cpu_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("summarize_paper_cpu")
 
 
 def _write_run(run_dir: Path, score: float, ms: float, iters: float, *, tol: float | None = None) -> None:

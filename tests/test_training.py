@@ -306,14 +306,9 @@ def test_cli_regulariser_options_reach_the_config(tmp_path, capsys):
 
 def _rebuild_script():
     """scripts/rebuild_entry_runs.py as a module (scripts/ is not a package)."""
-    import importlib.util
-    from pathlib import Path
+    from script_helpers import load_script  # noqa: PLC0415
 
-    spec = importlib.util.spec_from_file_location(
-        "rebuild_entry_runs", Path(__file__).resolve().parents[1] / "scripts" / "rebuild_entry_runs.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
+    return load_script("rebuild_entry_runs")
 
 
 def test_rebuild_entry_runs_copies_only_a_bit_identical_rebuild(tmp_path, monkeypatch):
