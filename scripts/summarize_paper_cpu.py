@@ -83,9 +83,20 @@ def summarize(folder: Path, size: str) -> dict:
             continue
         q = quick.get(algo_dir.name, {})
         dear["other_tolerances"] = other_tolerances(algo_dir / "dear" / "seed0", size)
+        more = {}
+        for seed_dir in sorted((algo_dir / "dear").glob("seed*")):
+            if seed_dir.name == "seed0":
+                continue
+            d_more, n_more = model_row(seed_dir, size), model_row(algo_dir / "nar" / seed_dir.name, size)
+            if d_more and n_more:
+                more[seed_dir.name.removeprefix("seed")] = {
+                    "dear": d_more["test_score"], "nar": n_more["test_score"],
+                    "dear_minus_nar": round(d_more["test_score"] - n_more["test_score"], 2),
+                    "dear_iterations": d_more["iterations"]["mean"]}
         rows[algo_dir.name] = {
             "dear": dear, "nar": nar,
             "dear_minus_nar": round(dear["test_score"] - nar["test_score"], 2),
+            "other_seeds": more,
             "speedup_per_graph": round(nar["ms_per_graph"] / dear["ms_per_graph"], 2),
             "paired_speedup": (round(paired[algo_dir.name]["dear_speedup_median"], 2)
                                if algo_dir.name in paired else None),
@@ -115,6 +126,10 @@ def markdown(summary: dict) -> str:
                      f"{d['iterations']['max']} ({d['true_steps']['mean']:.1f}) | {d['ms_per_graph']:.1f} / "
                      f"{n['ms_per_graph']:.1f} | {r['speedup_per_graph']:.2f}x | "
                      f"{'n/a' if paired is None else f'{paired:.2f}x'} | {tols} |")
+    for algo, r in summary["rows"].items():
+        for seed, o in r.get("other_seeds", {}).items():
+            lines.append(f"\n{algo}, seed {seed}: DEAR {o['dear']:.1f}, NAR {o['nar']:.1f}, "
+                         f"DEAR - NAR {o['dear_minus_nar']:+.1f} ({o['dear_iterations']:.1f} iterations)")
     return "\n".join(lines)
 
 

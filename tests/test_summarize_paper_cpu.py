@@ -39,6 +39,9 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     _write_run(folder / "algo_a" / "dear" / "seed0", 0.87, 130.0, 22.1, tol=0.05)
     _write_run(folder / "algo_a" / "nar" / "seed0", 0.96, 30.0, 6.0)
     _write_run(folder / "algo_b" / "dear" / "seed0", 0.9, 10.0, 3.0)  # no NAR yet
+    _write_run(folder / "algo_a" / "dear" / "seed1", 0.60, 60.0, 11.0)
+    _write_run(folder / "algo_a" / "nar" / "seed1", 0.95, 30.0, 6.0)
+    _write_run(folder / "algo_a" / "dear" / "seed2", 0.70, 60.0, 11.0)  # its NAR not finished: not listed
     (folder / "paired_timing.json").write_text(json.dumps({"pairs": {"algo_a": {"dear_speedup_median": 0.4777}}}))
 
     assert sp.main(["--dir", str(folder)]) == 0
@@ -52,9 +55,11 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     assert tols["0.01"] == {"test_score": 82.0, "iterations": {"mean": 32.4, "max": 64.8}}
     assert row["dear"]["train_hours"] == pytest.approx(2.0)
     assert summary["incomplete"] == ["algo_b"]
+    assert row["other_seeds"] == {"1": {"dear": 60.0, "nar": 95.0, "dear_minus_nar": -35.0, "dear_iterations": 11.0}}
     out = capsys.readouterr().out
     assert "| algo_a | 55.0 | 96.0 | -41.0 |" in out and "0.01: 82.0 (32.4); 0.05: 87.0 (22.1); 0.2: 27.0 (7.5) |" in out
     assert "(left out): algo_b" in out
+    assert "algo_a, seed 1: DEAR 60.0, NAR 95.0, DEAR - NAR -35.0 (11.0 iterations)" in out
 
 
 def test_missing_folder_is_one_error_line(tmp_path, capsys):
