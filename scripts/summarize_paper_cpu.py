@@ -9,7 +9,11 @@ missing, or not yet evaluated, are listed as such and left out of the table. ``d
 seconds are taken beside whatever else ran; where the folder has ``paired_timing.json``
 (``scripts/time_pairs.py --runs DIR --seed 0``: DEAR and NAR passes alternated) its median
 speed-up is reported beside them. DEAR evaluated again at other solver tolerances
-(``dear evaluate RUN --tol T`` writes ``results_tol<T>.json``) is reported per tolerance.
+(``dear evaluate RUN --tol T`` writes ``results_tol<T>.json``) is reported per tolerance. DEAR
+trained with other settings lives beside the plain run as ``ALGO/dear-LABEL/seed0`` (for example
+``dear-tol0.05``: trained and tested at tolerance 0.05) and is reported as a variant, with the
+settings its ``config.json`` changes and its gap to the same NAR. Seeds other than 0 are listed
+in numeric order.
 
     python scripts/summarize_paper_cpu.py            # default folder
     python scripts/summarize_paper_cpu.py --dir DIR --size 64
@@ -72,6 +76,17 @@ def other_tolerances(run_dir: Path, size: str) -> dict[str, dict]:
     return dict(sorted(out.items(), key=lambda kv: float(kv[0])))  # tightest first, as numbers
 
 
+# Settings a DEAR variant may change; the summary names those that differ from the plain run.
+_VARIANT_KEYS = ("tol", "max_iter", "max_iter_test", "solver", "backward", "phantom_steps", "jac_reg",
+                 "noise", "processor", "hidden", "lr", "steps", "batch_size", "align_weight")
+
+
+def _seed_number(seed_dir: Path) -> tuple[int, str]:
+    """Sort key for ``seedN`` folders: by N as a number (seed10 after seed2)."""
+    digits = seed_dir.name.removeprefix("seed")
+    return (int(digits), "") if digits.isdigit() else (10**9, seed_dir.name)
+
+
 def summarize(folder: Path, size: str) -> dict:
     quick = (_load(QUICK) or {}).get("algorithms", {})
     paired = (_load(folder / "paired_timing.json") or {}).get("pairs", {})
@@ -84,7 +99,7 @@ def summarize(folder: Path, size: str) -> dict:
         q = quick.get(algo_dir.name, {})
         dear["other_tolerances"] = other_tolerances(algo_dir / "dear" / "seed0", size)
         more = {}
-        for seed_dir in sorted((algo_dir / "dear").glob("seed*")):
+        for seed_dir in sorted((algo_dir / "dear").glob("seed*"), key=_seed_number):
             if seed_dir.name == "seed0":
                 continue
             d_more, n_more = model_row(seed_dir, size), model_row(algo_dir / "nar" / seed_dir.name, size)
@@ -93,10 +108,23 @@ def summarize(folder: Path, size: str) -> dict:
                     "dear": d_more["test_score"], "nar": n_more["test_score"],
                     "dear_minus_nar": round(d_more["test_score"] - n_more["test_score"], 2),
                     "dear_iterations": d_more["iterations"]["mean"]}
+        variants = {}
+        base_config = _load(algo_dir / "dear" / "seed0" / "config.json") or {}
+        for variant_dir in sorted(algo_dir.glob("dear-*")):
+            v = model_row(variant_dir / "seed0", size)
+            if v is None:
+                continue
+            config = _load(variant_dir / "seed0" / "config.json") or {}
+            variants[variant_dir.name] = {
+                "test_score": v["test_score"], "iterations": v["iterations"],
+                "dear_minus_nar": round(v["test_score"] - nar["test_score"], 2),
+                "best_validation": v["best_validation"], "train_hours": v["train_hours"],
+                "changed": {k: config[k] for k in _VARIANT_KEYS if k in config and config[k] != base_config.get(k)}}
         rows[algo_dir.name] = {
             "dear": dear, "nar": nar,
             "dear_minus_nar": round(dear["test_score"] - nar["test_score"], 2),
             "other_seeds": more,
+            "variants": variants,
             "speedup_per_graph": round(nar["ms_per_graph"] / dear["ms_per_graph"], 2),
             "paired_speedup": (round(paired[algo_dir.name]["dear_speedup_median"], 2)
                                if algo_dir.name in paired else None),
@@ -130,6 +158,10 @@ def markdown(summary: dict) -> str:
         for seed, o in r.get("other_seeds", {}).items():
             lines.append(f"\n{algo}, seed {seed}: DEAR {o['dear']:.1f}, NAR {o['nar']:.1f}, "
                          f"DEAR - NAR {o['dear_minus_nar']:+.1f} ({o['dear_iterations']:.1f} iterations)")
+        for name, v in r.get("variants", {}).items():
+            changed = ", ".join(f"{k} {val}" for k, val in v["changed"].items()) or "no setting changed"
+            lines.append(f"\n{algo}, {name} ({changed}), seed 0: DEAR {v['test_score']:.1f}, "
+                         f"DEAR - NAR {v['dear_minus_nar']:+.1f} ({v['iterations']['mean']:.1f} iterations)")
     return "\n".join(lines)
 
 

@@ -42,6 +42,14 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     _write_run(folder / "algo_a" / "dear" / "seed1", 0.60, 60.0, 11.0)
     _write_run(folder / "algo_a" / "nar" / "seed1", 0.95, 30.0, 6.0)
     _write_run(folder / "algo_a" / "dear" / "seed2", 0.70, 60.0, 11.0)  # its NAR not finished: not listed
+    for seed, score in ((10, 0.50), (2, 0.65)):  # numeric order: seed 2 before seed 10
+        _write_run(folder / "algo_a" / "dear" / f"seed{seed}", score, 60.0, 11.0)
+        _write_run(folder / "algo_a" / "nar" / f"seed{seed}", 0.95, 30.0, 6.0)
+    # a DEAR variant trained at another tolerance, beside the plain run
+    _write_run(folder / "algo_a" / "dear-tol0.05" / "seed0", 0.88, 100.0, 21.0)
+    (folder / "algo_a" / "dear" / "seed0" / "config.json").write_text(json.dumps({"tol": 0.1, "seed": 0, "steps": 31200}))
+    (folder / "algo_a" / "dear-tol0.05" / "seed0" / "config.json").write_text(json.dumps({"tol": 0.05, "seed": 0, "steps": 31200}))
+    _write_run(folder / "algo_a" / "dear-unfinished" / "seed0", 0.1, 1.0, 1.0, tol=0.2)  # no results.json: skipped
     (folder / "paired_timing.json").write_text(json.dumps({"pairs": {"algo_a": {"dear_speedup_median": 0.4777}}}))
 
     assert sp.main(["--dir", str(folder)]) == 0
@@ -55,11 +63,18 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     assert tols["0.01"] == {"test_score": 82.0, "iterations": {"mean": 32.4, "max": 64.8}}
     assert row["dear"]["train_hours"] == pytest.approx(2.0)
     assert summary["incomplete"] == ["algo_b"]
-    assert row["other_seeds"] == {"1": {"dear": 60.0, "nar": 95.0, "dear_minus_nar": -35.0, "dear_iterations": 11.0}}
+    assert list(row["other_seeds"]) == ["1", "2", "10"]
+    assert row["other_seeds"]["1"] == {"dear": 60.0, "nar": 95.0, "dear_minus_nar": -35.0, "dear_iterations": 11.0}
+    assert row["other_seeds"]["2"]["dear_minus_nar"] == pytest.approx(-30.0)
+    assert list(row["variants"]) == ["dear-tol0.05"]
+    variant = row["variants"]["dear-tol0.05"]
+    assert variant["changed"] == {"tol": 0.05}  # seed and steps equal the plain run's: not named
+    assert variant["test_score"] == pytest.approx(88.0) and variant["dear_minus_nar"] == pytest.approx(-8.0)
     out = capsys.readouterr().out
     assert "| algo_a | 55.0 | 96.0 | -41.0 |" in out and "0.01: 82.0 (32.4); 0.05: 87.0 (22.1); 0.2: 27.0 (7.5) |" in out
     assert "(left out): algo_b" in out
     assert "algo_a, seed 1: DEAR 60.0, NAR 95.0, DEAR - NAR -35.0 (11.0 iterations)" in out
+    assert "algo_a, dear-tol0.05 (tol 0.05), seed 0: DEAR 88.0, DEAR - NAR -8.0 (21.0 iterations)" in out
 
 
 def test_missing_folder_is_one_error_line(tmp_path, capsys):
