@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from dear.config import BACKWARDS, INITS, LR_SCHEDULES, MODELS, PROCESSORS, PROFILES
+from dear.config import BACKWARDS, DEAR_STOP_MODES, INITS, LR_SCHEDULES, MODELS, PROCESSORS, PROFILES
 
 
 def _csv(kind):
@@ -52,6 +52,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="learned solver training / alternating schedule option, repeatable (warmup_epochs counts "
                    "optimiser steps here; first_steps, every, steps, final_steps, lr, ...)")
     p.add_argument("--tol", type=float, default=None, help="relative residual tolerance for dear")
+    p.add_argument("--stop-mode", default=None, choices=DEAR_STOP_MODES,
+                   help="what --tol bounds per graph (dear): rel, the graph's relative residual (default, the DEAR "
+                   "paper's), or node, the worst node's (the same stop at every graph size; docs/engine.md)")
     p.add_argument("--max-iter", type=int, default=None, help="solver iteration cap in training (dear)")
     p.add_argument("--max-iter-test", type=int, default=None, help="solver iteration cap at test (dear)")
     p.add_argument("--backward", default=None, choices=BACKWARDS, help="gradient through the equilibrium (dear)")
@@ -105,7 +108,7 @@ def _config_from(args: argparse.Namespace, **fixed):
         args.profile, protocol=args.protocol, processor=args.processor, init=getattr(args, "init", None),
         steps=args.steps, step_budget=args.step_budget, batch_size=args.batch_size,
         hidden=args.hidden, lr=args.lr, lr_schedule=getattr(args, "lr_schedule", None), num_train=args.num_train,
-        solver=args.solver, tol=args.tol,
+        solver=args.solver, tol=args.tol, stop_mode=getattr(args, "stop_mode", None),
         max_iter=args.max_iter, max_iter_test=args.max_iter_test, backward=args.backward,
         jac_reg=getattr(args, "jac_reg", None), noise=getattr(args, "noise", None),
         phantom_steps=getattr(args, "phantom_steps", None), phantom_tau=getattr(args, "phantom_tau", None),
@@ -222,8 +225,8 @@ def _non_negative_int(text: str) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from dear.evaluate import evaluate_run, format_results  # noqa: PLC0415
 
-    res = evaluate_run(Path(args.run_dir), sizes=args.sizes, tol=args.tol, device=args.device or "auto",
-                       repeats=args.repeats, warmup=args.warmup, progress=not args.quiet)
+    res = evaluate_run(Path(args.run_dir), sizes=args.sizes, tol=args.tol, stop_mode=args.stop_mode,
+                       device=args.device or "auto", repeats=args.repeats, warmup=args.warmup, progress=not args.quiet)
     print(format_results(res))
     return 0
 
@@ -309,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "replacing only these sizes")
     p.add_argument("--tol", type=float, default=None,
                    help="override DEAR's solver tolerance (a finite number > 0; writes results_tol<TOL>.json)")
+    p.add_argument("--stop-mode", default=None, choices=DEAR_STOP_MODES,
+                   help="override what DEAR's tolerance bounds (rel or node; writes results_stop<MODE>.json, "
+                   "results_stop<MODE>_tol<TOL>.json with --tol)")
     _add_timing_options(p)
     p.add_argument("--device", default=None, help="auto (default: CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

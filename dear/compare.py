@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dear.config import TrainConfig, replace
-from dear.evaluate import check_tol, evaluate_run, evaluation_sizes
+from dear.evaluate import check_tol, evaluate_run, evaluation_sizes, results_name
 from dear.io import atomic_write_text
 from dear.training import RunError, config_mismatch, is_complete, train
 
@@ -69,9 +69,8 @@ def _saved_results(path: Path, tol: float | None, sizes: Sequence[int] | None) -
     """The run's results file for ``tol``, cut to ``sizes`` (the protocol's test size when
     None), if it holds all of them. A file may hold more sizes (``dear evaluate --sizes`` adds
     them); older files keyed by node count match wherever that is the size."""
-    name = "results.json" if tol is None else f"results_tol{tol:g}.json"
     try:
-        res = json.loads((path / name).read_text())
+        res = json.loads((path / results_name(tol)).read_text())
     except (OSError, ValueError):  # missing or unreadable: evaluated (and rewritten)
         return None
     return _cut(res, sizes) if isinstance(res, dict) else None

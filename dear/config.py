@@ -159,9 +159,13 @@ def check_option_types(target: Any, options: Mapping[str, Any], what: str) -> No
             raise ConfigError(f"{what} option {name}={shown} must be {_describe(allowed, none_ok)}")
 
 
+#: Stopping rules a DEAR run may use (:data:`dear.solvers.base.STOP_MODES` less ``"abs"``, whose
+#: tolerance would depend on the hidden states' scale).
+DEAR_STOP_MODES = ("rel", "node")
+
 #: Config fields :func:`dear.training.build` passes to the ``dear`` model as keyword options.
-DEAR_MODEL_OPTIONS = ("solver", "tol", "max_iter", "max_iter_test", "backward", "phantom_steps", "phantom_tau",
-                      "jac_reg", "noise", "fpc_states", "fpc_gamma")
+DEAR_MODEL_OPTIONS = ("solver", "tol", "stop_mode", "max_iter", "max_iter_test", "backward", "phantom_steps",
+                      "phantom_tau", "jac_reg", "noise", "fpc_states", "fpc_gamma")
 #: Fields only the ``dear`` model reads: its model options plus the alignment regulariser and the
 #: learned-solver training. Two runs of another model that differ only in these are the same
 #: run: ``dear compare`` reuses an unrolled baseline when only DEAR's settings changed.
@@ -205,6 +209,9 @@ class TrainConfig:
     # equilibrium (dear)
     solver: str = "anderson"
     tol: float = 0.1
+    # what tol bounds, per graph (dear.solvers.graph_residual): "rel" (the DEAR paper's: the whole
+    # graph's relative residual) or "node" (the worst node's, which does not loosen with graph size)
+    stop_mode: str = "rel"
     max_iter: int = 40
     max_iter_test: int = 160
     backward: str = "phantom"
@@ -240,6 +247,7 @@ class TrainConfig:
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("edge_policy", self.edge_policy, ("adjacency", "complete"))
         _choice("init", self.init, INITS)
+        _choice("stop_mode", self.stop_mode, DEAR_STOP_MODES)
         if "init" in self.extra:
             raise ConfigError("set the initialisation with the config's `init` field (--init), not extra")
         from dear.solvers import available as available_solvers  # noqa: PLC0415

@@ -3,7 +3,7 @@
 ``results.json`` schema (``schema_version`` 1; documented field by field in
 ``docs/reasoners.md``, "results.json")::
 
-    {"schema_version": 1, "algorithm", "model", "seed", "protocol", "processor", "tol",
+    {"schema_version": 1, "algorithm", "model", "seed", "protocol", "processor", "tol", "stop_mode",
      "results": {"<size>": {"score", "outputs": {name: value}, "num_graphs", "nodes",
                             "seconds_per_sample", "timing": {"method", "repeats", "warmup", "batch_size", "seconds": [...]},
                             "iterations": {"mean", "max"}, "true_steps": {"mean", "max"},
@@ -32,7 +32,7 @@ the number of graphs is ``seconds_per_sample``.
 
 Evaluating other sizes of the same run adds them to its results file: sizes evaluated again are
 replaced, the others kept, as long as everything their numbers depend on is unchanged (config,
-checkpoint, tolerance, hardware, package versions: :data:`SAME_EVALUATION`). Otherwise the file
+checkpoint, tolerance and stop mode, hardware, package versions: :data:`SAME_EVALUATION`). Otherwise the file
 is replaced and a note on stderr names the sizes it no longer holds.
 """
 
@@ -50,7 +50,7 @@ from typing import Any, Sequence
 import torch
 
 import clrs_tasks as ct
-from dear.config import TrainConfig
+from dear.config import DEAR_STOP_MODES, TrainConfig
 from dear.io import atomic_write_text, code_provenance, hardware, resolve_device, versions
 from dear.training import RunError, build, load_data
 
@@ -59,8 +59,8 @@ SCHEMA_VERSION = 1
 
 #: Top-level fields of a results file that must be unchanged for newly evaluated sizes to be
 #: added to it: what the numbers of the sizes already there depend on (the file has one of each).
-SAME_EVALUATION = ("schema_version", "algorithm", "model", "seed", "protocol", "processor", "tol", "checkpoint",
-                   "config", "hardware", "versions")
+SAME_EVALUATION = ("schema_version", "algorithm", "model", "seed", "protocol", "processor", "tol", "stop_mode",
+                   "checkpoint", "config", "hardware", "versions")
 
 
 def check_tol(tol: Any, name: str = "tol") -> float:
@@ -111,8 +111,10 @@ def _run_config(run_dir: Path) -> TrainConfig:
     return TrainConfig.load(run_dir / "config.json")
 
 
-def load_run(run_dir: Path, device: torch.device, tol: float | None = None) -> tuple[TrainConfig, torch.nn.Module, dict]:
-    """The run's config and its best checkpoint's model (on ``device``, eval mode).
+def load_run(run_dir: Path, device: torch.device, tol: float | None = None,
+             stop_mode: str | None = None) -> tuple[TrainConfig, torch.nn.Module, dict]:
+    """The run's config and its best checkpoint's model (on ``device``, eval mode); ``tol`` and
+    ``stop_mode`` override a DEAR run's stopping rule (the config returned says so).
 
     A checkpoint that cannot be read (truncated, overwritten) or that does not fit the model
     the run's ``config.json`` describes (copied from another run) is a :class:`RunError` naming
@@ -132,6 +134,12 @@ def load_run(run_dir: Path, device: torch.device, tol: float | None = None) -> t
         if cfg.model != "dear":
             raise RunError("--tol only applies to dear runs")
         cfg.tol = tol
+    if stop_mode is not None:
+        if stop_mode not in DEAR_STOP_MODES:
+            raise RunError(f"unknown stop mode {stop_mode!r}; valid: {', '.join(DEAR_STOP_MODES)}")
+        if cfg.model != "dear":
+            raise RunError("--stop-mode only applies to dear runs")
+        cfg.stop_mode = stop_mode
     retrain = f"restore it from a copy, or retrain the run (delete {run_dir} and run `dear train` again)"
     try:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -232,6 +240,21 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def _setting(results: dict[str, Any], key: str) -> str:
+    """A :data:`SAME_EVALUATION` field of a results file, canonical, with what files written
+    before a field existed meant filled in (a DEAR run's ``stop_mode`` then was ``"rel"``; a
+    config's missing fields are their defaults), so adding a field does not split old from new."""
+    value = results.get(key)
+    if key == "stop_mode" and value is None and results.get("model") == "dear":
+        value = "rel"
+    elif key == "config" and isinstance(value, dict):
+        try:
+            value = TrainConfig.from_dict(value).to_dict()
+        except (TypeError, ValueError):  # an unknown key: compared as it is
+            pass
+    return _canonical(value)
+
+
 def _merge_saved(path: Path, new: dict[str, Any]) -> dict[str, Any]:
     """``new`` plus the sizes of the results file at ``path`` it did not evaluate, when that
     file comes from the same evaluation setting (:data:`SAME_EVALUATION`); else ``new`` alone,
@@ -250,7 +273,7 @@ def _merge_saved(path: Path, new: dict[str, Any]) -> dict[str, Any]:
     new_fps = set(new["fingerprints"].values())
     old_fps = old.get("fingerprints") if isinstance(old.get("fingerprints"), dict) else {}
     kept = [k for k in old["results"] if k not in new["results"] and old_fps.get(k) not in new_fps]
-    differs = [k for k in SAME_EVALUATION if _canonical(old.get(k)) != _canonical(new.get(k))]
+    differs = [k for k in SAME_EVALUATION if _setting(old, k) != _setting(new, k)]
     if differs:
         if kept:
             print(f"note: {path} held n = {', '.join(kept)} from another evaluation setting ({', '.join(differs)} "
@@ -265,13 +288,21 @@ def _merge_saved(path: Path, new: dict[str, Any]) -> dict[str, Any]:
             "fingerprints": by_size({**{k: old_fps[k] for k in kept if k in old_fps}, **new["fingerprints"]})}
 
 
+def results_name(tol: float | None = None, stop_mode: str | None = None) -> str:
+    """The results file of an evaluation with these overrides: ``results.json`` for none,
+    ``results_tol<tol>.json``, ``results_stop<mode>.json``, ``results_stop<mode>_tol<tol>.json``."""
+    parts = ([f"stop{stop_mode}"] if stop_mode is not None else []) + ([f"tol{tol:g}"] if tol is not None else [])
+    return "results.json" if not parts else f"results_{'_'.join(parts)}.json"
+
+
 def evaluate_run(run_dir: Path, sizes: Sequence[int] | None = None, tol: float | None = None, device: str = "auto",
-                 repeats: int = 5, warmup: int = 1, write: bool = True, progress: bool = False) -> dict[str, Any]:
+                 repeats: int = 5, warmup: int = 1, write: bool = True, progress: bool = False,
+                 stop_mode: str | None = None) -> dict[str, Any]:
     """Evaluate a run on its protocol's test split (or the given sizes); ``progress``: a bar per
     size over its scoring, warm-up and timed passes.
 
-    ``write=True`` adds the sizes to the run's ``results.json`` (``results_tol<tol>.json``
-    with ``tol``), replacing only those sizes when the file holds other ones from the same
+    ``write=True`` adds the sizes to the run's ``results.json`` (with overrides of ``tol`` or
+    ``stop_mode``, the file :func:`results_name` gives), replacing only those sizes when the file holds other ones from the same
     evaluation setting (see the module doc), and returns what the file then holds;
     ``write=False`` returns this evaluation's sizes only. A run that has not finished training
     is evaluated (a mid-training checkpoint is sometimes wanted) with a warning on stderr and
@@ -280,7 +311,7 @@ def evaluate_run(run_dir: Path, sizes: Sequence[int] | None = None, tol: float |
     saved_cfg = _run_config(run_dir)
     keys = evaluation_sizes(saved_cfg.algorithm, saved_cfg.protocol, sizes, saved_cfg.num_test)
     dev = resolve_device(device)
-    cfg, model, ckpt = load_run(run_dir, dev, tol)
+    cfg, model, ckpt = load_run(run_dir, dev, tol, stop_mode)
     finished = (run_dir / "train_summary.json").is_file()
     if not finished:
         print(f"warning: {run_dir} has not finished training (no train_summary.json): scoring its best checkpoint "
@@ -296,6 +327,7 @@ def evaluate_run(run_dir: Path, sizes: Sequence[int] | None = None, tol: float |
         "schema_version": SCHEMA_VERSION,
         "algorithm": cfg.algorithm, "model": cfg.model, "seed": cfg.seed, "protocol": cfg.protocol,
         "processor": cfg.processor, "tol": cfg.tol if cfg.model == "dear" else None,
+        "stop_mode": cfg.stop_mode if cfg.model == "dear" else None,
         "results": results,
         "checkpoint": {"step": ckpt.get("step"), "val": ckpt.get("val")},
         "trained_steps": _trained_steps(run_dir), "training_finished": finished,
@@ -303,7 +335,7 @@ def evaluate_run(run_dir: Path, sizes: Sequence[int] | None = None, tol: float |
         "config": cfg.to_dict(),
     }
     if write:
-        path = run_dir / ("results.json" if tol is None else f"results_tol{tol:g}.json")
+        path = run_dir / results_name(tol, stop_mode)
         out = _merge_saved(path, json.loads(json.dumps(out)))
         atomic_write_text(path, json.dumps(out, indent=1))
     return out

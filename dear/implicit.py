@@ -112,7 +112,7 @@ class Equilibrium(nn.Module):
         max_iter (int, optional): forward cap on evaluations. (default: ``50``)
         eval_max_iter (int, optional): cap used when the module is in eval mode (DEAR: 40 in
             training, 160 at test). ``None``: same as ``max_iter``. (default: ``None``)
-        stop_mode (str, optional): ``"rel"`` or ``"abs"``. (default: ``"rel"``)
+        stop_mode (str, optional): ``"rel"``, ``"node"`` or ``"abs"`` (:func:`dear.solvers.solve`). (default: ``"rel"``)
         first_hit (bool, optional): forward returns each graph's first iterate under tolerance
             (see :func:`dear.solvers.solve`). (default: ``False``)
         solver_options (dict, optional): options of the forward solver. (default: ``None``)

@@ -13,7 +13,7 @@ import torch
 
 from dear.cli import main
 from dear.compare import Timing, _saved_results, compare, job_done
-from dear.config import profile_config, replace
+from dear.config import ConfigError, profile_config, replace
 from dear.evaluate import evaluate_run, load_run
 from dear.training import RunError, train
 from script_helpers import load_script
@@ -223,6 +223,32 @@ def test_evaluate_tol_must_be_finite_and_positive(shared, monkeypatch, capsys, t
         assert "tol must be a finite number > 0" in _one_error_line(capsys.readouterr().err)
     assert not list(run.glob("results*.json"))
     assert evaluate_run(run, sizes=[4], tol=0.5, repeats=1, warmup=0)["tol"] == 0.5
+
+
+def test_stop_mode_is_a_dear_setting_checked_up_front(shared, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("CLRS_TASKS_CACHE", str(shared / "cache"))
+    with pytest.raises(ConfigError, match="unknown stop_mode 'abs'; valid: rel, node"):
+        tiny("dear", stop_mode="abs")  # abs: a tolerance that would depend on the states' scale
+    run = tmp_path / "dear"
+    assert main(["train", "--algorithm", "minimum", "--model", "dear", "--stop-mode", "node", "--steps", "2",
+                 "--batch-size", "4", "--hidden", "8", "--num-train", "8", "--eval-every", "2", "--device", "cpu",
+                 "--quiet", "--out", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["stop_mode"] == "node"
+    assert load_run(run, torch.device("cpu"))[1].equilibrium.stop_mode == "node"  # the model solves with it
+    assert load_run(run, torch.device("cpu"), stop_mode="rel")[1].equilibrium.stop_mode == "rel"
+    # resuming with another stopping rule is another run
+    assert main(["train", "--algorithm", "minimum", "--model", "dear", "--steps", "2", "--batch-size", "4",
+                 "--hidden", "8", "--num-train", "8", "--eval-every", "2", "--device", "cpu", "--quiet",
+                 "--out", str(run)]) == 2
+    assert "stop_mode" in _one_error_line(capsys.readouterr().err)
+    # NAR has no solver: the flag is refused, for train and for evaluate
+    assert main(["train", "--algorithm", "minimum", "--model", "nar", "--stop-mode", "node", "--steps", "2",
+                 "--quiet", "--out", str(tmp_path / "nar")]) == 2
+    assert "--stop-mode" in _one_error_line(capsys.readouterr().err)
+    assert main(["evaluate", str(_run(shared / "cmp")), "--sizes", "4", "--stop-mode", "node"]) == 2
+    assert _one_error_line(capsys.readouterr().err).startswith("error: --stop-mode only applies to dear runs")
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(run), "--stop-mode", "abs"])
 
 
 # ------------------------------------------------------------ #7, #17 paths; #19 empty --sizes

@@ -130,6 +130,10 @@ def test_default_variant_names_dears_gradient_when_it_is_not_the_papers():
         "mpnn h128, anderson tol 0.1, ift backward, quick profile"
     # NAR has no solver gradient: its variant ignores these fields
     assert default_clrs_variant({**cfg, "model": "nar", "phantom_steps": 5}) == "mpnn h128, quick profile"
+    # the stopping rule: named when it is not the paper's (configs saved before it mean rel)
+    assert default_clrs_variant({**cfg, "stop_mode": "rel"}) == "mpnn h128, anderson tol 0.1, quick profile"
+    assert default_clrs_variant({**cfg, "stop_mode": "node"}) == "mpnn h128, anderson tol 0.1 per node, quick profile"
+    assert default_clrs_variant({**cfg, "model": "nar", "stop_mode": "node"}) == "mpnn h128, quick profile"
 
 
 def test_default_variants_name_every_training_setting_off_its_default():

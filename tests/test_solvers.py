@@ -180,10 +180,50 @@ def test_residual_definitions_abs_and_rel() -> None:
     fz = f(z0)
     abs_res = graph_norm(fz - z0, batch, len(SIZES))
     rel_res = abs_res / (graph_norm(fz, batch, len(SIZES)) + 1e-9)
-    for mode, expected in (("abs", abs_res), ("rel", rel_res)):
+    per_row = torch.linalg.vector_norm(fz - z0, dim=-1) / (torch.linalg.vector_norm(fz, dim=-1) + 1e-9)
+    node_res = torch.stack([per_row[batch == g].max() for g in range(len(SIZES))])  # the worst row per graph
+    for mode, expected in (("abs", abs_res), ("rel", rel_res), ("node", node_res)):
         res = solve(f, z0, batch, method="picard", tol=1e-30, max_iter=1, stop_mode=mode)
         assert torch.allclose(res.residual, expected, rtol=1e-12)
         assert not res.converged.any() and res.nfe == 1
+    one = solve(f, z0, None, method="picard", tol=1e-30, max_iter=1, stop_mode="node")  # one graph: no scatter
+    assert torch.allclose(one.residual, per_row.max().reshape(1), rtol=1e-12)
+
+
+def test_node_residual_is_not_diluted_by_settled_rows() -> None:
+    """One unsettled row among n settled ones: the graph's relative residual falls as n grows
+    (about 1 / sqrt(n)), so `rel` stops a large graph with the row still far off; the worst
+    row's residual does not move, so `node` keeps iterating it at every size."""
+    def lagging(n: int):
+        # rows 1..n-1 are at their fixed point (1), row 0 contracts slowly from 0 towards 1
+        def f(z: torch.Tensor) -> torch.Tensor:
+            out = torch.ones_like(z)
+            out[0] = 0.7 * z[0] + 0.3
+            return out
+        return f, torch.ones(n, HIDDEN, dtype=torch.float64).index_fill_(0, torch.tensor([0]), 0.0)
+
+    residuals, iters = {}, {}
+    for n in (4, 64):
+        for mode in ("rel", "node"):
+            f, z0 = lagging(n)
+            residuals[n, mode] = float(solve(f, z0, None, method="picard", tol=1e-30, max_iter=1,
+                                             stop_mode=mode).residual)
+            iters[n, mode] = int(solve(f, z0, None, method="picard", tol=0.05, max_iter=100,
+                                       stop_mode=mode, first_hit=True).iterations)
+    assert residuals[64, "rel"] < residuals[4, "rel"] / 3  # diluted by the settled rows
+    assert residuals[64, "node"] == pytest.approx(residuals[4, "node"])  # not diluted
+    assert iters[64, "node"] == iters[4, "node"] > iters[64, "rel"]
+    assert iters[4, "rel"] > iters[64, "rel"]  # rel stops the larger graph earlier
+
+
+def test_node_residual_flags_nan_rows_and_reduces_half_in_float32() -> None:
+    r = torch.tensor([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0], [float("nan"), 0.0]])
+    fx = torch.tensor([[0.0, 10.0], [1.0, 0.0], [0.0, 2.0], [1.0, 0.0]])
+    res = solvers_base.graph_residual(r, fx, torch.tensor([0, 0, 1, 2]), 3, "node")
+    assert res[:2].tolist() == pytest.approx([0.5, 0.5]) and res[2] == float("inf")  # NaN: non-finite, so diverged
+    big = torch.full((2, 256), 300.0, dtype=torch.float16)  # a float16 sum of squares would overflow
+    half = solvers_base.graph_residual(big, big, torch.zeros(2, dtype=torch.long), 1, "node")
+    assert half.dtype == torch.float32 and half.item() == pytest.approx(1.0, rel=1e-6)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -202,6 +202,30 @@ def test_evaluate_writes_the_documented_schema(tmp_path):
     loose = evaluate_run(tmp_path, sizes=[8], tol=0.9, repeats=1)
     assert loose["results"]["8"]["iterations"]["mean"] <= r["iterations"]["mean"]
     assert (tmp_path / "results_tol0.9.json").exists()
+    # the worst node's residual bounds more than the graph's: never fewer iterations, same tol
+    node = evaluate_run(tmp_path, sizes=[8], stop_mode="node", repeats=1)
+    assert node["stop_mode"] == "node" and node["config"]["stop_mode"] == "node" and on_disk["stop_mode"] == "rel"
+    assert node["results"]["8"]["iterations"]["mean"] >= r["iterations"]["mean"]
+    assert json.loads((tmp_path / "results_stopnode.json").read_text())["stop_mode"] == "node"
+    evaluate_run(tmp_path, sizes=[8], stop_mode="node", tol=0.9, repeats=1)
+    assert (tmp_path / "results_stopnode_tol0.9.json").exists()
+
+
+def test_results_written_before_stop_mode_existed_still_take_new_sizes(tmp_path):
+    """A results file from before ``stop_mode`` (no such key, a config without the field) is the
+    same evaluation setting as a new one of the same run: more sizes are added, not a new file."""
+    train(tiny("dear"), tmp_path, progress=False)
+    evaluate_run(tmp_path, sizes=[8], repeats=1)
+    path = tmp_path / "results.json"
+    old = json.loads(path.read_text())
+    del old["stop_mode"], old["config"]["stop_mode"]
+    path.write_text(json.dumps(old))
+    both = evaluate_run(tmp_path, sizes=[6], repeats=1)
+    assert set(both["results"]) == {"6", "8"}
+    # an evaluation with another stopping rule is another setting: it would replace the file
+    old["stop_mode"] = "node"
+    path.write_text(json.dumps(old))
+    assert set(evaluate_run(tmp_path, sizes=[6], repeats=1)["results"]) == {"6"}
 
 
 def test_cli_train_evaluate_and_errors(tmp_path, capsys):

@@ -97,13 +97,15 @@ def _nice(text: str) -> str:
 
 
 def default_clrs_variant(cfg: Mapping[str, Any]) -> str:
-    """e.g. ``mpnn h128, anderson tol 0.1, quick profile``. DEAR's gradient is named when it is not
+    """e.g. ``mpnn h128, anderson tol 0.1, quick profile`` (``tol 0.1 per node`` with the ``node``
+    stopping rule). DEAR's gradient is named when it is not
     the DEAR paper's one-step phantom gradient (``phantom 5 steps tau 0.5``, ``ift backward``), so
     two DEAR configurations that train differently never share a variant (configs saved before
     these fields existed mean the paper's)."""
     parts = [f"{_nice(cfg['processor'])} h{cfg['hidden']}"]
     if cfg["model"] == "dear":
-        parts.append(f"{_nice(cfg['solver'])} tol {cfg['tol']:g}")
+        stop = cfg.get("stop_mode", "rel")  # configs saved before the field existed mean rel
+        parts.append(f"{_nice(cfg['solver'])} tol {cfg['tol']:g}" + ("" if stop == "rel" else " per node"))
         backward = cfg.get("backward", "phantom")
         steps, tau = int(cfg.get("phantom_steps", 1)), float(cfg.get("phantom_tau", 1.0))
         if backward != "phantom":

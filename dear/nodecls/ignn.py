@@ -214,7 +214,7 @@ class IGNNLayer(nn.Module):
         tol (float, optional): forward tolerance on the relative residual
             :math:`\|f(Z)-Z\|/\|f(Z)\|`. (default: ``3e-6``, IGNN's)
         max_iter (int, optional): forward iteration cap. (default: ``300``, IGNN's)
-        stop_mode (str, optional): ``"rel"`` or ``"abs"``. (default: ``"rel"``)
+        stop_mode (str, optional): ``"rel"``, ``"node"`` or ``"abs"`` (:func:`dear.solvers.solve`). (default: ``"rel"``)
         solver_options (dict, optional): options of the forward solver (e.g. Anderson ``m``).
         backward_solver (str, optional): solver of the IFT adjoint equation; ``None``: the
             forward solver. (default: ``None``)

@@ -593,7 +593,7 @@ class DEAR(Reasoner):
         tol: relative (``stop_mode``) tolerance. (default: ``0.1``)
         max_iter: iteration cap in training. (default: ``40``)
         max_iter_test: iteration cap in evaluation. (default: ``160``)
-        stop_mode: ``"rel"`` or ``"abs"``. (default: ``"rel"``)
+        stop_mode: ``"rel"``, ``"node"`` or ``"abs"`` (:func:`dear.solvers.solve`). (default: ``"rel"``)
         first_hit: return the first iterate under tolerance. (default: ``True``)
         solver_options: options of the solver; ``None`` gives Anderson ``m=6, lam=1e-4``.
         backward: ``"phantom"``, ``"ift"`` or ``"unroll"``. (default: ``"phantom"``)

@@ -83,7 +83,10 @@ def solve(
     gradients). Each evaluation of ``f`` is on the whole batch; per graph ``g`` the residual is
 
     * ``"abs"``: :math:`\|f(z) - z\|_g` (2-norm over the graph's rows and features),
-    * ``"rel"``: :math:`\|f(z) - z\|_g / (\|f(z)\|_g + 10^{-9})`.
+    * ``"rel"``: :math:`\|f(z) - z\|_g / (\|f(z)\|_g + 10^{-9})` (the DEAR paper's),
+    * ``"node"``: :math:`\max_{i \in g} \|f(z)_i - z_i\| / (\|f(z)_i\| + 10^{-9})`, the worst
+      node's relative residual: unlike ``"rel"`` it is not diluted by the graph's size, so one
+      tolerance stops graphs of every size equally close to their fixed points.
 
     A graph whose residual goes under ``tol`` is *converged* and frozen: later steps never
     change its rows. A graph whose state or residual becomes NaN/Inf is *diverged* and is no
@@ -101,7 +104,7 @@ def solve(
         method: a registered solver name or a :class:`Solver` instance. (default: ``"anderson"``)
         tol: tolerance, ``>= 0`` (``0``: run to ``max_iter``). (default: ``1e-4``)
         max_iter: maximum evaluations of ``f``. (default: ``50``)
-        stop_mode: ``"rel"`` or ``"abs"``. (default: ``"rel"``)
+        stop_mode: ``"rel"``, ``"node"`` or ``"abs"``. (default: ``"rel"``)
         first_hit: return each converged graph's first iterate under tolerance itself, instead
             of its image ``f(x)`` (one free step further). (default: ``False``)
         num_graphs: number of graphs; computed from ``batch`` if omitted (one host sync).
