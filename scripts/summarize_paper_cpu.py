@@ -13,7 +13,9 @@ speed-up is reported beside them. DEAR evaluated again at other solver tolerance
 trained with other settings lives beside the plain run as ``ALGO/dear-LABEL/seed0`` (for example
 ``dear-tol0.05``: trained and tested at tolerance 0.05) and is reported as a variant, with the
 settings its ``config.json`` changes and its gap to the same NAR. Seeds other than 0 are listed
-in numeric order.
+in numeric order. DEAR solved with the worst-node stopping rule (``dear evaluate RUN
+--stop-mode node [--tol T]``) is reported per tolerance, and the tolerance
+``scripts/tol_on_validation.py`` chose on validation under each rule beside its test score.
 
     python scripts/summarize_paper_cpu.py            # default folder
     python scripts/summarize_paper_cpu.py --dir DIR --size 64
@@ -87,6 +89,31 @@ def _seed_number(seed_dir: Path) -> tuple[int, str]:
     return (int(digits), "") if digits.isdigit() else (10**9, seed_dir.name)
 
 
+def node_stop(run_dir: Path, size: str) -> dict[str, dict]:
+    """Score and iterations of the run solved with the worst-node stopping rule
+    (``dear evaluate RUN --stop-mode node [--tol T]``), keyed by tolerance, loosest last."""
+    out = {}
+    for path in [run_dir / "results_stopnode.json", *run_dir.glob("results_stopnode_tol*.json")]:
+        results = _load(path)
+        if not results or size not in results.get("results", {}) or results.get("stop_mode") != "node":
+            continue
+        r = results["results"][size]
+        out[f"{results['tol']:g}"] = {"test_score": round(100 * r["score"], 2), "iterations": r["iterations"]}
+    return dict(sorted(out.items(), key=lambda kv: float(kv[0])))
+
+
+def validation_choices(run_dir: Path) -> dict[str, dict]:
+    """The tolerance ``scripts/tol_on_validation.py`` picked on the validation split, per
+    stopping rule (``rel``: the run's own, ``node``: with ``--stop-mode node``), and the test score there."""
+    out = {}
+    for rule, name in (("rel", "tol_on_validation.json"), ("node", "tol_on_validation_stopnode.json")):
+        chosen = _load(run_dir / name)
+        if chosen:
+            out[rule] = {"tol": chosen["chosen_tol"], "test_score": chosen["test_score_at_chosen"],
+                         "tols_tried": [r["tol"] for r in chosen["sweep"]]}
+    return out
+
+
 def summarize(folder: Path, size: str) -> dict:
     quick = (_load(QUICK) or {}).get("algorithms", {})
     paired = (_load(folder / "paired_timing.json") or {}).get("pairs", {})
@@ -98,6 +125,8 @@ def summarize(folder: Path, size: str) -> dict:
             continue
         q = quick.get(algo_dir.name, {})
         dear["other_tolerances"] = other_tolerances(algo_dir / "dear" / "seed0", size)
+        dear["node_stop"] = node_stop(algo_dir / "dear" / "seed0", size)
+        dear["validation_choice"] = validation_choices(algo_dir / "dear" / "seed0")
         more = {}
         for seed_dir in sorted((algo_dir / "dear").glob("seed*"), key=_seed_number):
             if seed_dir.name == "seed0":
@@ -158,6 +187,13 @@ def markdown(summary: dict) -> str:
         for seed, o in r.get("other_seeds", {}).items():
             lines.append(f"\n{algo}, seed {seed}: DEAR {o['dear']:.1f}, NAR {o['nar']:.1f}, "
                          f"DEAR - NAR {o['dear_minus_nar']:+.1f} ({o['dear_iterations']:.1f} iterations)")
+        node = r["dear"].get("node_stop", {})
+        if node:
+            lines.append(f"\n{algo}, DEAR solved with the worst-node rule (--stop-mode node): " + "; ".join(
+                f"{t}: {o['test_score']:.1f} ({o['iterations']['mean']:.1f})" for t, o in node.items()))
+        for rule, c in r["dear"].get("validation_choice", {}).items():
+            test = "not evaluated" if c["test_score"] is None else f"test {c['test_score']:.1f}"
+            lines.append(f"\n{algo}, tolerance chosen on validation, {rule} rule: {c['tol']:g} ({test})")
         for name, v in r.get("variants", {}).items():
             changed = ", ".join(f"{k} {val}" for k, val in v["changed"].items()) or "no setting changed"
             lines.append(f"\n{algo}, {name} ({changed}), seed 0: DEAR {v['test_score']:.1f}, "

@@ -424,13 +424,23 @@ def test_tol_on_validation_scores_val_split_and_reads_test_scores_it_has(cmp, tm
     assert rows[0.5]["test_score"] is None  # never evaluated there: not made up
     best = max(out["sweep"], key=lambda r: (r["val_score"], r["tol"]))
     assert out["chosen_tol"] == best["tol"] and "-> tol" in capsys.readouterr().out
+    # the worst-node rule: its own file, and test scores read only from evaluations with that rule
+    evaluate_run(run, repeats=1, warmup=0, stop_mode="node", tol=0.5)
+    assert tv.main([str(run), "--tols", f"0.5,{trained_tol}", "--stop-mode", "node"]) == 0
+    node = json.loads((run / "tol_on_validation_stopnode.json").read_text())
+    assert node["stop_mode"] == "node" and node["trained_stop_mode"] == "rel"
+    rows = {r["tol"]: r for r in node["sweep"]}
+    node_test = json.loads((run / "results_stopnode_tol0.5.json").read_text())["results"][size]["score"]
+    assert rows[0.5]["test_score"] == pytest.approx(100 * node_test, abs=0.01)
+    assert rows[trained_tol]["test_score"] is None  # results.json was solved with rel: not this rule's score
+    assert "(node residual)" in capsys.readouterr().out
 
     # ties go to the loosest tolerance (the cheapest solve), a higher score wins over looseness
     scores = {0.5: 0.9, 0.2: 0.9, 0.01: 0.95}
     real_load = tv.load_run
 
-    def load_marked(run_dir, device, tol=None):  # remember which tolerance each model solves to
-        cfg, model, ckpt = real_load(run_dir, device, tol=tol)
+    def load_marked(run_dir, device, tol=None, stop_mode=None):  # remember which tolerance each model solves to
+        cfg, model, ckpt = real_load(run_dir, device, tol=tol, stop_mode=stop_mode)
         model.probe_tol = tol
         return cfg, model, ckpt
 

@@ -50,6 +50,15 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     (folder / "algo_a" / "dear" / "seed0" / "config.json").write_text(json.dumps({"tol": 0.1, "seed": 0, "steps": 31200}))
     (folder / "algo_a" / "dear-tol0.05" / "seed0" / "config.json").write_text(json.dumps({"tol": 0.05, "seed": 0, "steps": 31200}))
     _write_run(folder / "algo_a" / "dear-unfinished" / "seed0", 0.1, 1.0, 1.0, tol=0.2)  # no results.json: skipped
+    # the worst-node stopping rule at the trained tolerance and at 0.2; the validation choices
+    run0 = folder / "algo_a" / "dear" / "seed0"
+    for name, tol, score in (("results_stopnode.json", 0.1, 0.89), ("results_stopnode_tol0.2.json", 0.2, 0.88)):
+        (run0 / name).write_text(json.dumps({"tol": tol, "stop_mode": "node", "results": {"64": {
+            "score": score, "seconds_per_sample": 0.1, "iterations": {"mean": 20.0, "max": 90},
+            "true_steps": {"mean": 7.0, "max": 7}}}}))
+    for name, tol, test in (("tol_on_validation.json", 0.1, 55.0), ("tol_on_validation_stopnode.json", 0.2, 88.0)):
+        (run0 / name).write_text(json.dumps({"chosen_tol": tol, "test_score_at_chosen": test,
+                                             "sweep": [{"tol": 0.2}, {"tol": 0.1}]}))
     (folder / "paired_timing.json").write_text(json.dumps({"pairs": {"algo_a": {"dear_speedup_median": 0.4777}}}))
 
     assert sp.main(["--dir", str(folder)]) == 0
@@ -75,6 +84,11 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     assert "(left out): algo_b" in out
     assert "algo_a, seed 1: DEAR 60.0, NAR 95.0, DEAR - NAR -35.0 (11.0 iterations)" in out
     assert "algo_a, dear-tol0.05 (tol 0.05), seed 0: DEAR 88.0, DEAR - NAR -8.0 (21.0 iterations)" in out
+    assert list(row["dear"]["node_stop"]) == ["0.1", "0.2"]
+    assert row["dear"]["node_stop"]["0.2"]["test_score"] == pytest.approx(88.0)
+    assert row["dear"]["validation_choice"]["node"] == {"tol": 0.2, "test_score": 88.0, "tols_tried": [0.2, 0.1]}
+    assert "worst-node rule (--stop-mode node): 0.1: 89.0 (20.0); 0.2: 88.0 (20.0)" in out
+    assert "tolerance chosen on validation, rel rule: 0.1 (test 55.0)" in out
 
 
 def test_missing_folder_is_one_error_line(tmp_path, capsys):
