@@ -5,7 +5,8 @@
 #   ALGO/dear/seedN       the reference config retrained here (stop_mode rel), evaluated with rel
 #                         (results.json) and with node at test only (results_stopnode.json);
 #   ALGO/dear-node/seedN  the same config with stop_mode node, trained and tested with it.
-# Resumable: finished steps are skipped. ALGOS, SEEDS and CORE select the work.
+# Resumable: finished steps are skipped. ALGOS, SEEDS, CORE and VARIANTS ("dear dear-node" by
+# default; "dear" for the paired test-only comparison alone) select the work.
 #   CORE=0 SEEDS="0 1 2" ALGOS="binary_search_dear mst_prim minimum" bash leaderboards/runs/clrs/node-stop/run.sh
 set -u
 cd "$(dirname "$0")/../../../.." || exit 1
@@ -18,7 +19,7 @@ for seed in ${SEEDS:-0 1 2}; do
   for algo in ${ALGOS:-binary_search_dear mst_prim minimum}; do
     src=$ref/$algo/dear/seed$seed/config.json
     [ -f "$src" ] || { echo "error: no reference config $src" >&2; exit 1; }
-    for variant in dear dear-node; do
+    for variant in ${VARIANTS:-dear dear-node}; do
       dir=$here/$algo/$variant/seed$seed
       mkdir -p "$dir"
       if [ ! -f "$dir/config.json" ]; then

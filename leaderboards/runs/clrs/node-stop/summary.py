@@ -6,7 +6,8 @@ the worst-node rule at test only (``results_stopnode.json``), and the config tra
 with the worst-node rule (``dear-node/seedN/results.json``); all at tolerance 0.1, test 100 graphs
 at n = 64. Beside them the committed quick-profile scores of the same seeds
 (``../quick-budget-anderson-fix/seeds34.json``: DEAR as committed, NAR). Means are over the seeds
-every column has. Writes ``summary.json`` here and prints a markdown table.
+every column has; the paired difference (node minus rel on the same checkpoints) is over every
+seed that has both. Writes ``summary.json`` here and prints a markdown table.
 
     python leaderboards/runs/clrs/node-stop/summary.py
 """
@@ -65,11 +66,16 @@ def summarize() -> dict:
             means["committed_dear"] = _mean([seeds[s]["committed_dear"] for s in complete])
             for c in COLUMNS:
                 means[c]["minus_nar"] = round(means[c]["score"] - means["nar"], 2)
-            # the paired comparison: the same checkpoints, node against rel at test
+        # the paired comparison (the same checkpoints, node against rel at test), over every
+        # seed that has both, including seeds run without the node-trained variant
+        paired = [s for s, r in seeds.items() if r["rel"] and r["node_at_test"]]
+        if means and paired:
             means["node_at_test_minus_rel"] = {
-                "per_seed": [round(seeds[s]["node_at_test"]["score"] - seeds[s]["rel"]["score"], 2) for s in complete],
-                "mean": round(means["node_at_test"]["score"] - means["rel"]["score"], 2),
-                "iterations_ratio": round(means["node_at_test"]["iterations"] / means["rel"]["iterations"], 2)}
+                "seeds": [int(s) for s in paired],
+                "per_seed": [round(seeds[s]["node_at_test"]["score"] - seeds[s]["rel"]["score"], 2) for s in paired],
+                "mean": _mean([seeds[s]["node_at_test"]["score"] - seeds[s]["rel"]["score"] for s in paired]),
+                "iterations_ratio": round(_mean([seeds[s]["node_at_test"]["iterations"] for s in paired])
+                                          / _mean([seeds[s]["rel"]["iterations"] for s in paired]), 2)}
         out[algo] = {"seeds": seeds, "complete_seeds": [int(s) for s in complete], "means": means}
     return {"what": "worst-node stopping rule (stop_mode node) vs the DEAR paper's (rel), quick profile, "
                     "tolerance 0.1, test 100 graphs at n = 64; leaderboards/runs/clrs/node-stop/summary.py",
@@ -90,8 +96,10 @@ def markdown(summary: dict) -> str:
         gaps = [f"{m[c]['minus_nar']:+.1f}" for c in COLUMNS]
         seeds = ",".join(str(s) for s in a["complete_seeds"])
         paired = m["node_at_test_minus_rel"]
+        paired_seeds = ",".join(str(s) for s in paired["seeds"])
         lines.append(f"| {algo} | {seeds} | {' | '.join(cells)} | {m['nar']:.1f} | {m['committed_dear']:.1f} | "
-                     f"{' | '.join(gaps)} | {paired['mean']:+.1f} ({paired['iterations_ratio']:.2f}x) |")
+                     f"{' | '.join(gaps)} | {paired['mean']:+.1f} ({paired['iterations_ratio']:.2f}x; "
+                     f"seeds {paired_seeds}) |")
     return "\n".join(lines)
 
 
