@@ -64,18 +64,28 @@ def model_row(run_dir: Path, size: str) -> dict | None:
     }
 
 
-def other_tolerances(run_dir: Path, size: str) -> dict[str, dict]:
-    """Score and iterations of the run re-evaluated at other solver tolerances, keyed by the
-    tolerance as ``dear evaluate --tol`` wrote it (empty when there are none)."""
+def _by_tolerance(paths: list[Path], size: str, stop_mode: str | None = None) -> dict[str, dict]:
+    """Score and iterations at ``size`` from results files, keyed by the tolerance each was solved
+    at (from the file, else its name's ``tol`` suffix), tightest first as numbers; with
+    ``stop_mode``, only files solved with that rule."""
     out = {}
-    for path in sorted(run_dir.glob("results_tol*.json")):
+    for path in paths:
         results = _load(path)
         if not results or size not in results.get("results", {}):
             continue
+        if stop_mode is not None and results.get("stop_mode") != stop_mode:
+            continue
+        tol = results.get("tol")
+        key = f"{tol:g}" if tol is not None else path.stem.rpartition("_tol")[2]
         r = results["results"][size]
-        out[str(results.get("tol", path.stem.removeprefix("results_tol")))] = {
-            "test_score": round(100 * r["score"], 2), "iterations": r["iterations"]}
-    return dict(sorted(out.items(), key=lambda kv: float(kv[0])))  # tightest first, as numbers
+        out[key] = {"test_score": round(100 * r["score"], 2), "iterations": r["iterations"]}
+    return dict(sorted(out.items(), key=lambda kv: float(kv[0])))
+
+
+def other_tolerances(run_dir: Path, size: str) -> dict[str, dict]:
+    """Score and iterations of the run re-evaluated at other solver tolerances, keyed by the
+    tolerance as ``dear evaluate --tol`` wrote it (empty when there are none)."""
+    return _by_tolerance(sorted(run_dir.glob("results_tol*.json")), size)
 
 
 # Settings a DEAR variant may change; the summary names those that differ from the plain run.
@@ -92,14 +102,8 @@ def _seed_number(seed_dir: Path) -> tuple[int, str]:
 def node_stop(run_dir: Path, size: str) -> dict[str, dict]:
     """Score and iterations of the run solved with the worst-node stopping rule
     (``dear evaluate RUN --stop-mode node [--tol T]``), keyed by tolerance, loosest last."""
-    out = {}
-    for path in [run_dir / "results_stopnode.json", *run_dir.glob("results_stopnode_tol*.json")]:
-        results = _load(path)
-        if not results or size not in results.get("results", {}) or results.get("stop_mode") != "node":
-            continue
-        r = results["results"][size]
-        out[f"{results['tol']:g}"] = {"test_score": round(100 * r["score"], 2), "iterations": r["iterations"]}
-    return dict(sorted(out.items(), key=lambda kv: float(kv[0])))
+    paths = [run_dir / "results_stopnode.json", *sorted(run_dir.glob("results_stopnode_tol*.json"))]
+    return _by_tolerance(paths, size, stop_mode="node")
 
 
 def validation_choices(run_dir: Path) -> dict[str, dict]:
