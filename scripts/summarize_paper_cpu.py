@@ -15,7 +15,9 @@ trained with other settings lives beside the plain run as ``ALGO/dear-LABEL/seed
 settings its ``config.json`` changes and its gap to the same NAR. Seeds other than 0 are listed
 in numeric order. DEAR solved with the worst-node stopping rule (``dear evaluate RUN
 --stop-mode node [--tol T]``) is reported per tolerance, and the tolerance
-``scripts/tol_on_validation.py`` chose on validation under each rule beside its test score.
+``scripts/tol_on_validation.py`` chose on validation under each rule beside its test score; the
+same for every other seed, and seed means (``over_seeds``: at the trained tolerance, and at each
+rule's validation choice over the seeds that have one) once seed 0 has company.
 
     python scripts/summarize_paper_cpu.py            # default folder
     python scripts/summarize_paper_cpu.py --dir DIR --size 64
@@ -118,6 +120,35 @@ def validation_choices(run_dir: Path) -> dict[str, dict]:
     return out
 
 
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 2)
+
+
+def over_seeds(dear: dict, nar: dict, more: dict[str, dict]) -> dict | None:
+    """Seed means where seed 0 has company: DEAR and NAR at the trained tolerance, and DEAR at the
+    tolerance validation chose under each stopping rule, over the seeds that have that choice
+    (their NAR's mean beside it, so the gap pairs the same seeds). None with seed 0 alone."""
+    if not more:
+        return None
+    seeds = {"0": {"dear": dear["test_score"], "nar": nar["test_score"],
+                   "validation_choice": dear.get("validation_choice", {})}, **more}
+    out = {"seeds": list(seeds), "dear": _mean([s["dear"] for s in seeds.values()]),
+           "nar": _mean([s["nar"] for s in seeds.values()])}
+    out["dear_minus_nar"] = round(out["dear"] - out["nar"], 2)
+    chosen = {}
+    for rule in ("rel", "node"):
+        have = {k: s for k, s in seeds.items()
+                if s["validation_choice"].get(rule, {}).get("test_score") is not None}
+        if len(have) < 2:
+            continue
+        d = _mean([s["validation_choice"][rule]["test_score"] for s in have.values()])
+        n = _mean([s["nar"] for s in have.values()])
+        chosen[rule] = {"seeds": list(have), "tols": [s["validation_choice"][rule]["tol"] for s in have.values()],
+                        "dear": d, "nar": n, "dear_minus_nar": round(d - n, 2)}
+    out["validation_chosen"] = chosen
+    return out
+
+
 def summarize(folder: Path, size: str) -> dict:
     quick = (_load(QUICK) or {}).get("algorithms", {})
     paired = (_load(folder / "paired_timing.json") or {}).get("pairs", {})
@@ -140,7 +171,10 @@ def summarize(folder: Path, size: str) -> dict:
                 more[seed_dir.name.removeprefix("seed")] = {
                     "dear": d_more["test_score"], "nar": n_more["test_score"],
                     "dear_minus_nar": round(d_more["test_score"] - n_more["test_score"], 2),
-                    "dear_iterations": d_more["iterations"]["mean"]}
+                    "dear_iterations": d_more["iterations"]["mean"],
+                    "other_tolerances": other_tolerances(seed_dir, size),
+                    "node_stop": node_stop(seed_dir, size),
+                    "validation_choice": validation_choices(seed_dir)}
         variants = {}
         base_config = _load(algo_dir / "dear" / "seed0" / "config.json") or {}
         for variant_dir in sorted(algo_dir.glob("dear-*")):
@@ -157,6 +191,7 @@ def summarize(folder: Path, size: str) -> dict:
             "dear": dear, "nar": nar,
             "dear_minus_nar": round(dear["test_score"] - nar["test_score"], 2),
             "other_seeds": more,
+            "over_seeds": over_seeds(dear, nar, more),
             "variants": variants,
             "speedup_per_graph": round(nar["ms_per_graph"] / dear["ms_per_graph"], 2),
             "paired_speedup": (round(paired[algo_dir.name]["dear_speedup_median"], 2)
@@ -191,6 +226,17 @@ def markdown(summary: dict) -> str:
         for seed, o in r.get("other_seeds", {}).items():
             lines.append(f"\n{algo}, seed {seed}: DEAR {o['dear']:.1f}, NAR {o['nar']:.1f}, "
                          f"DEAR - NAR {o['dear_minus_nar']:+.1f} ({o['dear_iterations']:.1f} iterations)")
+            for rule, c in o.get("validation_choice", {}).items():
+                test = "not evaluated" if c["test_score"] is None else f"test {c['test_score']:.1f}"
+                lines.append(f"\n{algo}, seed {seed}, tolerance chosen on validation, {rule} rule: {c['tol']:g} ({test})")
+        means = r.get("over_seeds")
+        if means:
+            lines.append(f"\n{algo}, seeds {', '.join(means['seeds'])}: DEAR {means['dear']:.1f}, NAR "
+                         f"{means['nar']:.1f}, DEAR - NAR {means['dear_minus_nar']:+.1f}")
+            for rule, c in means["validation_chosen"].items():
+                tols = ", ".join(f"{t:g}" for t in c["tols"])
+                lines.append(f"\n{algo}, seeds {', '.join(c['seeds'])}, tolerance chosen on validation ({rule} rule: "
+                             f"{tols}): DEAR {c['dear']:.1f}, NAR {c['nar']:.1f}, DEAR - NAR {c['dear_minus_nar']:+.1f}")
         node = r["dear"].get("node_stop", {})
         if node:
             lines.append(f"\n{algo}, DEAR solved with the worst-node rule (--stop-mode node): " + "; ".join(

@@ -59,6 +59,8 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     for name, tol, test in (("tol_on_validation.json", 0.1, 55.0), ("tol_on_validation_stopnode.json", 0.2, 88.0)):
         (run0 / name).write_text(json.dumps({"chosen_tol": tol, "test_score_at_chosen": test,
                                              "sweep": [{"tol": 0.2}, {"tol": 0.1}]}))
+    (folder / "algo_a" / "dear" / "seed1" / "tol_on_validation_stopnode.json").write_text(json.dumps(
+        {"chosen_tol": 0.05, "test_score_at_chosen": 80.0, "sweep": [{"tol": 0.1}, {"tol": 0.05}]}))
     (folder / "paired_timing.json").write_text(json.dumps({"pairs": {"algo_a": {"dear_speedup_median": 0.4777}}}))
 
     assert sp.main(["--dir", str(folder)]) == 0
@@ -73,7 +75,18 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     assert row["dear"]["train_hours"] == pytest.approx(2.0)
     assert summary["incomplete"] == ["algo_b"]
     assert list(row["other_seeds"]) == ["1", "2", "10"]
-    assert row["other_seeds"]["1"] == {"dear": 60.0, "nar": 95.0, "dear_minus_nar": -35.0, "dear_iterations": 11.0}
+    assert row["other_seeds"]["1"] == {
+        "dear": 60.0, "nar": 95.0, "dear_minus_nar": -35.0, "dear_iterations": 11.0, "other_tolerances": {},
+        "node_stop": {}, "validation_choice": {"node": {"tol": 0.05, "test_score": 80.0, "tols_tried": [0.1, 0.05]}}}
+    means = row["over_seeds"]
+    assert means["seeds"] == ["0", "1", "2", "10"]
+    assert means["dear"] == pytest.approx((55 + 60 + 65 + 50) / 4) and means["nar"] == pytest.approx((96 + 95 * 3) / 4)
+    # validation-chosen means pair the same seeds: rel has seed 0 only (no mean), node has seeds 0 and 1
+    assert list(means["validation_chosen"]) == ["node"]
+    node_mean = means["validation_chosen"]["node"]
+    assert node_mean["seeds"] == ["0", "1"] and node_mean["tols"] == [0.2, 0.05]
+    assert node_mean["dear"] == pytest.approx(84.0) and node_mean["nar"] == pytest.approx(95.5)
+    assert node_mean["dear_minus_nar"] == pytest.approx(-11.5)
     assert row["other_seeds"]["2"]["dear_minus_nar"] == pytest.approx(-30.0)
     assert list(row["variants"]) == ["dear-tol0.05"]
     variant = row["variants"]["dear-tol0.05"]
@@ -89,6 +102,9 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     assert row["dear"]["validation_choice"]["node"] == {"tol": 0.2, "test_score": 88.0, "tols_tried": [0.2, 0.1]}
     assert "worst-node rule (--stop-mode node): 0.1: 89.0 (20.0); 0.2: 88.0 (20.0)" in out
     assert "tolerance chosen on validation, rel rule: 0.1 (test 55.0)" in out
+    assert "algo_a, seed 1, tolerance chosen on validation, node rule: 0.05 (test 80.0)" in out
+    assert "algo_a, seeds 0, 1, tolerance chosen on validation (node rule: 0.2, 0.05): DEAR 84.0, NAR 95.5, DEAR - NAR -11.5" in out
+    assert "algo_a, seeds 0, 1, 2, 10: DEAR 57.5, NAR 95.2, DEAR - NAR -37.8" in out
 
 
 def test_missing_folder_is_one_error_line(tmp_path, capsys):
