@@ -8,8 +8,11 @@ solve), and sets the test score at that tolerance beside it when the run already
 (``results.json`` for the trained tolerance, ``results_tol<T>.json`` for others). Writes
 ``RUN/tol_on_validation.json``. ``--stop-mode node`` solves with the worst-node stopping rule
 instead of the run's (docs/engine.md) and writes ``RUN/tol_on_validation_stopnode.json``.
+``--score-test`` runs the test evaluation at the chosen setting when the run does not hold it
+yet (``dear evaluate RUN [--tol T] [--stop-mode M] --repeats 1``: the score counts, its one
+timed pass is rough), so the honest choice and its test score come from one command.
 
-    python scripts/tol_on_validation.py RUN_DIR [RUN_DIR ...] --tols 0.2,0.1,0.05,0.02,0.01
+    python scripts/tol_on_validation.py RUN_DIR [RUN_DIR ...] --tols 0.2,0.1,0.05,0.02,0.01 [--score-test]
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch  # noqa: E402
 
 import clrs_tasks as ct  # noqa: E402
 from dear.config import DEAR_STOP_MODES  # noqa: E402
-from dear.evaluate import RunError, check_tol, load_run, results_name  # noqa: E402
+from dear.evaluate import RunError, check_tol, evaluate_run, load_run, results_name  # noqa: E402
 from dear.io import atomic_write_text, git_commit  # noqa: E402
 from dear.training import load_data, validate  # noqa: E402
 
@@ -72,6 +75,25 @@ def choose(run_dir: Path, tols: list[float], device: torch.device, size: str = "
             "chosen_tol": best["tol"], "test_score_at_chosen": best["test_score"], "git_commit": git_commit()}
 
 
+def score_test_at_choice(out: dict[str, Any], device: str, size: str = "64") -> dict[str, Any]:
+    """Evaluate the test split at the chosen tolerance and rule when ``out`` has no test score
+    there (overrides only where they differ from the run's own setting, so the file is the one
+    ``dear evaluate`` would write), and set the score into ``out`` and its sweep row."""
+    if out["test_score_at_chosen"] is not None:
+        return out
+    run_dir, tol = Path(out["run_dir"]), out["chosen_tol"]
+    trained = (out["trained_tol"], out["trained_stop_mode"])
+    evaluate_run(run_dir, tol=None if tol == trained[0] else tol,
+                 stop_mode=None if out["stop_mode"] == trained[1] else out["stop_mode"],
+                 device=device, repeats=1)
+    score = _test_score(run_dir, tol, out["stop_mode"], trained, size)
+    out["test_score_at_chosen"] = score
+    for row in out["sweep"]:
+        if row["tol"] == tol:
+            row["test_score"] = score
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", type=Path, help="finished `dear train --model dear` run directories")
@@ -80,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--stop-mode", default=None, choices=DEAR_STOP_MODES,
                     help="solve with this stopping rule instead of the run's (writes tol_on_validation_stop<MODE>.json)")
+    ap.add_argument("--score-test", action="store_true",
+                    help="evaluate the test split at the chosen setting when the run does not hold it yet")
     args = ap.parse_args(argv)
     try:
         tols = [check_tol(float(t)) for t in args.tols.split(",") if t.strip()]
@@ -90,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     for run_dir in args.runs:
         try:
             out = choose(run_dir, tols, torch.device(args.device), args.size, args.stop_mode)
+            if args.score_test:
+                out = score_test_at_choice(out, args.device, args.size)
         except RunError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -452,3 +452,42 @@ def test_tol_on_validation_scores_val_split_and_reads_test_scores_it_has(cmp, tm
 
     assert tv.main([str(_run(cmp, 0)), "--tols", "0.1"]) == 2  # a NAR run: one error line
     assert _one_error_line(capsys.readouterr().err).startswith("error: --tol only applies")
+
+
+def test_tol_on_validation_score_test_evaluates_the_chosen_setting_once(tmp_path, monkeypatch, capsys):
+    tv = _tol_on_validation_module()
+    run = tmp_path / "dear_run"
+    train(tiny(model="dear"), run, progress=False)
+    trained_tol = json.loads((run / "config.json").read_text())["tol"]
+    real_load = tv.load_run
+
+    def load_marked(run_dir, device, tol=None, stop_mode=None):
+        cfg, model, ckpt = real_load(run_dir, device, tol=tol, stop_mode=stop_mode)
+        model.probe_tol = tol
+        return cfg, model, ckpt
+
+    monkeypatch.setattr(tv, "load_run", load_marked)
+    # validation prefers 0.5 (not the trained tolerance): the test evaluation there is written and read back
+    monkeypatch.setattr(tv, "validate", lambda model, loader, device: {"score": 1.0 if model.probe_tol == 0.5 else 0.5,
+                                                                      "loss": 0.0})
+    assert tv.main([str(run), "--tols", f"0.5,{trained_tol}", "--score-test"]) == 0
+    out = json.loads((run / "tol_on_validation.json").read_text())
+    written = json.loads((run / "results_tol0.5.json").read_text())
+    size = next(iter(written["results"]))
+    assert out["chosen_tol"] == 0.5 and written["tol"] == 0.5 and written["stop_mode"] == "rel"
+    assert out["test_score_at_chosen"] == pytest.approx(100 * written["results"][size]["score"], abs=0.01)
+    assert {r["tol"]: r["test_score"] for r in out["sweep"]}[trained_tol] is None  # only the choice is evaluated
+    assert not (run / "results.json").exists()
+    # the worst-node rule chosen at the trained tolerance: the file `dear evaluate --stop-mode node` writes
+    monkeypatch.setattr(tv, "validate", lambda model, loader, device: {"score": 1.0 if model.probe_tol == trained_tol
+                                                                      else 0.5, "loss": 0.0})
+    assert tv.main([str(run), "--tols", f"0.5,{trained_tol}", "--stop-mode", "node", "--score-test"]) == 0
+    node = json.loads((run / "tol_on_validation_stopnode.json").read_text())
+    node_file = json.loads((run / "results_stopnode.json").read_text())
+    assert node["chosen_tol"] == trained_tol and node_file["stop_mode"] == "node"
+    assert node["test_score_at_chosen"] == pytest.approx(100 * node_file["results"][size]["score"], abs=0.01)
+    # held already: nothing is evaluated again (the file's time stamp stays)
+    before = (run / "results_stopnode.json").stat().st_mtime_ns
+    assert tv.main([str(run), "--tols", f"0.5,{trained_tol}", "--stop-mode", "node", "--score-test"]) == 0
+    assert (run / "results_stopnode.json").stat().st_mtime_ns == before
+    assert "test score there" in capsys.readouterr().out
