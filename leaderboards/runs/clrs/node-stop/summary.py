@@ -7,7 +7,10 @@ with the worst-node rule (``dear-node/seedN/results.json``); all at tolerance 0.
 at n = 64. Beside them the committed quick-profile scores of the same seeds
 (``../quick-budget-anderson-fix/seeds34.json``: DEAR as committed, NAR). Means are over the seeds
 every column has; the paired difference (node minus rel on the same checkpoints) is over every
-seed that has both. Writes ``summary.json`` here and prints a markdown table.
+seed that has both. Where ``validation.sh`` chose the test tolerance on the validation split
+(``tol_on_validation[_stopnode].json``), each rule's choice and the test score and iterations
+there are reported too, with means over the seeds that have both choices (a second table).
+Writes ``summary.json`` here and prints the tables.
 
     python leaderboards/runs/clrs/node-stop/summary.py
 """
@@ -23,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[3]
 sys.path.insert(0, str(REPO))
 
+from dear.evaluate import results_name  # noqa: E402
 from dear.io import atomic_write_text  # noqa: E402
 
 QUICK = HERE.parent / "quick-budget-anderson-fix" / "seeds34.json"
@@ -42,6 +46,24 @@ def _mean(xs: list[float]) -> float:
     return round(statistics.fmean(xs), 2)
 
 
+def validation_choice(run_dir: Path) -> dict[str, dict]:
+    """Per rule, the tolerance validation chose and the test score and iterations there (from the
+    results file of that setting; the run was trained with ``rel`` at its config's tolerance)."""
+    out = {}
+    trained_tol = json.loads((run_dir / "config.json").read_text())["tol"]
+    for rule, name in (("rel", "tol_on_validation.json"), ("node", "tol_on_validation_stopnode.json")):
+        try:
+            chosen = json.loads((run_dir / name).read_text())
+        except (OSError, ValueError):
+            continue
+        tol = chosen["chosen_tol"]
+        at = _result(run_dir / results_name(None if tol == trained_tol else tol, None if rule == "rel" else rule))
+        if at is None:
+            continue
+        out[rule] = {"tol": tol, "score": at["score"], "iterations": at["iterations"]}
+    return out
+
+
 def summarize() -> dict:
     quick = json.loads(QUICK.read_text())["algorithms"]
     out = {}
@@ -56,6 +78,7 @@ def summarize() -> dict:
             q = quick.get(algo, {})
             row["committed_dear"] = q.get("dear_per_seed", [None] * 5)[seed] if seed < 5 else None
             row["nar"] = q.get("nar_per_seed", [None] * 5)[seed] if seed < 5 else None
+            row["validation_choice"] = validation_choice(seed_dir)
             seeds[str(seed)] = row
         complete = [s for s, r in seeds.items() if all(r[c] for c in COLUMNS) and r["nar"] is not None]
         means = None
@@ -76,7 +99,18 @@ def summarize() -> dict:
                 "mean": _mean([seeds[s]["node_at_test"]["score"] - seeds[s]["rel"]["score"] for s in paired]),
                 "iterations_ratio": round(_mean([seeds[s]["node_at_test"]["iterations"] for s in paired])
                                           / _mean([seeds[s]["rel"]["iterations"] for s in paired]), 2)}
-        out[algo] = {"seeds": seeds, "complete_seeds": [int(s) for s in complete], "means": means}
+        chose = [s for s, r in seeds.items() if len(r["validation_choice"]) == 2 and r["nar"] is not None]
+        chosen_means = None
+        if chose:
+            chosen_means = {"seeds": [int(s) for s in chose], "nar": _mean([seeds[s]["nar"] for s in chose])}
+            for rule in ("rel", "node"):
+                picks = [seeds[s]["validation_choice"][rule] for s in chose]
+                score = _mean([c["score"] for c in picks])
+                chosen_means[rule] = {"tols": [c["tol"] for c in picks], "score": score,
+                                      "iterations": _mean([c["iterations"] for c in picks]),
+                                      "minus_nar": round(score - chosen_means["nar"], 2)}
+        out[algo] = {"seeds": seeds, "complete_seeds": [int(s) for s in complete], "means": means,
+                     "validation_chosen": chosen_means}
     return {"what": "worst-node stopping rule (stop_mode node) vs the DEAR paper's (rel), quick profile, "
                     "tolerance 0.1, test 100 graphs at n = 64; leaderboards/runs/clrs/node-stop/summary.py",
             "algorithms": out}
@@ -100,6 +134,18 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {algo} | {seeds} | {' | '.join(cells)} | {m['nar']:.1f} | {m['committed_dear']:.1f} | "
                      f"{' | '.join(gaps)} | {paired['mean']:+.1f} ({paired['iterations_ratio']:.2f}x; "
                      f"seeds {paired_seeds}) |")
+    chosen = {algo: a["validation_chosen"] for algo, a in summary["algorithms"].items() if a.get("validation_chosen")}
+    if chosen:
+        lines += ["", "Test tolerance chosen on validation (n = 16), same checkpoints, test n = 64:", "",
+                  "| algorithm | seeds | rel: tolerances chosen | rel: score (iterations) | node: tolerances chosen "
+                  "| node: score (iterations) | NAR (committed) | rel - NAR | node - NAR |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for algo, c in chosen.items():
+            cells = []
+            for rule in ("rel", "node"):
+                cells += ["/".join(f"{t:g}" for t in c[rule]["tols"]), f"{c[rule]['score']:.1f} ({c[rule]['iterations']:.1f})"]
+            lines.append(f"| {algo} | {','.join(str(s) for s in c['seeds'])} | {' | '.join(cells)} | {c['nar']:.1f} | "
+                         f"{c['rel']['minus_nar']:+.1f} | {c['node']['minus_nar']:+.1f} |")
     return "\n".join(lines)
 
 
