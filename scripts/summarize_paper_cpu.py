@@ -60,7 +60,11 @@ def model_row(run_dir: Path, size: str) -> dict | None:
         "ms_per_graph": round(1000 * r["seconds_per_sample"], 2),
         "trained_steps": summary["steps"],
         "best_validation": {"step": summary["best"]["step"], "score": round(100 * summary["best"]["score"], 2)},
-        "train_hours": round(summary.get("seconds_this_call", float("nan")) / 3600, 2),
+        # a resumed run's summary times only its last call: the whole training time is unknown
+        "train_hours": (None if summary.get("resumed_from")
+                        else round(summary.get("seconds_this_call", float("nan")) / 3600, 2)),
+        "resumed_from": summary.get("resumed_from"),
+        "last_call_hours": round(summary.get("seconds_this_call", float("nan")) / 3600, 2),
         "git_commit": results.get("git_commit"),
         "hardware": {k: results.get("hardware", {}).get(k) for k in ("cpu_model", "cpu_capability", "torch_threads")},
     }

@@ -72,7 +72,16 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     tols = row["dear"]["other_tolerances"]
     assert list(tols) == ["0.01", "0.05", "0.2"]  # numeric order, not the files' name order
     assert tols["0.01"] == {"test_score": 82.0, "iterations": {"mean": 32.4, "max": 64.8}}
-    assert row["dear"]["train_hours"] == pytest.approx(2.0)
+    assert row["dear"]["train_hours"] == pytest.approx(2.0) and row["dear"]["resumed_from"] is None
+    # a run resumed after an interruption: its summary times the last call only, so no total is claimed
+    summary_path = folder / "algo_a" / "nar" / "seed0" / "train_summary.json"
+    resumed = {**json.loads(summary_path.read_text()), "resumed_from": 15652}
+    summary_path.write_text(json.dumps(resumed))
+    assert sp.main(["--dir", str(folder)]) == 0
+    nar = json.loads((folder / "summary.json").read_text())["rows"]["algo_a"]["nar"]
+    assert nar["train_hours"] is None and nar["resumed_from"] == 15652 and nar["last_call_hours"] == pytest.approx(2.0)
+    capsys.readouterr()
+    assert sp.main(["--dir", str(folder)]) == 0
     assert summary["incomplete"] == ["algo_b"]
     assert list(row["other_seeds"]) == ["1", "2", "10"]
     assert row["other_seeds"]["1"] == {
