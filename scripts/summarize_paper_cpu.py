@@ -124,6 +124,13 @@ def validation_choices(run_dir: Path) -> dict[str, dict]:
     return out
 
 
+def dear_sweeps(run_dir: Path, size: str) -> dict[str, dict]:
+    """What a DEAR run holds beside ``results.json``: its other test tolerances, the worst-node
+    rule per tolerance and the validation choices (the same for every seed)."""
+    return {"other_tolerances": other_tolerances(run_dir, size), "node_stop": node_stop(run_dir, size),
+            "validation_choice": validation_choices(run_dir)}
+
+
 def _mean(values: list[float]) -> float:
     return round(sum(values) / len(values), 2)
 
@@ -163,9 +170,7 @@ def summarize(folder: Path, size: str) -> dict:
             incomplete.append(algo_dir.name)
             continue
         q = quick.get(algo_dir.name, {})
-        dear["other_tolerances"] = other_tolerances(algo_dir / "dear" / "seed0", size)
-        dear["node_stop"] = node_stop(algo_dir / "dear" / "seed0", size)
-        dear["validation_choice"] = validation_choices(algo_dir / "dear" / "seed0")
+        dear.update(dear_sweeps(algo_dir / "dear" / "seed0", size))
         more = {}
         for seed_dir in sorted((algo_dir / "dear").glob("seed*"), key=_seed_number):
             if seed_dir.name == "seed0":
@@ -175,10 +180,7 @@ def summarize(folder: Path, size: str) -> dict:
                 more[seed_dir.name.removeprefix("seed")] = {
                     "dear": d_more["test_score"], "nar": n_more["test_score"],
                     "dear_minus_nar": round(d_more["test_score"] - n_more["test_score"], 2),
-                    "dear_iterations": d_more["iterations"]["mean"],
-                    "other_tolerances": other_tolerances(seed_dir, size),
-                    "node_stop": node_stop(seed_dir, size),
-                    "validation_choice": validation_choices(seed_dir)}
+                    "dear_iterations": d_more["iterations"]["mean"], **dear_sweeps(seed_dir, size)}
         variants = {}
         base_config = _load(algo_dir / "dear" / "seed0" / "config.json") or {}
         for variant_dir in sorted(algo_dir.glob("dear-*")):
@@ -211,6 +213,15 @@ def summarize(folder: Path, size: str) -> dict:
                     "scripts/summarize_paper_cpu.py", "size": int(size), "rows": rows, "incomplete": incomplete}
 
 
+def _choice_lines(prefix: str, choices: dict[str, dict]) -> list[str]:
+    """One line per stopping rule: the tolerance validation chose and the test score there."""
+    lines = []
+    for rule, c in choices.items():
+        test = "not evaluated" if c["test_score"] is None else f"test {c['test_score']:.1f}"
+        lines.append(f"\n{prefix}, tolerance chosen on validation, {rule} rule: {c['tol']:g} ({test})")
+    return lines
+
+
 def markdown(summary: dict) -> str:
     lines = ["| algorithm | DEAR | NAR | DEAR - NAR | quick, 5 seeds: DEAR - NAR | DEAR iterations (true steps) "
              "| ms per graph DEAR / NAR | speed-up | paired speed-up | DEAR at other tolerances: score (iterations) |",
@@ -230,9 +241,7 @@ def markdown(summary: dict) -> str:
         for seed, o in r.get("other_seeds", {}).items():
             lines.append(f"\n{algo}, seed {seed}: DEAR {o['dear']:.1f}, NAR {o['nar']:.1f}, "
                          f"DEAR - NAR {o['dear_minus_nar']:+.1f} ({o['dear_iterations']:.1f} iterations)")
-            for rule, c in o.get("validation_choice", {}).items():
-                test = "not evaluated" if c["test_score"] is None else f"test {c['test_score']:.1f}"
-                lines.append(f"\n{algo}, seed {seed}, tolerance chosen on validation, {rule} rule: {c['tol']:g} ({test})")
+            lines += _choice_lines(f"{algo}, seed {seed}", o.get("validation_choice", {}))
         means = r.get("over_seeds")
         if means:
             lines.append(f"\n{algo}, seeds {', '.join(means['seeds'])}: DEAR {means['dear']:.1f}, NAR "
@@ -245,9 +254,7 @@ def markdown(summary: dict) -> str:
         if node:
             lines.append(f"\n{algo}, DEAR solved with the worst-node rule (--stop-mode node): " + "; ".join(
                 f"{t}: {o['test_score']:.1f} ({o['iterations']['mean']:.1f})" for t, o in node.items()))
-        for rule, c in r["dear"].get("validation_choice", {}).items():
-            test = "not evaluated" if c["test_score"] is None else f"test {c['test_score']:.1f}"
-            lines.append(f"\n{algo}, tolerance chosen on validation, {rule} rule: {c['tol']:g} ({test})")
+        lines += _choice_lines(algo, r["dear"].get("validation_choice", {}))
         for name, v in r.get("variants", {}).items():
             changed = ", ".join(f"{k} {val}" for k, val in v["changed"].items()) or "no setting changed"
             lines.append(f"\n{algo}, {name} ({changed}), seed 0: DEAR {v['test_score']:.1f}, "

@@ -73,15 +73,6 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     assert list(tols) == ["0.01", "0.05", "0.2"]  # numeric order, not the files' name order
     assert tols["0.01"] == {"test_score": 82.0, "iterations": {"mean": 32.4, "max": 64.8}}
     assert row["dear"]["train_hours"] == pytest.approx(2.0) and row["dear"]["resumed_from"] is None
-    # a run resumed after an interruption: its summary times the last call only, so no total is claimed
-    summary_path = folder / "algo_a" / "nar" / "seed0" / "train_summary.json"
-    resumed = {**json.loads(summary_path.read_text()), "resumed_from": 15652}
-    summary_path.write_text(json.dumps(resumed))
-    assert sp.main(["--dir", str(folder)]) == 0
-    nar = json.loads((folder / "summary.json").read_text())["rows"]["algo_a"]["nar"]
-    assert nar["train_hours"] is None and nar["resumed_from"] == 15652 and nar["last_call_hours"] == pytest.approx(2.0)
-    capsys.readouterr()
-    assert sp.main(["--dir", str(folder)]) == 0
     assert summary["incomplete"] == ["algo_b"]
     assert list(row["other_seeds"]) == ["1", "2", "10"]
     assert row["other_seeds"]["1"] == {
@@ -114,6 +105,13 @@ def test_rows_pair_dear_with_nar_and_report_other_tolerances(tmp_path, capsys):
     assert "algo_a, seed 1, tolerance chosen on validation, node rule: 0.05 (test 80.0)" in out
     assert "algo_a, seeds 0, 1, tolerance chosen on validation (node rule: 0.2, 0.05): DEAR 84.0, NAR 95.5, DEAR - NAR -11.5" in out
     assert "algo_a, seeds 0, 1, 2, 10: DEAR 57.5, NAR 95.2, DEAR - NAR -37.8" in out
+    # a run resumed after an interruption: its summary times the last call only, so no total is claimed
+    summary_path = folder / "algo_a" / "nar" / "seed0" / "train_summary.json"
+    resumed = {**json.loads(summary_path.read_text()), "resumed_from": 15652}
+    summary_path.write_text(json.dumps(resumed))
+    assert sp.main(["--dir", str(folder)]) == 0
+    nar = json.loads((folder / "summary.json").read_text())["rows"]["algo_a"]["nar"]
+    assert nar["train_hours"] is None and nar["resumed_from"] == 15652 and nar["last_call_hours"] == pytest.approx(2.0)
 
 
 def test_missing_folder_is_one_error_line(tmp_path, capsys):
