@@ -15,6 +15,11 @@ models are the same checkpoints).
 trained with the learned solver against DEAR trained with Anderson), each solved as it was
 trained.
 
+``--tol`` and ``--stop-mode`` solve every DEAR run timed at another test tolerance or with
+another stopping rule (as ``dear evaluate --tol/--stop-mode``; NAR runs are unaffected), e.g.
+the setting ``scripts/tol_on_validation.py`` chose. The pair is then keyed with the setting
+(``minimum stopnode tol0.3``), so one file holds the trained setting and others side by side.
+
     OMP_NUM_THREADS=1 python scripts/time_pairs.py --runs leaderboards/runs/clrs/quick-dmclrs \\
         --out leaderboards/runs/clrs/quick-dmclrs-eval-2026-11-30/paired_timing.json
 """
@@ -32,7 +37,8 @@ from typing import Any
 import torch
 
 import clrs_tasks as ct
-from dear.evaluate import load_run
+from dear.config import DEAR_STOP_MODES
+from dear.evaluate import RunError, load_run, results_name
 from dear.io import atomic_write_text, git_commit, hardware, versions
 from dear.runtime import tune_allocator
 from dear.training import load_data
@@ -42,24 +48,33 @@ ALGORITHMS = ("dfs", "strongly_connected_components", "dag_shortest_paths", "ins
 
 
 @torch.no_grad()
-def time_pair(runs: Path, algorithm: str, seed: int, rounds: int, device: torch.device) -> dict[str, Any]:
+def time_pair(runs: Path, algorithm: str, seed: int, rounds: int, device: torch.device,
+              tol: float | None = None, stop_mode: str | None = None) -> dict[str, Any]:
     """DEAR against NAR: the seed's runs of ``RUNS/ALGO/{dear,nar}``."""
-    r = time_dirs({name: runs / algorithm / name / f"seed{seed}" for name in ("dear", "nar")}, rounds, device)
+    r = time_dirs({name: runs / algorithm / name / f"seed{seed}" for name in ("dear", "nar")}, rounds, device,
+                  tol, stop_mode)
     r.update({"algorithm": algorithm, "seed": seed, "ratios_nar_over_dear": r.pop("ratios_second_over_first"),
               "dear_speedup_median": r.pop("first_speedup_median")})
     return r
 
 
 @torch.no_grad()
-def time_dirs(dirs: dict[str, Path], rounds: int, device: torch.device) -> dict[str, Any]:
+def time_dirs(dirs: dict[str, Path], rounds: int, device: torch.device, tol: float | None = None,
+              stop_mode: str | None = None) -> dict[str, Any]:
     """Two finished runs of one algorithm, ``{label: run_dir}`` (first against second), timed
     in alternating rounds on the first run's test batches. Each run is solved as it was trained
-    (its own solver and tolerance)."""
+    (its own solver and tolerance) unless ``tol`` / ``stop_mode`` say otherwise for DEAR runs."""
     if len(dirs) != 2:
         raise ValueError(f"time_dirs takes two runs, got {len(dirs)}")
-    models, batches, algorithms = {}, None, set()
+    models, batches, algorithms, solved = {}, None, set(), {}
     for name, run_dir in dirs.items():
-        cfg, model, _ = load_run(run_dir, device)
+        try:
+            is_dear = json.loads((Path(run_dir) / "config.json").read_text()).get("model") == "dear"
+            cfg, model, _ = load_run(run_dir, device, *((tol, stop_mode) if is_dear else (None, None)))
+        except (OSError, ValueError, RunError) as e:  # no config, unreadable, no checkpoint, bad setting
+            raise ValueError(f"{run_dir}: {e}") from None
+        if cfg.model == "dear":
+            solved[name] = {"tol": cfg.tol, "stop_mode": cfg.stop_mode}
         algorithms.add(cfg.algorithm)
         models[name] = model
         if batches is None:
@@ -90,7 +105,8 @@ def time_dirs(dirs: dict[str, Path], rounds: int, device: torch.device) -> dict[
             seconds[name].append(one_pass(name))
     ratios = [n / d for n, d in zip(seconds[second], seconds[first])]
     return {
-        "runs": {k: str(v) for k, v in dirs.items()}, "num_graphs": n_graphs, "batch_size": bs,
+        "runs": {k: str(v) for k, v in dirs.items()}, "dear_solved_with": solved, "num_graphs": n_graphs,
+        "batch_size": bs,
         "seconds": seconds, "ratios_second_over_first": ratios,
         "seconds_per_graph_median": {k: statistics.median(v) / n_graphs for k, v in seconds.items()},
         "first_speedup_median": statistics.median(ratios),
@@ -122,8 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tol", type=float, help="solve DEAR runs at this test tolerance (default: as trained)")
+    ap.add_argument("--stop-mode", choices=DEAR_STOP_MODES,
+                    help="solve DEAR runs with this stopping rule (default: as trained)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+    # the pair's key says which setting it was timed at (nothing added for the trained one)
+    setting = results_name(args.tol, args.stop_mode)[len("results"):-len(".json")].lstrip("_").replace("_", " ")
+    suffix = f" {setting}" if setting else ""
     command = " ".join(["scripts/time_pairs.py", *(sys.argv[1:] if argv is None else argv)])
     if (args.runs is None) == (args.dirs is None):
         ap.error("give exactly one of --runs and --dirs")
@@ -136,10 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         for d in (first, second):
             if not (d / "config.json").exists():
                 ap.error(f"{d} is not a run directory (no config.json)")
-        key = f"{first} vs {second}"
+        key = f"{first} vs {second}{suffix}"
         if key not in done["pairs"]:
             try:
-                r = time_dirs({"first": first, "second": second}, args.rounds, device)
+                r = time_dirs({"first": first, "second": second}, args.rounds, device, args.tol, args.stop_mode)
             except ValueError as e:
                 ap.error(str(e))
             done["pairs"][key] = _stamp(r, command)
@@ -151,13 +173,17 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(f'{x:.2f}' for x in r['ratios_second_over_first'])})", flush=True)
         return 0
     for algo in args.algorithms:
-        if algo in done["pairs"]:  # resumable
+        key = f"{algo}{suffix}"
+        if key in done["pairs"]:  # resumable
             continue
-        r = time_pair(Path(args.runs), algo, args.seed, args.rounds, device)
-        done["pairs"][algo] = _stamp(r, command)
+        try:
+            r = time_pair(Path(args.runs), algo, args.seed, args.rounds, device, args.tol, args.stop_mode)
+        except ValueError as e:
+            ap.error(str(e))
+        done["pairs"][key] = _stamp(r, command)
         _save(out, done, args, command)
         s = r["seconds_per_graph_median"]
-        print(f"{algo:>30}: DEAR {s['dear'] * 1e3:8.1f} ms/graph, NAR {s['nar'] * 1e3:8.1f} ms/graph, "
+        print(f"{key:>30}: DEAR {s['dear'] * 1e3:8.1f} ms/graph, NAR {s['nar'] * 1e3:8.1f} ms/graph, "
               f"speed-up {r['dear_speedup_median']:.2f}x (rounds: {', '.join(f'{x:.2f}' for x in r['ratios_nar_over_dear'])})",
               flush=True)
     return 0

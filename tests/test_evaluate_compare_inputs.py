@@ -401,6 +401,33 @@ def test_time_pairs_runs_layout_reports_dear_over_nar(cmp, tmp_path):
     assert pair["dear_speedup_median"] == pytest.approx(pair["seconds"]["nar"][0] / pair["seconds"]["dear"][0])
 
 
+def test_time_pairs_solves_dear_at_the_setting_asked_and_keys_the_pair_by_it(cmp, tmp_path, capsys):
+    tp = _time_pairs_module()
+    dear_run = cmp / "minimum" / "dear" / "seed0"
+    train(tiny(model="dear"), dear_run, progress=False)
+    trained = json.loads((dear_run / "config.json").read_text())
+    out = tmp_path / "timing.json"
+    assert tp.main(["--runs", str(cmp), "--algorithms", "minimum", "--rounds", "1", "--out", str(out)]) == 0
+    assert tp.main(["--runs", str(cmp), "--algorithms", "minimum", "--rounds", "1", "--stop-mode", "node",
+                    "--tol", "0.3", "--out", str(out)]) == 0
+    pairs = json.loads(out.read_text())["pairs"]
+    assert set(pairs) == {"minimum", "minimum stopnode tol0.3"}  # the trained setting's pair is kept
+    assert pairs["minimum"]["dear_solved_with"] == {"dear": {"tol": trained["tol"], "stop_mode": trained["stop_mode"]}}
+    assert pairs["minimum stopnode tol0.3"]["dear_solved_with"] == {"dear": {"tol": 0.3, "stop_mode": "node"}}
+    # --dirs applies it to DEAR runs only (NAR has no solver), under its own key
+    assert tp.main(["--dirs", str(dear_run), str(_run(cmp, 0)), "--rounds", "1", "--stop-mode", "node",
+                    "--out", str(out)]) == 0
+    pair = json.loads(out.read_text())["pairs"][f"{dear_run} vs {_run(cmp, 0)} stopnode"]
+    assert pair["dear_solved_with"] == {"first": {"tol": trained["tol"], "stop_mode": "node"}}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:  # a bad tolerance: one error line naming the run, no traceback
+        tp.main(["--runs", str(cmp), "--algorithms", "minimum", "--tol", "-1", "--out", str(tmp_path / "t.json")])
+    assert e.value.code == 2 and "tol" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # an algorithm with no runs
+        tp.main(["--runs", str(cmp), "--algorithms", "bfs", "--out", str(tmp_path / "t.json")])
+    assert e.value.code == 2 and "bfs" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------- scripts/tol_on_validation.py
 def _tol_on_validation_module():
     return load_script("tol_on_validation")
